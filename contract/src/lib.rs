@@ -1,0 +1,13 @@
+//! The contract between Hush's webhook and its shim.
+//!
+//! Everything both sides must agree on is spelled here, once: the grammar of Vault
+//! references in environment values ([`reference`]) and the names of the variables that
+//! configure the shim ([`env`]). This crate is pure: it performs no I/O and cannot fail
+//! except by returning an error.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod env;
+pub mod reference;
+
+pub use reference::{Operation, ParseError, Part, Request, SecretRef, Template};

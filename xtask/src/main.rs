@@ -1,0 +1,45 @@
+//! `cargo xtask`: every build, test, benchmark and demo of Hush goes through here.
+//!
+//! It installs what it needs by itself (Debian packages through apt, Python tools into a
+//! venv under `target/tools`), pinned, so that a fresh machine needs only `cargo`.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cmd;
+mod demo;
+mod openbao;
+mod test;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Hush's task runner")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run the whole suite: fmt, clippy, unit, property and integration tests against real services.
+    Test(test::Args),
+    /// Show Hush working end to end on this machine, explaining each step.
+    Demo,
+    /// Run benchmarks and print each figure beside its baseline from the same run.
+    Bench(bench::Args),
+    /// Build the static shim binary and print its path.
+    BuildShim,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Test(args) => test::run(&args),
+        Task::Demo => demo::run(),
+        Task::Bench(args) => bench::run(&args),
+        Task::BuildShim => {
+            println!("{}", tools::build_static_shim()?.display());
+            Ok(())
+        }
+    }
+}

