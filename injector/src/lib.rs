@@ -1,0 +1,22 @@
+//! Hush's shim: resolves Vault references in its environment, then `execve`s the
+//! application with the secrets in place.
+//!
+//! The flow, one module per step: [`config`] (environment → typed settings) →
+//! [`plan`] (which variables pass, drop, or resolve; pure) → [`vault`] (login, read each
+//! distinct request once, revoke) → [`render`] (the environment block, in locked memory:
+//! [`envblock`]) → [`exec`]. [`run`] strings them together; `main` maps failures to
+//! [`exit`] codes. All `unsafe` lives in [`sys`].
+
+pub mod config;
+pub mod envblock;
+pub mod exec;
+pub mod exit;
+pub mod install;
+pub mod log;
+pub mod plan;
+pub mod render;
+pub mod retry;
+pub mod run;
+pub mod secret;
+mod sys;
+pub mod vault;

@@ -1,0 +1,99 @@
+//! The shim's one job, step by step: configuration, plan, Vault, environment, exec.
+
+use crate::config::{Auth, Config, ConfigError, Revoke};
+use crate::exec::{exec, find_program};
+use crate::exit::Failure;
+use crate::plan::plan;
+use crate::render::render;
+use crate::vault::{Vault, fetch_all};
+use crate::{config, sys};
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Resolves the environment and replaces the process with `command`. Returns only on failure.
+pub fn run(command: &[OsString]) -> Failure {
+    match prepare_and_exec(command) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    }
+}
+
+enum Never {}
+
+fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
+    let started = Instant::now();
+    // While it holds secrets the shim cannot be ptraced, nor its memory or environ read,
+    // by processes of the same uid without CAP_SYS_PTRACE. exec resets this for the app.
+    if let Err(e) = sys::set_dumpable(false) {
+        tracing::warn!("could not make the shim non-dumpable: {e}");
+    }
+    let config = Config::parse(&|name: &str| std::env::var_os(name))?;
+    let (program_name, _) = command.split_first().expect("clap requires a command");
+    let program = find_program(program_name, std::env::var_os("PATH").as_deref())?;
+    let plan = plan(std::env::vars_os(), &config)?;
+
+    let answers = if plan.requests.is_empty() {
+        Default::default()
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)?;
+        runtime.block_on(fetch(&config, &plan.requests))?
+    };
+    let rendered = render(&plan, &answers, config.ignore_missing)?;
+    drop(answers);
+    for skipped in &rendered.unresolved {
+        tracing::warn!(
+            "{}: {}: left unresolved (VAULT_IGNORE_MISSING_SECRETS)",
+            skipped.variable.to_string_lossy(),
+            skipped.reference
+        );
+    }
+    tracing::info!(
+        references = plan.reference_count(),
+        requests = plan.requests.len(),
+        locked = rendered.block.is_locked(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "exec {}",
+        program.display()
+    );
+    Err(exec(&program, command, &rendered.block).into())
+}
+
+async fn fetch(
+    config: &Config,
+    requests: &std::collections::BTreeSet<hush_contract::Request>,
+) -> Result<std::collections::HashMap<hush_contract::Request, crate::render::Answer>, Failure> {
+    let addr = config.vault_addr.as_ref().ok_or(ConfigError::Missing {
+        name: hush_contract::env::VAULT_ADDR,
+        why: "the environment holds Vault references",
+    })?;
+    let mut vault = Vault::new(addr, &config.tls, config.namespace.clone(), config.client_timeout)?;
+    let handed_in = matches!(config.auth, Auth::Token(_));
+    match &config.auth {
+        Auth::Token(token) => vault.use_token(token.clone()),
+        auth => vault.login(auth).await?,
+    }
+    tracing::debug!(method = config.auth.method_name(), "authenticated");
+    let vault = Arc::new(vault);
+    let answers = fetch_all(Arc::clone(&vault), requests, config.max_concurrency).await;
+    let mut vault = Arc::into_inner(vault).expect("all fetch tasks have ended");
+    let revoke = match config.revoke {
+        Revoke::Always => true,
+        Revoke::Never => false,
+        Revoke::Obtained => !handed_in,
+    };
+    if revoke {
+        if let Err(e) = vault.revoke_self().await {
+            // The token dies with this process image anyway; Vault keeps it until its TTL.
+            tracing::warn!("{e}");
+        }
+    } else {
+        vault.forget_token();
+    }
+    answers.map_err(Failure::from)
+}
+
+/// The log settings, for `main` to install the subscriber before anything can fail.
+pub fn log_config() -> config::LogConfig {
+    config::parse_log(&|name: &str| std::env::var_os(name))
+}

@@ -1,0 +1,186 @@
+//! Vault responses, parsed straight from a zeroizing buffer into [`SecretString`]s.
+//!
+//! Field values never pass through `serde_json::Value` (whose strings are freed without
+//! being wiped): each is taken as raw JSON text, turned into a `SecretString`, and the raw
+//! copy is zeroized. Numbers, booleans, objects and arrays become their JSON text.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use zeroize::Zeroize;
+
+/// The fields of one response: field name to secret value.
+#[derive(Default)]
+pub struct Fields(HashMap<String, SecretString>);
+
+impl Fields {
+    /// The secret in field `key`.
+    pub fn get(&self, key: &str) -> Option<&SecretString> {
+        self.0.get(key)
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Fields").field("names", &names).finish_non_exhaustive()
+    }
+}
+
+/// The lease that came with a response (dynamic secrets); for renewal in daemon mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// Empty for secrets without a lease (KV).
+    pub id: String,
+    /// Seconds the lease is valid for.
+    pub duration_secs: u64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Response {
+    /// `None` when the response holds no data (a deleted KV v2 version, say).
+    pub fields: Option<Fields>,
+    /// The lease, if any.
+    pub lease: Lease,
+    /// Vault's warnings (never secret).
+    pub warnings: Vec<String>,
+}
+
+/// A response body that is not what Vault sends.
+#[derive(Debug, thiserror::Error)]
+#[error("Vault's response is not a secret response: {0}")]
+pub struct MalformedResponse(String);
+
+type RawFields = HashMap<String, Box<RawValue>>;
+
+#[derive(Deserialize)]
+struct Envelope<D> {
+    data: Option<D>,
+    #[serde(default)]
+    lease_id: String,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Kv2 {
+    data: Option<RawFields>,
+}
+
+/// Parses a response body. `kv2`: the fields are under `data.data`.
+pub fn parse_response(body: &[u8], kv2: bool) -> Result<Response, MalformedResponse> {
+    // serde_json's messages give line and column, never the offending text.
+    let malformed = |e: serde_json::Error| MalformedResponse(e.to_string());
+    let (raw, lease, warnings) = if kv2 {
+        let envelope: Envelope<Kv2> = serde_json::from_slice(body).map_err(malformed)?;
+        let lease = lease_of(&envelope);
+        (envelope.data.and_then(|d| d.data), lease, envelope.warnings)
+    } else {
+        let envelope: Envelope<RawFields> = serde_json::from_slice(body).map_err(malformed)?;
+        let lease = lease_of(&envelope);
+        (envelope.data, lease, envelope.warnings)
+    };
+    let fields = raw.map(into_fields).transpose()?;
+    Ok(Response { fields, lease, warnings: warnings.unwrap_or_default() })
+}
+
+fn lease_of<D>(envelope: &Envelope<D>) -> Lease {
+    Lease { id: envelope.lease_id.clone(), duration_secs: envelope.lease_duration, renewable: envelope.renewable }
+}
+
+fn into_fields(raw: RawFields) -> Result<Fields, MalformedResponse> {
+    let mut fields = HashMap::with_capacity(raw.len());
+    let mut failure = None;
+    for (name, value) in raw {
+        let mut text: Box<str> = value.into();
+        if failure.is_none() {
+            match secret_of(&text) {
+                Ok(secret) => {
+                    fields.insert(name, secret);
+                }
+                Err(e) => failure = Some(MalformedResponse(format!("field `{name}`: {e}"))),
+            }
+        }
+        text.zeroize();
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Fields(fields)),
+    }
+}
+
+fn secret_of(raw: &str) -> Result<SecretString, serde_json::Error> {
+    if raw.starts_with('"') {
+        let text: String = serde_json::from_str(raw)?;
+        Ok(SecretString::from(text))
+    } else {
+        Ok(SecretString::from(raw.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn field(r: &Response, key: &str) -> String {
+        r.fields.as_ref().unwrap().get(key).unwrap().expose_secret().to_owned()
+    }
+
+    #[test]
+    fn kv1_and_dynamic_secrets() {
+        let body = br#"{"request_id":"x","lease_id":"database/creds/app/abc","lease_duration":3600,"renewable":true,
+            "data":{"username":"v-app-1","password":"p\"w\u00e9","port":5432,"on":true,"obj":{"a":[1]},"nil":null},"warnings":["w1"]}"#;
+        let r = parse_response(body, false).unwrap();
+        assert_eq!(field(&r, "username"), "v-app-1");
+        assert_eq!(field(&r, "password"), "p\"wé");
+        assert_eq!(field(&r, "port"), "5432");
+        assert_eq!(field(&r, "on"), "true");
+        assert_eq!(field(&r, "obj"), r#"{"a":[1]}"#);
+        assert_eq!(field(&r, "nil"), "null");
+        assert_eq!(r.lease, Lease { id: "database/creds/app/abc".into(), duration_secs: 3600, renewable: true });
+        assert_eq!(r.warnings, ["w1"]);
+    }
+
+    #[test]
+    fn kv2_fields_are_under_data_data() {
+        let body = br#"{"data":{"data":{"password":"s3cr3t"},"metadata":{"version":3,"destroyed":false}}}"#;
+        assert_eq!(field(&parse_response(body, true).unwrap(), "password"), "s3cr3t");
+        let deleted = br#"{"data":{"data":null,"metadata":{"deletion_time":"2026-01-01T00:00:00Z"}}}"#;
+        assert!(parse_response(deleted, true).unwrap().fields.is_none());
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_without_their_content() {
+        for body in [&b"not json s3cr3t"[..], br#"{"data":["s3cr3t"]}"#, br#"{"data":{"k":"s3cr3t"#] {
+            let err = parse_response(body, false).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let r = parse_response(br#"{"data":{"password":"s3cr3t"}}"#, false).unwrap();
+        let debug = format!("{r:?}");
+        assert!(debug.contains("password") && !debug.contains("s3cr3t"), "{debug}");
+    }
+}

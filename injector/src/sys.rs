@@ -1,0 +1,130 @@
+//! Every `unsafe` block and raw syscall of the shim. Nothing else in the crate uses `unsafe`.
+//!
+//! Invariants kept here:
+//! - [`LockedPages`] owns exactly one anonymous private mapping of `len` bytes; it is wiped
+//!   with volatile writes before it is unmapped, so its contents never outlive it.
+//! - [`execve`] is handed NUL-terminated pointer arrays whose strings outlive the call.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, c_char};
+use std::io;
+use std::ptr::NonNull;
+
+/// Anonymous memory for secrets: kept out of core dumps (`MADV_DONTDUMP`), not inherited
+/// by `fork` (`MADV_WIPEONFORK`), locked in RAM when `RLIMIT_MEMLOCK` allows, and wiped
+/// before it is returned to the kernel.
+pub struct LockedPages {
+    ptr: NonNull<u8>,
+    len: usize,
+    locked: bool,
+}
+
+impl LockedPages {
+    /// Maps at least `len` bytes (at least one page), zero-filled.
+    pub fn new(len: usize) -> io::Result<Self> {
+        let len = len.max(1);
+        // Safety: a fresh anonymous private mapping; no existing memory is touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        // Safety: ptr/len describe the mapping made above. These are hardening hints: a
+        // kernel without them (WIPEONFORK needs 4.14) leaves the memory as private as malloc.
+        let locked = unsafe {
+            libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTDUMP);
+            libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_WIPEONFORK);
+            libc::mlock(ptr.as_ptr().cast(), len) == 0
+        };
+        Ok(LockedPages { ptr, len, locked })
+    }
+
+    /// The memory, for writing.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // Safety: the mapping is `len` bytes, readable and writable, and exclusively ours.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The memory, for reading.
+    #[cfg(test)]
+    pub fn as_slice(&self) -> &[u8] {
+        // Safety: as above; shared borrow.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Address of byte `offset`, for pointer arrays handed to the kernel.
+    pub fn ptr_at(&self, offset: usize) -> *const c_char {
+        assert!(offset < self.len, "offset {offset} outside the {}-byte mapping", self.len);
+        // Safety: offset is within the mapping (checked above).
+        unsafe { self.ptr.as_ptr().add(offset).cast_const().cast() }
+    }
+
+    /// Whether `mlock` succeeded.
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+}
+
+impl Drop for LockedPages {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self.as_mut_slice());
+        // Safety: unmapping the mapping this value owns; nothing refers to it past drop.
+        unsafe {
+            if self.locked {
+                libc::munlock(self.ptr.as_ptr().cast(), self.len);
+            }
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Replaces the process image. Returns only on failure.
+///
+/// `argv` and `envp` must end with a null pointer and point to NUL-terminated strings that
+/// stay alive for the call (checked: the last element is null).
+pub fn execve(program: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> io::Error {
+    assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
+    assert!(envp.last().is_some_and(|p| p.is_null()), "envp must be null-terminated");
+    // Safety: all three point to NUL-terminated data that outlives the call (caller's
+    // contract, terminators checked above).
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// `prctl(PR_SET_DUMPABLE)`: a non-dumpable process cannot be ptraced or have its
+/// `/proc/<pid>/{environ,mem}` read by same-uid processes without `CAP_SYS_PTRACE`.
+pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
+    // Safety: PR_SET_DUMPABLE takes an integer argument and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable), 0, 0, 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_zeroed_writable_and_sized() {
+        let mut pages = LockedPages::new(10).unwrap();
+        assert_eq!(pages.as_slice().len(), 10);
+        assert!(pages.as_slice().iter().all(|&b| b == 0));
+        pages.as_mut_slice()[..3].copy_from_slice(b"abc");
+        assert_eq!(&pages.as_slice()[..3], b"abc");
+        assert!(!pages.ptr_at(9).is_null());
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn pointers_past_the_end_are_refused() {
+        let _ = LockedPages::new(4).unwrap().ptr_at(4);
+    }
+}
