@@ -17,8 +17,9 @@ use url::Url;
 pub struct Config {
     /// Vault's address; `None` when unset (needed only if a value holds a reference).
     pub vault_addr: Option<Url>,
-    /// How to obtain a token.
-    pub auth: Auth,
+    /// How to obtain a token. A missing setting is an error only if Vault is needed, so
+    /// it is kept here; an invalid one fails [`Config::parse`].
+    pub auth: Result<Auth, ConfigError>,
     /// Namespace sent with every request.
     pub namespace: Option<String>,
     /// How to trust Vault's certificate.
@@ -126,7 +127,7 @@ pub struct LogConfig {
 }
 
 /// A configuration variable with a value the shim cannot use.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// The value does not parse.
     #[error("{name}: {reason}")]
@@ -277,7 +278,10 @@ impl Config {
             };
         Ok(Config {
             vault_addr,
-            auth: parse_auth(&vars)?,
+            auth: match parse_auth(&vars) {
+                Err(invalid @ ConfigError::Invalid { .. }) => return Err(invalid),
+                other => other,
+            },
             namespace: vars.text(names::VAULT_NAMESPACE)?,
             tls: Tls {
                 ca_cert: vars.text(names::VAULT_CACERT)?.map(PathBuf::from),
@@ -387,11 +391,11 @@ mod tests {
     #[test]
     fn an_empty_environment_means_kubernetes_login_that_needs_a_role() {
         assert_eq!(
-            parse(&[]).unwrap_err(),
+            parse(&[]).unwrap().auth.unwrap_err(),
             ConfigError::Missing { name: "VAULT_ROLE", why: "kubernetes and jwt login need a role" }
         );
         let config = parse(&[("VAULT_ROLE", "app")]).unwrap();
-        match config.auth {
+        match config.auth.unwrap() {
             Auth::Jwt { method: JwtMethod::Kubernetes, mount, role, jwt_path } => {
                 assert_eq!((mount.as_str(), role.as_str()), ("kubernetes", "app"));
                 assert_eq!(jwt_path, PathBuf::from(names::DEFAULT_SA_TOKEN_PATH));
@@ -407,7 +411,7 @@ mod tests {
     #[test]
     fn a_token_selects_token_auth() {
         let config = parse(&[("VAULT_TOKEN", "s.abc"), ("VAULT_ADDR", "https://vault:8200")]).unwrap();
-        assert!(matches!(&config.auth, Auth::Token(t) if t.expose_secret() == "s.abc"));
+        assert!(matches!(config.auth.as_ref().unwrap(), Auth::Token(t) if t.expose_secret() == "s.abc"));
         assert_eq!(config.vault_addr.unwrap().as_str(), "https://vault:8200/");
     }
 
@@ -420,12 +424,14 @@ mod tests {
             ("HUSH_SA_TOKEN_PATH", "/t"),
         ])
         .unwrap();
-        assert!(matches!(config.auth, Auth::Jwt { method: JwtMethod::Jwt, ref mount, ref jwt_path, .. }
+        assert!(matches!(config.auth.unwrap(), Auth::Jwt { method: JwtMethod::Jwt, ref mount, ref jwt_path, .. }
             if mount == "jwt-k8s" && jwt_path == &PathBuf::from("/t")));
         let config =
             parse(&[("VAULT_AUTH_METHOD", "approle"), ("VAULT_ROLE", "rid"), ("VAULT_SECRET_ID_FILE", "/s")]).unwrap();
-        assert!(matches!(config.auth, Auth::AppRole { ref mount, ref role_id, secret_id: SecretIdSource::File(_) }
-            if mount == "approle" && role_id == "rid"));
+        assert!(
+            matches!(config.auth.unwrap(), Auth::AppRole { ref mount, ref role_id, secret_id: SecretIdSource::File(_) }
+            if mount == "approle" && role_id == "rid")
+        );
         assert!(
             parse(&[
                 ("VAULT_AUTH_METHOD", "approle"),
@@ -449,16 +455,19 @@ mod tests {
             (vec![("VAULT_TOKEN", "t"), ("HUSH_MAX_CONCURRENCY", "0")], "HUSH_MAX_CONCURRENCY"),
             (vec![("VAULT_TOKEN", "t"), ("VAULT_LOG_LEVEL", "loud")], "VAULT_LOG_LEVEL"),
             (vec![("VAULT_ROLE", "r"), ("VAULT_PATH", "a/../b")], "VAULT_PATH"),
-            (vec![("VAULT_AUTH_METHOD", "token")], "VAULT_TOKEN"),
         ];
         for (vars, name) in cases {
             let message = parse(&vars).unwrap_err().to_string();
             assert!(message.starts_with(name), "{message}");
         }
+        let missing = parse(&[("VAULT_AUTH_METHOD", "token")]).unwrap().auth.unwrap_err();
+        assert!(missing.to_string().starts_with("VAULT_TOKEN"), "{missing}");
         let map = HashMap::from([("VAULT_SECRET_ID".to_string(), OsString::from("hunter2-secret"))]);
         let err = Config::parse(&|n: &str| {
             if n == "VAULT_AUTH_METHOD" { Some("approle".into()) } else { map.get(n).cloned() }
         })
+        .unwrap()
+        .auth
         .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
     }

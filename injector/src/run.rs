@@ -67,13 +67,14 @@ async fn fetch(
         name: hush_contract::env::VAULT_ADDR,
         why: "the environment holds Vault references",
     })?;
+    let auth = config.auth.as_ref().map_err(Clone::clone)?;
     let mut vault = Vault::new(addr, &config.tls, config.namespace.clone(), config.client_timeout)?;
-    let handed_in = matches!(config.auth, Auth::Token(_));
-    match &config.auth {
+    let handed_in = matches!(auth, Auth::Token(_));
+    match auth {
         Auth::Token(token) => vault.use_token(token.clone()),
         auth => vault.login(auth).await?,
     }
-    tracing::debug!(method = config.auth.method_name(), "authenticated");
+    tracing::debug!(method = auth.method_name(), "authenticated");
     let vault = Arc::new(vault);
     let answers = fetch_all(Arc::clone(&vault), requests, config.max_concurrency).await;
     let mut vault = Arc::into_inner(vault).expect("all fetch tasks have ended");
