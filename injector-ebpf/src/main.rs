@@ -1,6 +1,162 @@
-//! Hush's per-node guard (work in progress: see the guard issue).
+//! `guard`: Hush's per-node daemon. Loads the BPF programs, then writes one JSON audit line per
+//! attempt on a protected process to stdout until killed. Programs and maps stay pinned under
+//! the pin root after it exits; `guard unload` removes them.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use injector_ebpf::audit::{self, LineCtx};
+use injector_ebpf::loader::{self, Options, PIN_ROOT};
+use injector_ebpf::maps::{Action, Event, What};
+use injector_ebpf::metrics::{self, Counters};
+use injector_ebpf::mode::{self, Requested};
+use injector_ebpf::ratelimit::{RateLimiter, Verdict};
+use injector_ebpf::resolve::CgroupPaths;
+use injector_ebpf::{error_chain, sys};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(about = "Hush guard: no other process reads a protected process's environment or memory")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// auto picks the strongest mode that loads (lsm, else tracepoint).
+    #[arg(long, value_enum, default_value = "auto")]
+    mode: Requested,
+    /// Where maps and links are pinned (on bpffs).
+    #[arg(long, global = true, default_value = PIN_ROOT)]
+    pin_root: PathBuf,
+    /// Node name in audit lines (default: $NODE_NAME, else the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// A cgroup v2 directory whose processes may read protected processes (node agents). Repeatable.
+    #[arg(long = "allow-cgroup")]
+    allow_cgroups: Vec<PathBuf>,
+    /// Serve Prometheus counters on this address (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// At most this many audit lines per second; the rest are counted in a summary line.
+    #[arg(long, default_value_t = 200)]
+    max_lines_per_sec: u32,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Detach every program and remove the pinned maps (protection ends).
+    Unload,
+}
 
 fn main() {
-    eprintln!("guard: not implemented yet");
-    std::process::exit(70);
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("guard: error: {}", error_chain(e.as_ref()));
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(Cmd::Unload) = cli.cmd {
+        loader::unload(&cli.pin_root).with_context(|| format!("removing {}", cli.pin_root.display()))?;
+        eprintln!("guard: unloaded {}", cli.pin_root.display());
+        return Ok(());
+    }
+    let allowed_cgroups = cli
+        .allow_cgroups
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.ino()).with_context(|| format!("--allow-cgroup {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let opts = Options { requested: cli.mode, pin_root: cli.pin_root.clone(), allowed_cgroups };
+    let (mut guard, facts) = loader::start(&opts).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    for w in mode::warnings(guard.mode, &facts) {
+        eprintln!("guard: warning: {w}");
+    }
+    let node = cli
+        .node
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default();
+    let mode_name = guard.mode.to_string();
+    let wall_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i128;
+    let ctx = LineCtx { node: &node, mode: &mode_name, boot_to_wall_ns: wall_now - sys::boottime_ns()? };
+
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    if let Some(addr) = &cli.metrics {
+        let local = metrics::serve(addr, counters.clone()).with_context(|| format!("--metrics {addr}"))?;
+        eprintln!("guard: metrics on http://{local}/metrics");
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
+            "pid": std::process::id(), "pin_root": cli.pin_root})
+    )?;
+    out.flush()?;
+
+    let mut paths = CgroupPaths::new();
+    let mut limiter = RateLimiter::new(cli.max_lines_per_sec, 1_000_000_000);
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    loop {
+        let ready = sys::poll_readable(guard.events.as_fd(), 250)?;
+        let now = started.elapsed().as_nanos() as u64;
+        if ready {
+            while let Some(item) = guard.events.next() {
+                let Some(mut ev) = Event::decode(&item) else {
+                    eprintln!("guard: skipping a malformed ring buffer record of {} bytes", item.len());
+                    continue;
+                };
+                drop(item);
+                let reader_cg = paths.path(ev.reader.cgroup_id);
+                let target_cg = if ev.target.comm[0] == 0 {
+                    paths.fill_from_proc(&mut ev.target)
+                } else {
+                    paths.path(ev.target.cgroup_id)
+                };
+                if let Ok(mut c) = counters.lock() {
+                    let action = Action::from_u32(ev.action).map_or("unknown", Action::name);
+                    let what = What::from_u32(ev.what).map_or("unknown", What::name);
+                    c.add("hush_guard_events_total", &[("action", action), ("attempt", what)], 1);
+                }
+                match limiter.admit(now) {
+                    Verdict::Emit { summary } => {
+                        if let Some(n) = summary {
+                            writeln!(
+                                out,
+                                "{}",
+                                audit::suppressed_line(n, limiter.window_secs(), wall_ns(&ctx)?, &ctx)
+                            )?;
+                        }
+                        writeln!(out, "{}", audit::line(&ev, reader_cg.as_deref(), target_cg.as_deref(), &ctx))?;
+                    }
+                    Verdict::Suppress => {
+                        if let Ok(mut c) = counters.lock() {
+                            c.add("hush_guard_suppressed_lines_total", &[], 1);
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        if let Some(n) = limiter.flush(now) {
+            writeln!(out, "{}", audit::suppressed_line(n, limiter.window_secs(), wall_ns(&ctx)?, &ctx))?;
+            out.flush()?;
+        }
+        if last_stats.elapsed().as_secs() >= 1 {
+            last_stats = Instant::now();
+            let full = guard.stats.get(&0, 0).unwrap_or(0);
+            let map_full = guard.stats.get(&1, 0).unwrap_or(0);
+            if let Ok(mut c) = counters.lock() {
+                c.set("hush_guard_ringbuf_dropped_total", full);
+                c.set("hush_guard_map_full_total", map_full);
+            }
+        }
+    }
+}
+
+fn wall_ns(ctx: &LineCtx<'_>) -> Result<i128> {
+    Ok(sys::boottime_ns()? + ctx.boot_to_wall_ns)
 }

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one definition of every layout shared between the BPF programs (guard.bpf.c) and the
+ * guard's user space (src/maps.rs). build.rs compiles layout.c against this header and the
+ * Rust side asserts its #[repr(C)] mirrors against the sizes and offsets it prints.
+ *
+ * Included by BPF code (types from vmlinux_min.h) and by host C (types from <linux/types.h>).
+ */
+#ifndef HUSH_GUARD_H
+#define HUSH_GUARD_H
+
+#define HUSH_COMM_LEN 16
+/* Deepest pid namespace nesting whose numbers are indexed in `protected_vpids`. */
+#define HUSH_MAX_PID_LEVELS 4
+
+/* Which program saw the attempt (`hook` in the audit line). */
+enum hush_hook {
+	HUSH_HOOK_SYS_EXIT_OPEN = 1,	 /* tracepoint syscalls/sys_exit_open{,at,at2} */
+	HUSH_HOOK_SYS_ENTER_PTRACE = 2,	 /* tracepoint syscalls/sys_enter_ptrace */
+	HUSH_HOOK_SYS_ENTER_VM_RW = 3,	 /* tracepoint syscalls/sys_enter_process_vm_{readv,writev} */
+	HUSH_HOOK_SYS_ENTER_PIDFD_GETFD = 4, /* tracepoint syscalls/sys_enter_pidfd_getfd */
+	HUSH_HOOK_LSM_FILE_OPEN = 5,	 /* lsm/file_open */
+	HUSH_HOOK_LSM_PTRACE_ACCESS = 6, /* lsm/ptrace_access_check (ATTACH mode only) */
+	HUSH_HOOK_SCHED_EXEC = 7,	 /* registration: tracepoint sched/sched_process_exec */
+	HUSH_HOOK_SCHED_EXIT = 8,	 /* release: tracepoint sched/sched_process_exit */
+};
+
+/* What was attempted on the target. */
+enum hush_what {
+	HUSH_WHAT_ENVIRON = 1,	   /* open of /proc/<pid>/environ (any path to it) */
+	HUSH_WHAT_MEM = 2,	   /* open of /proc/<pid>/mem (any path to it) */
+	HUSH_WHAT_PTRACE = 3,	   /* ptrace attach or seize */
+	HUSH_WHAT_VM_READ = 4,	   /* process_vm_readv */
+	HUSH_WHAT_VM_WRITE = 5,	   /* process_vm_writev */
+	HUSH_WHAT_PIDFD_GETFD = 6, /* pidfd_getfd */
+	HUSH_WHAT_ATTACH = 7,	   /* LSM: a PTRACE_MODE_ATTACH access check (ptrace, vm_rw, getfd, mem) */
+	HUSH_WHAT_PROTECT = 8,	   /* registration: the process exec'd the shim */
+	HUSH_WHAT_RELEASE = 9,	   /* the protected thread group exited */
+};
+
+enum hush_action {
+	HUSH_ACTION_DENIED = 1,	   /* LSM returned -EPERM */
+	HUSH_ACTION_KILLED = 2,	   /* tracepoint sent SIGKILL to the reader */
+	HUSH_ACTION_AUDITED = 3,   /* audit mode: logged only */
+	HUSH_ACTION_ALLOWED = 4,   /* reader is allowlisted: logged only */
+	HUSH_ACTION_PROTECTED = 5, /* lifecycle: registration */
+	HUSH_ACTION_RELEASED = 6,  /* lifecycle: exit */
+};
+
+/* Values of the `mode` rodata constant. */
+enum hush_mode {
+	HUSH_MODE_AUDIT = 0,
+	HUSH_MODE_ENFORCE = 1,
+};
+
+struct hush_proc {
+	__u32 pid; /* thread id, global */
+	__u32 tgid; /* process id, global */
+	__u32 uid;
+	__u32 _pad;
+	__u64 cgroup_id; /* cgroup v2 id (kernfs inode number) */
+	char comm[HUSH_COMM_LEN];
+};
+
+/* Ring buffer record: one per attempt (and per registration/release). */
+struct hush_event {
+	__u64 boot_ns; /* bpf_ktime_get_boot_ns() */
+	struct hush_proc reader;
+	struct hush_proc target;
+	__u32 hook;    /* enum hush_hook */
+	__u32 what;    /* enum hush_what */
+	__u32 action;  /* enum hush_action */
+	__s32 syscall; /* syscall number of the reader (x86_64), -1 if unknown */
+};
+
+/* Value of `protected_tgids`, keyed by global tgid. */
+struct hush_protected {
+	__u64 since_boot_ns;
+	__u32 registered_tgid; /* tgid that exec'd the shim (itself, or the forking ancestor's) */
+	__u32 _pad;
+};
+
+/* Key of `protected_vpids`: a thread's number in one pid namespace; value: its global tgid. */
+struct hush_vpid_key {
+	__u32 ns_inum;
+	__u32 vpid;
+};
+
+/* Indexes into the `stats` array. */
+enum hush_stat {
+	HUSH_STAT_RINGBUF_FULL = 0, /* events lost because the ring buffer was full */
+	HUSH_STAT_MAP_FULL = 1,	    /* registrations lost because a map was full */
+	HUSH_STAT_MAX = 2,
+};
+
+#endif

@@ -1,0 +1,206 @@
+//! Pure: one ring-buffer event becomes one JSON audit line. No I/O; the caller supplies the
+//! node name, the mode, the boot-to-wall clock offset and each side's cgroup path.
+
+use crate::cgroup;
+use crate::maps::{Action, Event, Hook, Proc, What};
+use serde_json::{Value, json};
+
+/// Context of every line of one guard run.
+#[derive(Clone, Debug)]
+pub struct LineCtx<'a> {
+    pub node: &'a str,
+    pub mode: &'a str,
+    /// Wall-clock nanoseconds since the epoch minus `CLOCK_BOOTTIME` nanoseconds.
+    pub boot_to_wall_ns: i128,
+}
+
+/// The audit line for `ev` (without a trailing newline).
+pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>, ctx: &LineCtx<'_>) -> String {
+    let action = Action::from_u32(ev.action);
+    let kind = match action {
+        Some(Action::Protected) => "protect",
+        Some(Action::Released) => "release",
+        _ => "attempt",
+    };
+    let v = json!({
+        "time": rfc3339_ns(i128::from(ev.boot_ns) + ctx.boot_to_wall_ns),
+        "node": ctx.node,
+        "mode": ctx.mode,
+        "event": kind,
+        "action": action.map_or("unknown", Action::name),
+        "hook": Hook::from_u32(ev.hook).map_or("unknown", Hook::name),
+        "attempt": What::from_u32(ev.what).map_or("unknown", What::name),
+        "syscall": syscall_name(ev.syscall),
+        "reader": party(&ev.reader, reader_cgroup),
+        "target": party(&ev.target, target_cgroup),
+    });
+    v.to_string()
+}
+
+/// The summary line written when the rate limiter suppressed lines.
+pub fn suppressed_line(suppressed: u64, window_secs: u64, wall_ns: i128, ctx: &LineCtx<'_>) -> String {
+    json!({
+        "time": rfc3339_ns(wall_ns),
+        "node": ctx.node,
+        "mode": ctx.mode,
+        "event": "rate_limited",
+        "suppressed": suppressed,
+        "window_s": window_secs,
+    })
+    .to_string()
+}
+
+fn party(p: &Proc, cgroup_path: Option<&str>) -> Value {
+    let id = cgroup_path.map(cgroup::identity).unwrap_or_default();
+    json!({
+        "pid": p.pid,
+        "tgid": p.tgid,
+        "comm": p.comm(),
+        "uid": p.uid,
+        "cgroup_id": p.cgroup_id,
+        "cgroup": cgroup_path,
+        "container_id": id.container_id,
+        "pod_uid": id.pod_uid,
+    })
+}
+
+/// x86_64 syscall numbers the hooks can see.
+pub fn syscall_name(nr: i32) -> Value {
+    let name = match nr {
+        n if n < 0 => return Value::Null,
+        2 => "open",
+        101 => "ptrace",
+        257 => "openat",
+        310 => "process_vm_readv",
+        311 => "process_vm_writev",
+        425 => "io_uring_setup",
+        426 => "io_uring_enter",
+        437 => "openat2",
+        438 => "pidfd_getfd",
+        n => return Value::String(format!("nr_{n}")),
+    };
+    Value::String(name.to_owned())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for nanoseconds since the Unix epoch (UTC, proleptic
+/// Gregorian; days-from-civil inverse after Howard Hinnant).
+pub fn rfc3339_ns(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i128::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z", sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::COMM_LEN;
+
+    fn comm(s: &str) -> [u8; COMM_LEN] {
+        let mut c = [0; COMM_LEN];
+        c[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    fn ev(action: Action) -> Event {
+        Event {
+            boot_ns: 5_000_000_123,
+            reader: Proc { pid: 11, tgid: 10, uid: 0, pad: 0, cgroup_id: 7, comm: comm("cat") },
+            target: Proc { pid: 20, tgid: 20, uid: 1000, pad: 0, cgroup_id: 8, comm: comm("app") },
+            hook: Hook::SysExitOpen as u32,
+            what: What::Environ as u32,
+            action: action as u32,
+            syscall: 257,
+        }
+    }
+
+    const CTX: LineCtx<'static> =
+        LineCtx { node: "node-a", mode: "tracepoint", boot_to_wall_ns: 1_700_000_000_000_000_000 };
+
+    #[test]
+    fn attempt_line_has_every_field() {
+        let target_cg = "/kubepods/besteffort/pod0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b/3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff";
+        let l = line(&ev(Action::Killed), Some("/user.slice"), Some(target_cg), &CTX);
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["time"], "2023-11-14T22:13:25.000000123Z");
+        assert_eq!(v["node"], "node-a");
+        assert_eq!(v["mode"], "tracepoint");
+        assert_eq!(v["event"], "attempt");
+        assert_eq!(v["action"], "killed");
+        assert_eq!(v["hook"], "tracepoint/sys_exit_open");
+        assert_eq!(v["attempt"], "open environ");
+        assert_eq!(v["syscall"], "openat");
+        assert_eq!(v["reader"]["pid"], 11);
+        assert_eq!(v["reader"]["tgid"], 10);
+        assert_eq!(v["reader"]["comm"], "cat");
+        assert_eq!(v["reader"]["cgroup"], "/user.slice");
+        assert_eq!(v["reader"]["container_id"], Value::Null);
+        assert_eq!(v["target"]["uid"], 1000);
+        assert_eq!(v["target"]["cgroup_id"], 8);
+        assert_eq!(v["target"]["pod_uid"], "0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
+        assert_eq!(v["target"]["container_id"], "3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff");
+        assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn lifecycle_and_unknown_values() {
+        let v: Value = serde_json::from_str(&line(&ev(Action::Protected), None, None, &CTX)).unwrap();
+        assert_eq!(v["event"], "protect");
+        assert_eq!(v["reader"]["cgroup"], Value::Null);
+        let v: Value = serde_json::from_str(&line(&ev(Action::Released), None, None, &CTX)).unwrap();
+        assert_eq!(v["event"], "release");
+        let mut e = ev(Action::Denied);
+        e.hook = 99;
+        e.what = 0;
+        e.action = 42;
+        e.syscall = -1;
+        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        assert_eq!(
+            (v["hook"].as_str(), v["attempt"].as_str(), v["action"].as_str()),
+            (Some("unknown"), Some("unknown"), Some("unknown"))
+        );
+        assert_eq!(v["syscall"], Value::Null);
+    }
+
+    #[test]
+    fn comm_is_escaped_not_trusted() {
+        let mut e = ev(Action::Killed);
+        e.reader.comm = comm("a\"b\n{c");
+        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        assert_eq!(v["reader"]["comm"], "a\"b\n{c");
+    }
+
+    #[test]
+    fn syscall_names() {
+        assert_eq!(syscall_name(2), "open");
+        assert_eq!(syscall_name(437), "openat2");
+        assert_eq!(syscall_name(438), "pidfd_getfd");
+        assert_eq!(syscall_name(426), "io_uring_enter");
+        assert_eq!(syscall_name(0), "nr_0");
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339_ns(-1), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(rfc3339_ns(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(rfc3339_ns(4_102_444_799_000_000_001), "2099-12-31T23:59:59.000000001Z");
+    }
+
+    #[test]
+    fn suppressed_summary() {
+        let v: Value = serde_json::from_str(&suppressed_line(17, 1, 0, &CTX)).unwrap();
+        assert_eq!(v["event"], "rate_limited");
+        assert_eq!(v["suppressed"], 17);
+    }
+}

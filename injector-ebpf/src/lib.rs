@@ -1,0 +1,30 @@
+//! Hush's per-node guard: BPF programs (C, CO-RE, `bpf/guard.bpf.c`) that keep protected
+//! processes' environments and memory away from every other process, and their loader.
+//!
+//! Pure decision logic (`audit`, `cgroup`, `maps` decoding, `mode`, `ratelimit`, `metrics`
+//! rendering) does no I/O; `loader` and `resolve` are the aya and file-system edges; every
+//! `unsafe` is in `sys`.
+#![deny(unsafe_code)]
+
+pub mod audit;
+pub mod cgroup;
+pub mod loader;
+pub mod maps;
+pub mod metrics;
+pub mod mode;
+pub mod ratelimit;
+pub mod resolve;
+#[allow(unsafe_code, reason = "the one module with unsafe: typed wrappers over libc calls")]
+pub mod sys;
+
+/// `err: cause: cause` on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
