@@ -1,7 +1,244 @@
-//! Hush's mutating admission webhook (work in progress: see the webhook issue).
+//! `webhook`: Hush's mutating admission webhook.
+//!
+//! Exit codes: 0 — stopped by SIGTERM/SIGINT after draining; 2 — bad command line;
+//! 69 — cannot listen on the address; 78 — bad configuration (certificate, key,
+//! `--default`, `--namespace-defaults`).
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("webhook: not implemented yet");
-    std::process::exit(70);
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
+use webhook::config::MutationConfig;
+use webhook::metrics::Metrics;
+use webhook::registry::{Registry, RegistryConfig};
+use webhook::server::{App, Limits, OnRegistryError};
+use webhook::tls::ReloadingCert;
+
+const EX_UNAVAILABLE: u8 = 69;
+const EX_CONFIG: u8 = 78;
+
+/// Hush's mutating admission webhook: makes Pods start through the `injector` shim.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on (HTTPS).
+    #[arg(long, env = "HUSH_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// PEM certificate chain; reloaded when it changes.
+    #[arg(long, env = "HUSH_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// PEM private key; reloaded when it changes.
+    #[arg(long, env = "HUSH_TLS_KEY")]
+    tls_key: PathBuf,
+    /// How often to check the certificate and key for changes, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    cert_reload_interval: f64,
+    /// Image of the init container that runs `injector install`.
+    #[arg(long, env = "HUSH_INJECTOR_IMAGE")]
+    injector_image: String,
+    /// Pull policy of the init container.
+    #[arg(long, value_parser = ["Always", "IfNotPresent", "Never"])]
+    injector_image_pull_policy: Option<String>,
+    /// Path of the `injector` binary inside its image.
+    #[arg(long, default_value = "/injector")]
+    injector_binary: String,
+    /// Directory where the shim's in-memory volume is mounted.
+    #[arg(long, default_value = "/hush")]
+    injector_dir: String,
+    /// UID and GID of the init container (must not be 0).
+    #[arg(long, default_value_t = 65532, value_parser = clap::value_parser!(i64).range(1..))]
+    run_as_user: i64,
+    /// A setting for every Pod, lowest precedence, as `KEY=VALUE` with the annotation's
+    /// name after `hush.dev/`, e.g. `--default vault-addr=https://vault.vault.svc:8200`.
+    #[arg(long = "default", value_name = "KEY=VALUE")]
+    defaults: Vec<String>,
+    /// JSON file `{"namespace": {"hush.dev/role": "…", …}}` of namespace defaults.
+    #[arg(long)]
+    namespace_defaults: Option<PathBuf>,
+    /// Only allow Vault addresses starting with one of these (repeatable); default: any.
+    #[arg(long)]
+    allowed_vault_addr: Vec<String>,
+    /// Platform to pick from multi-platform images when the Pod names none.
+    #[arg(long, default_value = "linux/amd64")]
+    platform: String,
+    /// Registries (`host:port`) to reach over plain HTTP (repeatable).
+    #[arg(long)]
+    insecure_registry: Vec<String>,
+    /// Seconds an image tag's ENTRYPOINT/CMD stays cached (digests: forever).
+    #[arg(long, default_value_t = 300)]
+    registry_cache_ttl: u64,
+    /// Deadline of one registry look-up, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    registry_timeout: f64,
+    /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
+    #[arg(long, value_enum, default_value = "deny")]
+    on_registry_error: OnRegistryError,
+    /// Most open connections.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds to let open requests finish on SIGTERM.
+    #[arg(long, default_value_t = 20.0)]
+    shutdown_grace: f64,
+    /// Benchmark floor: answer `/mutate` with a fixed response without decoding.
+    #[arg(long, hide = true)]
+    canned_response: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .init();
+    let config = match configure(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "bad configuration");
+            eprintln!("webhook: {e:#}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("webhook: starting the runtime: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    runtime.block_on(run(args, config))
+}
+
+struct Configured {
+    mutation: MutationConfig,
+    cert: Arc<ReloadingCert>,
+}
+
+fn parse_defaults(args: &Args) -> Result<Annotations> {
+    let mut map = BTreeMap::new();
+    for item in &args.defaults {
+        let (key, value) =
+            item.split_once('=').with_context(|| format!("--default {item:?}: expected KEY=VALUE, e.g. role=app"))?;
+        map.insert(format!("{PREFIX}{key}"), value.to_owned());
+    }
+    Annotations::parse(&map, Source::Defaults).context("--default")
+}
+
+fn configure(args: &Args) -> Result<Configured> {
+    let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)?;
+    let mut namespace_defaults = BTreeMap::new();
+    if let Some(path) = &args.namespace_defaults {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: expected {{\"namespace\": {{\"hush.dev/…\": \"…\"}}}}", path.display()))?;
+        for (namespace, annotations) in raw {
+            let parsed = Annotations::parse(&annotations, Source::Defaults)
+                .with_context(|| format!("{}: namespace {namespace}", path.display()))?;
+            namespace_defaults.insert(namespace, parsed);
+        }
+    }
+    let pull_policy = match args.injector_image_pull_policy.as_deref() {
+        Some("Always") => Some(PullPolicy::Always),
+        Some("IfNotPresent") => Some(PullPolicy::IfNotPresent),
+        Some("Never") => Some(PullPolicy::Never),
+        _ => None,
+    };
+    let mutation = MutationConfig {
+        injector_image: args.injector_image.clone(),
+        injector_image_pull_policy: pull_policy,
+        injector_binary: args.injector_binary.clone(),
+        dir: args.injector_dir.clone(),
+        run_as_user: args.run_as_user,
+        defaults: parse_defaults(args)?,
+        namespace_defaults,
+        allowed_vault_addrs: args.allowed_vault_addr.clone(),
+        default_platform: Platform::parse(&args.platform).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
+        ..MutationConfig::default()
+    };
+    Ok(Configured { mutation, cert: Arc::new(cert) })
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value.max(0.0))
+}
+
+async fn run(args: Args, config: Configured) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(address = %args.listen, error = %e, "cannot listen");
+            eprintln!("webhook: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let tls = match webhook::tls::server_config(config.cert.clone()) {
+        Ok(tls) => Arc::new(tls),
+        Err(e) => {
+            eprintln!("webhook: TLS configuration: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let metrics = Arc::new(Metrics::default());
+    let registry = Registry::new(
+        RegistryConfig {
+            insecure: args.insecure_registry.clone(),
+            ttl: Duration::from_secs(args.registry_cache_ttl),
+            timeout: seconds(args.registry_timeout),
+        },
+        metrics.clone(),
+    );
+    let app = Arc::new(App {
+        mutation: config.mutation,
+        registry,
+        metrics,
+        on_registry_error: args.on_registry_error,
+        canned: args.canned_response,
+        limits: Limits {
+            max_connections: args.max_connections,
+            shutdown_grace: seconds(args.shutdown_grace),
+            ..Limits::default()
+        },
+        ready: AtomicBool::new(true),
+    });
+    let cert = config.cert;
+    let interval = seconds(args.cert_reload_interval).max(Duration::from_millis(50));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match cert.reload_if_changed() {
+                Ok(true) => tracing::info!("reloaded the TLS certificate"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "keeping the old TLS certificate"),
+            }
+        }
+    });
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(address, "listening");
+    webhook::server::serve(listener, tls, app, shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; SIGTERM will not drain");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
 }

@@ -1,0 +1,74 @@
+//! The webhook's own settings for the mutation, built once from its flags. Pure data.
+
+use std::collections::BTreeMap;
+
+use crate::annotations::{Annotations, Platform, PullPolicy};
+
+/// Name of the init container that installs the shim.
+pub const INIT_CONTAINER_NAME: &str = "hush-injector-install";
+/// Preferred name of the in-memory volume holding the shim; `-1`, `-2`, … are tried when taken.
+pub const VOLUME_NAME: &str = "hush-injector";
+/// Name of the volume holding the Vault CA Secret (`hush.dev/tls-secret`).
+pub const TLS_VOLUME_NAME: &str = "hush-vault-tls";
+/// Key of the CA certificate in the TLS Secret (as in Bank-Vaults).
+pub const TLS_CA_KEY: &str = "ca.crt";
+/// The shim's file name inside its directory (`injector install DIR` writes `DIR/injector`).
+pub const SHIM_FILE: &str = "injector";
+
+/// What the mutation needs besides the Pod. Defaults are the production defaults.
+#[derive(Clone, Debug)]
+pub struct MutationConfig {
+    /// Image of the init container (overridable by `hush.dev/injector-image`).
+    pub injector_image: String,
+    /// Pull policy of the init container; `None` leaves Kubernetes' default.
+    pub injector_image_pull_policy: Option<PullPolicy>,
+    /// Path of the `injector` binary inside its image.
+    pub injector_binary: String,
+    /// Where the shim's volume is mounted, in the init container and in injected containers.
+    pub dir: String,
+    /// Where the Vault CA Secret is mounted when `hush.dev/tls-secret` is set.
+    pub tls_dir: String,
+    /// UID and GID the init container runs as (non-root).
+    pub run_as_user: i64,
+    /// Init container CPU request and limit.
+    pub init_cpu: (String, String),
+    /// Init container memory request and limit.
+    pub init_memory: (String, String),
+    /// `sizeLimit` of the in-memory volume.
+    pub volume_size_limit: String,
+    /// Lowest layer of settings: the webhook's `--default` flags.
+    pub defaults: Annotations,
+    /// Namespace defaults, by namespace.
+    pub namespace_defaults: BTreeMap<String, Annotations>,
+    /// If not empty, `VAULT_ADDR` must start with one of these.
+    pub allowed_vault_addrs: Vec<String>,
+    /// Platform for registry look-ups when no annotation names one.
+    pub default_platform: Platform,
+}
+
+impl Default for MutationConfig {
+    fn default() -> Self {
+        MutationConfig {
+            injector_image: "ghcr.io/hush/injector:latest".into(),
+            injector_image_pull_policy: None,
+            injector_binary: "/injector".into(),
+            dir: "/hush".into(),
+            tls_dir: "/hush-tls".into(),
+            run_as_user: 65532,
+            init_cpu: ("10m".into(), "100m".into()),
+            init_memory: ("16Mi".into(), "32Mi".into()),
+            volume_size_limit: "32Mi".into(),
+            defaults: Annotations::default(),
+            namespace_defaults: BTreeMap::new(),
+            allowed_vault_addrs: Vec::new(),
+            default_platform: Platform::linux_amd64(),
+        }
+    }
+}
+
+impl MutationConfig {
+    /// Path of the shim in injected containers.
+    pub fn shim_path(&self) -> String {
+        format!("{}/{SHIM_FILE}", self.dir.trim_end_matches('/'))
+    }
+}

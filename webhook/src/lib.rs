@@ -1,0 +1,18 @@
+//! Hush's mutating admission webhook.
+//!
+//! Architecture: [`admission`] decodes an AdmissionReview and encodes the answer; [`mutate`]
+//! decides, purely, what to change (using [`annotations`] and [`config`]); [`patch`] is the
+//! only place JSON Patch operations are built; [`registry`] looks up images' ENTRYPOINT/CMD
+//! (the only I/O a decision needs, done by the server between the two steps of [`mutate`]);
+//! [`server`] is TLS + HTTP, [`tls`] the reloading certificate, [`metrics`] Prometheus.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod annotations;
+pub mod config;
+pub mod metrics;
+pub mod mutate;
+pub mod patch;
+pub mod registry;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,433 @@
+//! The mutation: (Pod, namespace defaults, config, image configs) → JSON Patch. Pure: no I/O.
+//!
+//! It runs in two steps so that the caller can do the one piece of I/O, registry look-ups,
+//! in between: [`plan`] decides which containers to inject and which images' ENTRYPOINT/CMD
+//! it needs ([`Plan::images`]); [`Plan::patch`] builds the patch from the looked-up
+//! [`ImageConfig`]s.
+//!
+//! Invariants (property-tested):
+//! - idempotent: patching an already patched Pod yields an empty patch;
+//! - the user's containers, init containers, volumes and env keep their order and content;
+//!   the only change to a user container is its `command`, appended env and mounts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hush_contract::env as vars;
+use hush_contract::reference;
+use json_patch::Patch;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::annotations::{AnnotationError, Annotations, Platform, Source};
+use crate::config::{INIT_CONTAINER_NAME, MutationConfig, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME};
+use crate::patch::{Builder, List};
+
+/// An image whose ENTRYPOINT/CMD the mutation needs, for one platform.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageKey {
+    /// The image reference as written in the Pod.
+    pub image: String,
+    /// The platform to pick from a multi-platform index.
+    pub platform: Platform,
+}
+
+/// An image's ENTRYPOINT and CMD.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+}
+
+/// Why a Pod is rejected. Every message names what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError {
+    /// An annotation of the Pod is unknown or malformed.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    /// Bank-Vaults annotations without a Hush equivalent on a Pod Hush would inject.
+    #[error("annotations not supported by Hush: {}", .0.join(", "))]
+    Unsupported(Vec<String>),
+    /// A literal env value that looks like a Vault reference but does not parse.
+    #[error("container `{container}`, variable `{variable}`: {source}")]
+    BadReference {
+        /// The container's name.
+        container: String,
+        /// The variable's name.
+        variable: String,
+        /// The parse error (it quotes the reference, never a secret).
+        #[source]
+        source: reference::ParseError,
+    },
+    /// A name Hush needs is used by something of the Pod's own.
+    #[error("the Pod already has a {what} named `{name}` that Hush did not add")]
+    NameTaken {
+        /// `container` or `volume`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A container already mounts something where Hush mounts its volume.
+    #[error("container `{container}` already mounts a volume at `{path}`, where Hush mounts its own")]
+    MountPathTaken {
+        /// The container's name.
+        container: String,
+        /// The path.
+        path: String,
+    },
+    /// `VAULT_ADDR` is not on the webhook's allow-list.
+    #[error("Vault address `{0}` is not allowed by the webhook's --allowed-vault-addr list")]
+    VaultAddrNotAllowed(String),
+    /// Nothing says where Vault is.
+    #[error(
+        "container `{0}` needs a Vault address: set the annotation `hush.dev/vault-addr`, a namespace default or the webhook's `--default vault-addr=…`"
+    )]
+    NoVaultAddr(String),
+    /// A container without `command` and without `image`.
+    #[error("container `{0}` has neither a command nor an image")]
+    NoImage(String),
+    /// The image has neither ENTRYPOINT nor CMD, and the container no command.
+    #[error(
+        "container `{container}`: image `{image}` has no ENTRYPOINT or CMD; set the container's `command` or the `hush.dev/command` annotation"
+    )]
+    ImageHasNoCommand {
+        /// The container's name.
+        container: String,
+        /// The image.
+        image: String,
+    },
+    /// The caller did not supply an image config the plan asked for (a bug in the caller).
+    #[error("image `{0}` was not looked up")]
+    ImageNotResolved(String),
+}
+
+/// Where a container's original command comes from.
+#[derive(Clone, Debug)]
+enum Original {
+    /// The container's own `command` or the `hush.dev/command` override: used as is.
+    Command(Vec<String>),
+    /// The image's ENTRYPOINT (and CMD when the container has no `args`).
+    Image(ImageKey),
+}
+
+#[derive(Clone, Debug)]
+struct Target<'a> {
+    list: List,
+    index: usize,
+    container: &'a Container,
+    /// `None` when the command is already rewritten.
+    original: Option<Original>,
+}
+
+/// What [`plan`] decided.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    spec: Option<&'a PodSpec>,
+    config: &'a MutationConfig,
+    annotations: Annotations,
+    targets: Vec<Target<'a>>,
+}
+
+/// Decides which containers of `pod` (in `namespace`) to inject. Fails on bad annotations or references.
+pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Result<Plan<'a>, MutateError> {
+    let own = match &pod.metadata.annotations {
+        Some(map) => Annotations::parse(map, Source::Pod)?,
+        None => Annotations::default(),
+    };
+    let empty = Annotations::default();
+    let namespace_defaults = config.namespace_defaults.get(namespace).unwrap_or(&empty);
+    let annotations = own.over(&namespace_defaults.over(&config.defaults));
+    let mut plan = Plan { spec: pod.spec.as_ref(), config, annotations, targets: Vec::new() };
+    let Some(spec) = plan.spec else { return Ok(plan) };
+    if plan.annotations.inject == Some(false) {
+        return Ok(plan);
+    }
+    let shim = config.shim_path();
+    let lists = [(List::Init, spec.init_containers.as_deref().unwrap_or_default()), (List::App, &spec.containers[..])];
+    for (list, containers) in lists {
+        for (index, container) in containers.iter().enumerate() {
+            if list == List::Init && container.name == INIT_CONTAINER_NAME {
+                continue;
+            }
+            let has_reference = literal_references(container)?;
+            let wrapped = is_wrapped(container, &shim);
+            if !(has_reference || wrapped || plan.annotations.inject == Some(true)) {
+                continue;
+            }
+            let original = if wrapped { None } else { Some(plan.original(container)?) };
+            plan.targets.push(Target { list, index, container, original });
+        }
+    }
+    if !plan.targets.is_empty() {
+        plan.check_settings()?;
+    }
+    Ok(plan)
+}
+
+/// Whether any literal env value may hold a reference; fails on one that does not parse.
+fn literal_references(container: &Container) -> Result<bool, MutateError> {
+    let mut found = false;
+    for var in container.env.iter().flatten() {
+        let Some(value) = &var.value else { continue };
+        if reference::may_hold_reference(value.as_bytes()) {
+            reference::parse(value.as_bytes()).map_err(|source| MutateError::BadReference {
+                container: container.name.clone(),
+                variable: var.name.clone(),
+                source,
+            })?;
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+fn is_wrapped(container: &Container, shim: &str) -> bool {
+    matches!(container.command.as_deref(), Some([first, second, ..]) if first == shim && second == "--")
+}
+
+/// `$` doubled, so that the kubelet's `$(VAR)` expansion gives back the text unchanged.
+fn escape_expansion(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
+impl<'a> Plan<'a> {
+    fn original(&self, container: &Container) -> Result<Original, MutateError> {
+        if let Some(command) = container.command.as_ref().filter(|c| !c.is_empty()) {
+            return Ok(Original::Command(command.clone()));
+        }
+        if let Some(command) = self.annotations.command.get(&container.name) {
+            return Ok(Original::Command(command.clone()));
+        }
+        let image = container.image.clone().ok_or_else(|| MutateError::NoImage(container.name.clone()))?;
+        let platform = self.annotations.platform.clone().unwrap_or_else(|| self.config.default_platform.clone());
+        Ok(Original::Image(ImageKey { image, platform }))
+    }
+
+    fn check_settings(&self) -> Result<(), MutateError> {
+        if !self.annotations.unsupported.is_empty() {
+            return Err(MutateError::Unsupported(self.annotations.unsupported.clone()));
+        }
+        match &self.annotations.settings.vault_addr {
+            Some(addr) => {
+                let allowed = &self.config.allowed_vault_addrs;
+                if !allowed.is_empty() && !allowed.iter().any(|prefix| addr.starts_with(prefix.as_str())) {
+                    return Err(MutateError::VaultAddrNotAllowed(addr.clone()));
+                }
+            }
+            None => {
+                for target in &self.targets {
+                    let c = target.container;
+                    let own = c.env.iter().flatten().any(|v| v.name == vars::VAULT_ADDR);
+                    if !own && c.env_from.as_ref().is_none_or(Vec::is_empty) {
+                        return Err(MutateError::NoVaultAddr(c.name.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether there is nothing to inject.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Names of the containers to inject, init containers first.
+    pub fn containers(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.container.name.as_str()).collect()
+    }
+
+    /// The images whose ENTRYPOINT/CMD [`Plan::patch`] needs.
+    pub fn images(&self) -> BTreeSet<ImageKey> {
+        self.targets
+            .iter()
+            .filter_map(|t| match &t.original {
+                Some(Original::Image(key)) => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The patch. `images` must hold every key of [`Plan::images`].
+    pub fn patch(&self, images: &BTreeMap<ImageKey, ImageConfig>) -> Result<Patch, MutateError> {
+        let (Some(spec), false) = (self.spec, self.targets.is_empty()) else {
+            return Ok(Patch(Vec::new()));
+        };
+        let config = self.config;
+        let settings = &self.annotations.settings;
+        let mut out = Builder::default();
+
+        // Our init container, if an earlier pass added it, and the volume it fills.
+        let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+        let ours = init_containers.iter().find(|c| c.name == INIT_CONTAINER_NAME);
+        let volumes = spec.volumes.as_deref().unwrap_or_default();
+        let volume_name = match ours {
+            Some(init) => match init.volume_mounts.as_deref() {
+                Some([mount, ..]) if is_our_init(init, config) => mount.name.clone(),
+                _ => return Err(MutateError::NameTaken { what: "init container", name: INIT_CONTAINER_NAME.into() }),
+            },
+            None if spec.containers.iter().any(|c| c.name == INIT_CONTAINER_NAME) => {
+                return Err(MutateError::NameTaken { what: "container", name: INIT_CONTAINER_NAME.into() });
+            }
+            None => free_volume_name(volumes),
+        };
+
+        let mut new_volumes = Vec::new();
+        if !volumes.iter().any(|v| v.name == volume_name) {
+            new_volumes.push(Volume {
+                name: volume_name.clone(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".into()),
+                    size_limit: Some(Quantity(config.volume_size_limit.clone())),
+                    ..EmptyDirVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        let mut mounts = vec![VolumeMount {
+            name: volume_name.clone(),
+            mount_path: config.dir.clone(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }];
+        let mut env = settings.env();
+        if let Some(secret) = &settings.tls_secret {
+            match volumes.iter().find(|v| v.name == TLS_VOLUME_NAME) {
+                Some(v) if v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(secret) => {}
+                Some(_) => return Err(MutateError::NameTaken { what: "volume", name: TLS_VOLUME_NAME.into() }),
+                None => new_volumes.push(Volume {
+                    name: TLS_VOLUME_NAME.into(),
+                    secret: Some(SecretVolumeSource { secret_name: Some(secret.clone()), ..Default::default() }),
+                    ..Volume::default()
+                }),
+            }
+            mounts.push(VolumeMount {
+                name: TLS_VOLUME_NAME.into(),
+                mount_path: config.tls_dir.clone(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+            env.push((vars::VAULT_CACERT, format!("{}/{TLS_CA_KEY}", config.tls_dir.trim_end_matches('/'))));
+        }
+
+        let shim = config.shim_path();
+        for target in &self.targets {
+            let c = target.container;
+            if let Some(original) = &target.original {
+                let mut command = vec![shim.clone(), "--".to_owned()];
+                match original {
+                    Original::Command(argv) => command.extend(argv.iter().cloned()),
+                    Original::Image(key) => {
+                        let image = images.get(key).ok_or_else(|| MutateError::ImageNotResolved(key.image.clone()))?;
+                        let mut argv = image.entrypoint.clone();
+                        if c.args.as_ref().is_none_or(Vec::is_empty) {
+                            argv.extend(image.cmd.iter().cloned());
+                        }
+                        if argv.is_empty() {
+                            return Err(MutateError::ImageHasNoCommand {
+                                container: c.name.clone(),
+                                image: key.image.clone(),
+                            });
+                        }
+                        command.extend(argv.iter().map(|a| escape_expansion(a)));
+                    }
+                }
+                out.set_command(target.list, target.index, &command);
+            }
+            let existing = c.env.as_deref().unwrap_or_default();
+            let add_env: Vec<EnvVar> = env
+                .iter()
+                .filter(|(name, _)| !existing.iter().any(|v| v.name == *name))
+                .map(|(name, value)| EnvVar {
+                    name: (*name).to_owned(),
+                    value: Some(escape_expansion(value)),
+                    ..EnvVar::default()
+                })
+                .collect();
+            out.append_to_container(target.list, target.index, "env", c.env.is_some(), &add_env);
+            let existing = c.volume_mounts.as_deref().unwrap_or_default();
+            let mut add_mounts = Vec::new();
+            for mount in &mounts {
+                if existing.iter().any(|m| m.name == mount.name) {
+                    continue;
+                }
+                if existing.iter().any(|m| m.mount_path.trim_end_matches('/') == mount.mount_path.trim_end_matches('/'))
+                {
+                    return Err(MutateError::MountPathTaken {
+                        container: c.name.clone(),
+                        path: mount.mount_path.clone(),
+                    });
+                }
+                add_mounts.push(mount.clone());
+            }
+            out.append_to_container(target.list, target.index, "volumeMounts", c.volume_mounts.is_some(), &add_mounts);
+        }
+        out.append_volumes(spec.volumes.is_some(), &new_volumes);
+        if ours.is_none() {
+            out.prepend_init_container(spec.init_containers.is_some(), &init_container(config, settings, &volume_name));
+        }
+        Ok(out.finish())
+    }
+}
+
+fn is_our_init(container: &Container, config: &MutationConfig) -> bool {
+    matches!(container.command.as_deref(), Some([_, install, dir]) if install == "install" && *dir == config.dir)
+}
+
+/// `hush-injector`, or the first of `hush-injector-1`, `-2`, … that the Pod does not use.
+fn free_volume_name(volumes: &[Volume]) -> String {
+    let used = |name: &str| volumes.iter().any(|v| v.name == name);
+    if !used(VOLUME_NAME) {
+        return VOLUME_NAME.to_owned();
+    }
+    (1..).map(|n| format!("{VOLUME_NAME}-{n}")).find(|name| !used(name)).unwrap_or_default()
+}
+
+/// The init container: `injector install DIR`, compliant with the "restricted" Pod Security Standard.
+fn init_container(config: &MutationConfig, settings: &crate::annotations::Settings, volume: &str) -> Container {
+    let resources = |pick: fn(&(String, String)) -> &String| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(pick(&config.init_cpu).clone())),
+            ("memory".to_owned(), Quantity(pick(&config.init_memory).clone())),
+        ])
+    };
+    Container {
+        name: INIT_CONTAINER_NAME.into(),
+        image: Some(settings.injector_image.clone().unwrap_or_else(|| config.injector_image.clone())),
+        image_pull_policy: settings
+            .injector_image_pull_policy
+            .or(config.injector_image_pull_policy)
+            .map(|p| p.as_str().to_owned()),
+        command: Some(vec![config.injector_binary.clone(), "install".into(), config.dir.clone()]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: volume.to_owned(),
+            mount_path: config.dir.clone(),
+            ..VolumeMount::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(resources(|p| &p.0)),
+            limits: Some(resources(|p| &p.1)),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(config.run_as_user),
+            run_as_group: Some(config.run_as_user),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            ..SecurityContext::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+//! HTTPS server: `POST /mutate`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//!
+//! The `/mutate` handler only decodes ([`admission`]), calls the pure mutation ([`mutate`])
+//! with the registry look-up in between, and encodes. Limits: bounded body, header and body
+//! read deadlines, TLS handshake deadline, a cap on open connections. Shutdown stops
+//! accepting, turns `/readyz` to 503 and lets open requests finish within a grace period.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use kube_core::admission::AdmissionResponse;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{self, Subject};
+use crate::config::MutationConfig;
+use crate::metrics::{Metrics, Outcome};
+use crate::mutate;
+use crate::registry::Registry;
+
+/// What to do when the registry cannot say what a container runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnRegistryError {
+    /// Deny the Pod with the registry's error.
+    Deny,
+    /// Admit the Pod unmutated, with an AdmissionResponse warning.
+    Admit,
+}
+
+/// Bounds on what a client can make the server hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest request body (the API server sends at most 3 MiB objects).
+    pub max_body: usize,
+    /// Deadline for a client to send its request headers.
+    pub header_timeout: Duration,
+    /// Deadline for a client to send its request body.
+    pub body_timeout: Duration,
+    /// Deadline for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Most connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// How long shutdown waits for open requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 4 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    /// The mutation's settings.
+    pub mutation: MutationConfig,
+    /// Image look-ups.
+    pub registry: Registry,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Registry failure policy.
+    pub on_registry_error: OnRegistryError,
+    /// Benchmark floor: answer every `/mutate` with a fixed "allowed" review, without decoding.
+    pub canned: bool,
+    /// Request limits.
+    pub limits: Limits,
+    /// `/readyz` answers 200 while this is true.
+    pub ready: AtomicBool,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const CANNED: &[u8] =
+    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#;
+
+async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Reply, Infallible> {
+    let reply = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if app.ready.load(Ordering::Relaxed) {
+                reply(StatusCode::OK, TEXT, "ready\n")
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", app.metrics.encode())
+        }
+        (&Method::POST, "/mutate") => mutate_http(&app, request).await,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/mutate") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n")
+        }
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
+    };
+    Ok(reply)
+}
+
+async fn mutate_http(app: &App, request: Request<Incoming>) -> Reply {
+    let started = Instant::now();
+    let max = app.limits.max_body;
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, format!("the body is larger than {max} bytes\n"));
+    }
+    let body = tokio::time::timeout(app.limits.body_timeout, Limited::new(request.into_body(), max).collect()).await;
+    let body = match body {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
+            app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
+            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            return if too_large {
+                reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, format!("the body is larger than {max} bytes\n"))
+            } else {
+                reply(StatusCode::BAD_REQUEST, TEXT, format!("reading the body: {e}\n"))
+            };
+        }
+        Err(_) => {
+            app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
+            return reply(StatusCode::REQUEST_TIMEOUT, TEXT, "the body did not arrive in time\n");
+        }
+    };
+    if app.canned {
+        return reply(StatusCode::OK, JSON, CANNED);
+    }
+    let (status, body, outcome) = admit(app, &body).await;
+    app.metrics.admission(outcome, started.elapsed().as_secs_f64());
+    reply(status, if status == StatusCode::OK { JSON } else { TEXT }, body)
+}
+
+/// Answers one AdmissionReview body: (HTTP status, body, outcome).
+pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
+    let request = match admission::decode(body) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected a request body");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n").into_bytes(), Outcome::Invalid);
+        }
+    };
+    let base = AdmissionResponse::from(&request);
+    let uid = request.uid.as_str();
+    let deny = |reason: String| {
+        tracing::info!(uid, result = "denied", reason, "admission");
+        (StatusCode::OK, admission::encode(base.clone().deny(reason)), Outcome::Denied)
+    };
+    let pod = match admission::subject(&request) {
+        Ok(Subject::CreatePod(pod)) => pod,
+        Ok(Subject::Ignore(why)) => {
+            tracing::debug!(uid, why, "admission ignored");
+            return (StatusCode::OK, admission::encode(base), Outcome::Unchanged);
+        }
+        Err(e) => return deny(e.to_string()),
+    };
+    let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
+    let name = pod.metadata.name.as_deref().or(pod.metadata.generate_name.as_deref()).unwrap_or_default();
+    let plan = match mutate::plan(&pod, namespace, &app.mutation) {
+        Ok(plan) => plan,
+        Err(e) => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+    };
+    let needed = plan.images();
+    let images = if needed.is_empty() {
+        BTreeMap::new()
+    } else {
+        match app.registry.resolve(&needed).await {
+            Ok(images) => images,
+            Err(e) => match app.on_registry_error {
+                OnRegistryError::Deny => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+                OnRegistryError::Admit => {
+                    let warning = format!("Hush did not inject Pod {namespace}/{name}: {e}");
+                    tracing::warn!(uid, namespace, name, result = "admitted-unmutated", reason = %e, "admission");
+                    let mut response = base.clone();
+                    response.warnings = Some(vec![warning]);
+                    return (StatusCode::OK, admission::encode(response), Outcome::AdmittedOnRegistryError);
+                }
+            },
+        }
+    };
+    let patch = match plan.patch(&images) {
+        Ok(patch) => patch,
+        Err(e) => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+    };
+    if patch.0.is_empty() {
+        tracing::debug!(uid, namespace, name, result = "unchanged", "admission");
+        return (StatusCode::OK, admission::encode(base), Outcome::Unchanged);
+    }
+    let operations = patch.0.len();
+    match base.clone().with_patch(patch) {
+        Ok(response) => {
+            tracing::info!(uid, namespace, name, containers = ?plan.containers(), operations, result = "mutated", "admission");
+            (StatusCode::OK, admission::encode(response), Outcome::Mutated)
+        }
+        Err(e) => deny(format!("internal error encoding the patch: {e}")),
+    }
+}
+
+/// Serves until `shutdown` completes, then drains open connections for the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(app.limits.max_connections));
+    let limits = app.limits;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(max = limits.max_connections, "too many connections; closing a new one");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+            let service = service_fn(move |request| handle(app.clone(), request));
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    app.ready.store(false, Ordering::Relaxed);
+    drop(listener);
+    tracing::info!(grace = ?limits.shutdown_grace, "shutting down: draining open connections");
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+}
