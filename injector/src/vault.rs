@@ -170,12 +170,22 @@ impl Vault {
                 return Err(VaultError::CaCert { path: path.clone(), reason: "holds no PEM certificate".into() });
             }
             builder = builder.tls_certs_only(certs);
+        } else if addr.scheme() == "http" {
+            // No certificate to verify: do not require a system CA store either.
+            builder = builder.tls_certs_only(Vec::new());
         }
         if tls.skip_verify {
             tracing::warn!("VAULT_SKIP_VERIFY is set: Vault's certificate is not verified");
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| VaultError::Client(chain(&e)))?;
+        let http = builder.build().map_err(|e| {
+            let hint = if tls.ca_cert.is_none() {
+                "; set VAULT_CACERT to the CA bundle that signs Vault's certificate"
+            } else {
+                ""
+            };
+            VaultError::Client(format!("{}{hint}", chain(&e)))
+        })?;
         Ok(Vault { http, addr: addr.clone(), namespace, deadline: Instant::now() + timeout, token: None })
     }
 
