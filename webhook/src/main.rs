@@ -94,6 +94,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The registry client (reqwest) takes the process-wide provider: ring, the only one linked.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(

@@ -21,12 +21,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use kube_core::admission::AdmissionResponse;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{self, Subject};
+use crate::admission::{self, Answer, Subject};
 use crate::config::MutationConfig;
 use crate::metrics::{Metrics, Outcome};
 use crate::mutate;
@@ -167,25 +166,24 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
             return (StatusCode::BAD_REQUEST, format!("{e}\n").into_bytes(), Outcome::Invalid);
         }
     };
-    let base = AdmissionResponse::from(&request);
     let uid = request.uid.as_str();
-    let deny = |reason: String| {
+    let deny = |code: u16, reason: String| {
         tracing::info!(uid, result = "denied", reason, "admission");
-        (StatusCode::OK, admission::encode(base.clone().deny(reason)), Outcome::Denied)
+        (StatusCode::OK, Answer::deny(uid, code, reason).encode(), Outcome::Denied)
     };
     let pod = match admission::subject(&request) {
         Ok(Subject::CreatePod(pod)) => pod,
         Ok(Subject::Ignore(why)) => {
             tracing::debug!(uid, why, "admission ignored");
-            return (StatusCode::OK, admission::encode(base), Outcome::Unchanged);
+            return (StatusCode::OK, Answer::allow(uid).encode(), Outcome::Unchanged);
         }
-        Err(e) => return deny(e.to_string()),
+        Err(e) => return deny(400, e.to_string()),
     };
     let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
     let name = pod.metadata.name.as_deref().or(pod.metadata.generate_name.as_deref()).unwrap_or_default();
     let plan = match mutate::plan(&pod, namespace, &app.mutation) {
         Ok(plan) => plan,
-        Err(e) => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+        Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
     };
     let needed = plan.images();
     let images = if needed.is_empty() {
@@ -194,33 +192,27 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
         match app.registry.resolve(&needed).await {
             Ok(images) => images,
             Err(e) => match app.on_registry_error {
-                OnRegistryError::Deny => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+                OnRegistryError::Deny => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
                 OnRegistryError::Admit => {
-                    let warning = format!("Hush did not inject Pod {namespace}/{name}: {e}");
                     tracing::warn!(uid, namespace, name, result = "admitted-unmutated", reason = %e, "admission");
-                    let mut response = base.clone();
-                    response.warnings = Some(vec![warning]);
-                    return (StatusCode::OK, admission::encode(response), Outcome::AdmittedOnRegistryError);
+                    let answer =
+                        Answer::allow(uid).with_warning(format!("Hush did not inject Pod {namespace}/{name}: {e}"));
+                    return (StatusCode::OK, answer.encode(), Outcome::AdmittedOnRegistryError);
                 }
             },
         }
     };
     let patch = match plan.patch(&images) {
         Ok(patch) => patch,
-        Err(e) => return deny(format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+        Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
     };
     if patch.0.is_empty() {
         tracing::debug!(uid, namespace, name, result = "unchanged", "admission");
-        return (StatusCode::OK, admission::encode(base), Outcome::Unchanged);
+        return (StatusCode::OK, Answer::allow(uid).encode(), Outcome::Unchanged);
     }
     let operations = patch.0.len();
-    match base.clone().with_patch(patch) {
-        Ok(response) => {
-            tracing::info!(uid, namespace, name, containers = ?plan.containers(), operations, result = "mutated", "admission");
-            (StatusCode::OK, admission::encode(response), Outcome::Mutated)
-        }
-        Err(e) => deny(format!("internal error encoding the patch: {e}")),
-    }
+    tracing::info!(uid, namespace, name, containers = ?plan.containers(), operations, result = "mutated", "admission");
+    (StatusCode::OK, Answer::allow(uid).with_patch(patch).encode(), Outcome::Mutated)
 }
 
 /// Serves until `shutdown` completes, then drains open connections for the grace period.

@@ -1,0 +1,276 @@
+//! The running `webhook` binary at its HTTPS boundary: endpoints, bad input, limits,
+//! certificate reload without dropping requests, graceful shutdown, exit codes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Webhook, apply, response, review};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn app_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
+        "spec": {"containers": [{"name": "app", "image": "app:1", "command": ["/app"],
+            "env": [{"name": "K", "value": "vault:secret/data/app#k"}]}]}
+    })
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let webhook = Webhook::start(&[]);
+    let client = webhook.client();
+    for (path, want) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let response = client.get(webhook.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), want);
+    }
+    let r = review("u1", "default", &app_pod());
+    let (status, answer) = webhook.post(&client, r.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(response(&answer, "u1")["allowed"], true);
+    let metrics = webhook.metrics(&client).await;
+    assert!(metrics.contains(r#"hush_webhook_admissions_total{result="Mutated"} 1"#), "{metrics}");
+    assert!(metrics.contains("hush_webhook_admission_duration_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("hush_webhook_registry_cache_hits_total 0"), "{metrics}");
+    let log = webhook.logs.lock().unwrap().join("\n");
+    assert!(log.contains(r#""result":"mutated""#), "{log}");
+    assert!(!log.contains("secret/data/app"), "references must not be logged: {log}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
+    let webhook = Webhook::start(&[]);
+    let client = webhook.client();
+
+    let (status, body) = webhook.post(&client, "this is not json").await;
+    assert_eq!(status, 400);
+    assert!(body.as_str().unwrap().contains("not an admission.k8s.io/v1 AdmissionReview"), "{body}");
+
+    let (status, body) =
+        webhook.post(&client, r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).await;
+    assert_eq!(status, 400);
+    assert!(body.as_str().unwrap().contains("no request"), "{body}");
+
+    let (status, body) = webhook.post(&client, r#"{"request": 42}"#).await;
+    assert_eq!(status, 400, "{body}");
+
+    let mut wrong_kind =
+        review("u2", "default", &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}));
+    wrong_kind["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    let (status, answer) = webhook.post(&client, wrong_kind.to_string()).await;
+    assert_eq!(status, 200);
+    let r = response(&answer, "u2");
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap().contains("apps/v1/Deployment"), "{answer}");
+
+    let bad_pod = review(
+        "u3",
+        "default",
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "nope"}}),
+    );
+    let (status, answer) = webhook.post(&client, bad_pod.to_string()).await;
+    assert_eq!(status, 200);
+    let r = response(&answer, "u3");
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap().contains("not a valid Pod"), "{answer}");
+
+    let mut bad_annotation = app_pod();
+    bad_annotation["metadata"]["annotations"] = json!({"hush.dev/auth-method": "telepathy"});
+    let (_, answer) = webhook.post(&client, review("u4", "default", &bad_annotation).to_string()).await;
+    let r = response(&answer, "u4");
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap().contains("hush.dev/auth-method"), "{answer}");
+
+    let mut update = review("u5", "default", &app_pod());
+    update["request"]["operation"] = json!("UPDATE");
+    let (_, answer) = webhook.post(&client, update.to_string()).await;
+    let r = response(&answer, "u5");
+    assert_eq!(r["allowed"], true);
+    assert!(r.get("patch").is_none(), "{answer}");
+
+    // A declared body over the limit is refused before it is read.
+    let ca = webhook.certs.ca_pem.clone();
+    let oversized = PendingRequest::open(&webhook, &ca, vec![b' '; 5 * 1024 * 1024]).await;
+    let answer = oversized.response_without_body().await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let status = client.get(webhook.url("/mutate")).send().await.unwrap().status();
+    assert_eq!(status, 405);
+    let status = client.get(webhook.url("/nope")).send().await.unwrap().status();
+    assert_eq!(status, 404);
+
+    // Still serving, and the patch still applies.
+    let r = review("u6", "default", &app_pod());
+    let (status, answer) = webhook.post(&client, r.to_string()).await;
+    assert_eq!(status, 200);
+    let patched = apply(&r, response(&answer, "u6"));
+    assert_eq!(patched["spec"]["containers"][0]["command"], json!(["/hush/injector", "--", "/app"]));
+    let metrics = webhook.metrics(&client).await;
+    assert!(metrics.contains(r#"hush_webhook_admissions_total{result="Invalid"} 4"#), "{metrics}");
+    assert!(metrics.contains(r#"hush_webhook_admissions_total{result="Denied"} 3"#), "{metrics}");
+}
+
+/// A raw TLS connection that has sent the headers of a POST /mutate but not its body yet.
+struct PendingRequest {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    body: Vec<u8>,
+}
+
+impl PendingRequest {
+    async fn open(webhook: &Webhook, ca_pem: &str, body: Vec<u8>) -> PendingRequest {
+        use rustls::pki_types::pem::PemObject;
+        support::install_crypto();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(webhook.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = connector.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        PendingRequest { stream, body }
+    }
+
+    async fn response_without_body(mut self) -> String {
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn finish(mut self) -> String {
+        self.stream.write_all(&self.body).await.unwrap();
+        self.stream.flush().await.unwrap();
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_new_certificate_is_used_without_dropping_requests_in_flight() {
+    let webhook = Webhook::start(&[]);
+    let old_ca = webhook.certs.ca_pem.clone();
+    let r = review("reload", "default", &app_pod());
+    let pending = PendingRequest::open(&webhook, &old_ca, r.to_string().into_bytes()).await;
+
+    // Replace the pair (new CA); the webhook polls every 100 ms.
+    let (new_ca, cert, key) = support::Certs::generate("localhost");
+    let tmp = webhook.dir.path().join("new");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(tmp.join("tls.key"), key).unwrap();
+    std::fs::write(tmp.join("tls.crt"), cert).unwrap();
+    std::fs::rename(tmp.join("tls.key"), &webhook.certs.key).unwrap();
+    std::fs::rename(tmp.join("tls.crt"), &webhook.certs.cert).unwrap();
+
+    let fresh = support::client(&new_ca, webhook.addr);
+    let mut served = false;
+    for _ in 0..100 {
+        if fresh.get(webhook.url("/healthz")).send().await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the new certificate was not picked up");
+    let stale = support::client(&old_ca, webhook.addr);
+    assert!(stale.get(webhook.url("/healthz")).send().await.is_err(), "the old certificate is still served");
+
+    let answer = pending.finish().await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""uid":"reload""#), "{answer}");
+    assert!(webhook.logs.lock().unwrap().iter().any(|l| l.contains("reloaded the TLS certificate")));
+
+    // A broken file keeps the working certificate.
+    std::fs::write(&webhook.certs.cert, "garbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(fresh.get(webhook.url("/healthz")).send().await.is_ok());
+    assert!(webhook.logs.lock().unwrap().iter().any(|l| l.contains("keeping the old TLS certificate")));
+}
+
+#[tokio::test]
+async fn sigterm_drains_requests_in_flight_then_exits_zero() {
+    let mut webhook = Webhook::start(&["--shutdown-grace", "10"]);
+    let ca = webhook.certs.ca_pem.clone();
+    let r = review("drain", "default", &app_pod());
+    let pending = PendingRequest::open(&webhook, &ca, r.to_string().into_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    webhook.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connections once shutting down.
+    assert!(tokio::net::TcpStream::connect(webhook.addr).await.is_err(), "still accepting after SIGTERM");
+    let answer = pending.finish().await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""uid":"drain""#), "{answer}");
+    let status = webhook.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_the_input_and_bad_flags_exit_2() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
+            .args(["--listen", "127.0.0.1:0", "--injector-image", "i"])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = support::Certs::new(dir.path());
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+
+    let (code, err) = run(&["--tls-cert", "/nonexistent/tls.crt", "--tls-key", key]);
+    assert_eq!(code, Some(78));
+    assert!(err.contains("/nonexistent/tls.crt"), "{err}");
+
+    let (code, err) = run(&["--tls-cert", cert, "--tls-key", cert]);
+    assert_eq!(code, Some(78));
+    assert!(err.contains("private key") && err.contains("tls.crt"), "{err}");
+
+    let (code, err) = run(&["--tls-cert", cert, "--tls-key", key, "--default", "auth-method=telepathy"]);
+    assert_eq!(code, Some(78));
+    assert!(err.contains("hush.dev/auth-method"), "{err}");
+
+    let ns = dir.path().join("ns.json");
+    std::fs::write(&ns, r#"{"team": {"hush.dev/rol": "x"}}"#).unwrap();
+    let (code, err) = run(&["--tls-cert", cert, "--tls-key", key, "--namespace-defaults", ns.to_str().unwrap()]);
+    assert_eq!(code, Some(78));
+    assert!(err.contains("ns.json") && err.contains("team") && err.contains("hush.dev/rol"), "{err}");
+
+    let (code, _) = run(&["--tls-cert", cert, "--tls-key", key, "--no-such-flag"]);
+    assert_eq!(code, Some(2));
+}
+
+#[tokio::test]
+async fn namespace_defaults_sit_between_the_pod_and_the_flags() {
+    let webhook = Webhook::start_with(&["--namespace-defaults", "ns.json"], |dir| {
+        std::fs::write(
+            dir.join("ns.json"),
+            r#"{"team-a": {"hush.dev/role": "team-a", "hush.dev/vault-addr": "https://team-a-vault:8200"}}"#,
+        )
+        .unwrap();
+    });
+    let client = webhook.client();
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"hush.dev/role": "mine"});
+    let r = review("ns", "team-a", &pod);
+    let (_, answer) = webhook.post(&client, r.to_string()).await;
+    assert_eq!(response(&answer, "ns")["allowed"], true, "{answer}");
+    let patched = apply(&r, response(&answer, "ns"));
+    let env = &patched["spec"]["containers"][0]["env"];
+    assert!(env.as_array().unwrap().contains(&json!({"name": "VAULT_ROLE", "value": "mine"})), "{env}");
+    assert!(
+        env.as_array().unwrap().contains(&json!({"name": "VAULT_ADDR", "value": "https://team-a-vault:8200"})),
+        "{env}"
+    );
+}
