@@ -483,26 +483,32 @@ int hush_enter_vm_writev(struct sys_enter_ctx *ctx)
 	return on_pid_enter(ctx, ctx->args[0], HUSH_HOOK_SYS_ENTER_VM_RW, HUSH_WHAT_VM_WRITE);
 }
 
-/* pidfd_getfd(pidfd, targetfd): the pidfd file names the target through its struct pid. */
+/* pidfd_getfd(pidfd, targetfd): the pidfd file names the target through its struct pid, kept
+ * in the pidfs inode's i_private since Linux 6.9 and in file->private_data of the "[pidfd]" anon
+ * inode file before. */
 SEC("tracepoint/syscalls/sys_enter_pidfd_getfd")
 int hush_enter_pidfd_getfd(struct sys_enter_ctx *ctx)
 {
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), ctx->args[0]);
+	struct pid *pid;
 	unsigned long magic;
 
 	if (!f)
 		return 0;
 	magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
-	if (magic != PIDFS_MAGIC && magic != ANON_INODE_FS_MAGIC)
-		return 0;
-	if (magic == ANON_INODE_FS_MAGIC) { /* before pidfs (< 6.9): anon inode named "[pidfd]" */
+	if (magic == PIDFS_MAGIC) {
+		pid = BPF_CORE_READ(f, f_inode, i_private);
+	} else if (magic == ANON_INODE_FS_MAGIC) {
 		char n[8] = {};
 		bpf_probe_read_kernel_str(n, sizeof(n), BPF_CORE_READ(f, f_path.dentry, d_name.name));
 		if (!(n[0] == '[' && n[1] == 'p' && n[2] == 'i' && n[3] == 'd' && n[4] == 'f' && n[5] == 'd' && n[6] == ']'))
 			return 0;
+		pid = BPF_CORE_READ(f, private_data);
+	} else {
+		return 0;
 	}
-	kill_if(judge(pid_task0(BPF_CORE_READ(f, private_data)), HUSH_HOOK_SYS_ENTER_PIDFD_GETFD, HUSH_WHAT_PIDFD_GETFD,
-		      HUSH_ACTION_KILLED, ctx->syscall_nr));
+	kill_if(judge(pid_task0(pid), HUSH_HOOK_SYS_ENTER_PIDFD_GETFD, HUSH_WHAT_PIDFD_GETFD, HUSH_ACTION_KILLED,
+		      ctx->syscall_nr));
 	return 0;
 }
 

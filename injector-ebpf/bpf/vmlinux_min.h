@@ -59,6 +59,7 @@ struct super_block {
 
 struct inode {
 	struct super_block *i_sb;
+	void *i_private;
 };
 
 struct file_operations {

@@ -100,8 +100,10 @@ fn run(cli: Cli) -> Result<()> {
     let mut limiter = RateLimiter::new(cli.max_lines_per_sec, 1_000_000_000);
     let started = Instant::now();
     let mut last_stats = Instant::now();
+    let mut stopped_by_attach: Vec<ContinueAfter> = Vec::new();
     loop {
-        let ready = sys::poll_readable(guard.events.as_fd(), 250)?;
+        let timeout = if stopped_by_attach.is_empty() { 250 } else { 20 };
+        let ready = sys::poll_readable(guard.events.as_fd(), timeout)?;
         let now = started.elapsed().as_nanos() as u64;
         if ready {
             while let Some(item) = guard.events.next() {
@@ -110,6 +112,9 @@ fn run(cli: Cli) -> Result<()> {
                     continue;
                 };
                 drop(item);
+                if ev.action == Action::Killed as u32 && ev.what == What::Ptrace as u32 {
+                    stopped_by_attach.push(ContinueAfter::new(&ev));
+                }
                 let reader_cg = paths.path(ev.reader.cgroup_id);
                 let target_cg = if ev.target.comm[0] == 0 {
                     paths.fill_from_proc(&mut ev.target)
@@ -141,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             out.flush()?;
         }
+        stopped_by_attach.retain_mut(ContinueAfter::poll);
         if let Some(n) = limiter.flush(now) {
             writeln!(out, "{}", audit::suppressed_line(n, limiter.window_secs(), wall_ns(&ctx)?, &ctx))?;
             out.flush()?;
@@ -155,6 +161,46 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// A PTRACE_ATTACH killed at syscall entry still attached and queued SIGSTOP for the target
+/// before the tracer died; the detach at its death leaves the target group-stopped. Once the
+/// tracer is gone, a target found stopped within a second is continued (see SECURITY.md).
+struct ContinueAfter {
+    tracer: u32,
+    target: i32,
+    until: Instant,
+}
+
+impl ContinueAfter {
+    fn new(ev: &Event) -> Self {
+        ContinueAfter {
+            tracer: ev.reader.tgid,
+            target: ev.target.tgid as i32,
+            until: Instant::now() + std::time::Duration::from_secs(1),
+        }
+    }
+
+    /// `false` once done.
+    fn poll(&mut self) -> bool {
+        if Instant::now() > self.until {
+            return false;
+        }
+        if !matches!(proc_state(self.tracer as i32), None | Some('Z' | 'X')) {
+            return true;
+        }
+        if matches!(proc_state(self.target), Some('T' | 't')) {
+            let _ = sys::kill(self.target, libc::SIGCONT);
+            eprintln!("guard: continued pid {} (stopped by a blocked ptrace attach)", self.target);
+            return false;
+        }
+        true
+    }
+}
+
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
 }
 
 fn wall_ns(ctx: &LineCtx<'_>) -> Result<i128> {

@@ -196,3 +196,10 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SyscallError> {
     let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, &attr as *const Attr, size_of::<Attr>() as u32) };
     check("bpf(BPF_OBJ_PIN)", r).map(drop)
 }
+
+/// `kill(pid, sig)`.
+pub fn kill(pid: i32, sig: i32) -> Result<(), SyscallError> {
+    // Safety: integer arguments only.
+    let r = unsafe { libc::kill(pid, sig) };
+    check("kill", r.into()).map(drop)
+}

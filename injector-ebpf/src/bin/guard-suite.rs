@@ -1,1 +1,537 @@
-fn main() {}
+//! `guard-suite`: the guard's attack suite, run for real by `cargo xtask test` on the host
+//! kernel (tracepoint mode) and inside a qemu VM (lsm mode, and `auto` without BPF LSM).
+//!
+//! `guard-suite run ...` starts the guard, starts an app through a binary named `injector`
+//! (protected) and the same app through one named `launcher` (unprotected control), then runs
+//! each attack as its own process and checks: against the protected app the attack fails
+//! (SIGKILL in tracepoint mode, an error in lsm mode), its output lacks the secret, and the
+//! guard wrote exactly one audit line for it; against the control the same attack prints the
+//! secret and yields no line. It ends with `suite: success` or `suite: failure` and its exit code.
+//!
+//! `guard-suite attack KIND PID` performs one attack and writes what it read to stdout.
+//! `guard-suite exec-env -- CMD...` stands in for the shim when the real one is not given: it
+//! execs CMD with the environment it was started with (copied as `injector`, it registers).
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use clap::{Parser, Subcommand, ValueEnum};
+use injector_ebpf::sys;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole suite.
+    Run(RunArgs),
+    /// One attack on PID; prints what it read.
+    Attack { kind: SelfAttack, pid: i32 },
+    /// Exec the command after `--` (a stand-in shim).
+    ExecEnv {
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The guard binary.
+    #[arg(long)]
+    guard: PathBuf,
+    /// `--mode` passed to the guard.
+    #[arg(long, default_value = "tracepoint")]
+    mode: String,
+    /// The mode the guard must report it runs (lsm or tracepoint).
+    #[arg(long, default_value = "tracepoint")]
+    expect: String,
+    /// The real shim; without it a copy of this binary (`exec-env`) is the `injector`.
+    #[arg(long)]
+    injector: Option<PathBuf>,
+    /// Scratch directory (created).
+    #[arg(long, default_value = "/tmp/hush-guard-suite")]
+    workdir: PathBuf,
+    /// Pin root for this run (removed before and after).
+    #[arg(long, default_value = "/sys/fs/bpf/hush-suite")]
+    pin_root: PathBuf,
+    /// Also check that a restarted guard (and no guard) keeps the app protected.
+    #[arg(long)]
+    restart: bool,
+    /// Seconds to wait for the guard to start and for audit lines (qemu TCG is slow).
+    #[arg(long, default_value_t = 30)]
+    patience: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SelfAttack {
+    /// openat(open("/proc/PID"), "environ")
+    OpenatDirfd,
+    /// environ through a second procfs mounted in a private mount namespace
+    ProcfsMount,
+    /// pread of /proc/PID/mem at the environment
+    Mem,
+    /// PTRACE_ATTACH + PEEKDATA of the environment
+    Ptrace,
+    /// process_vm_readv of the environment
+    VmReadv,
+    /// pidfd_getfd of the app's fd 3 (its own environ, which it opened) and read it
+    PidfdGetfd,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run(a) => run(&a),
+        Cmd::Attack { kind, pid } => attack(kind, pid),
+        Cmd::ExecEnv { cmd } => Err(anyhow!(Command::new(&cmd[0]).args(&cmd[1..]).exec())),
+    };
+    if let Err(e) = r {
+        eprintln!("guard-suite: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+// ---- attacks performed by this binary ------------------------------------------------------
+
+fn env_range(pid: i32) -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).context("parsing stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 50 and 51 (1-based) of proc(5); `rest` starts at field 3.
+    let start: u64 = f.get(47).context("env_start")?.parse()?;
+    let end: u64 = f.get(48).context("env_end")?.parse()?;
+    ensure!(start > 0 && end > start, "no environment range in /proc/{pid}/stat");
+    Ok((start, end.min(start + 4096)))
+}
+
+fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
+    let out: Vec<u8> = match kind {
+        SelfAttack::OpenatDirfd => {
+            let dir = std::fs::File::open(format!("/proc/{pid}"))?;
+            let fd = sys::openat(dir.as_fd(), "environ")?;
+            read_all(std::fs::File::from(fd))?
+        }
+        SelfAttack::ProcfsMount => {
+            let dir = std::env::temp_dir().join(format!("hush-procfs-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            sys::mount_private_procfs(&dir)?;
+            std::fs::read(dir.join(format!("{pid}/environ")))?
+        }
+        SelfAttack::Mem => {
+            let (start, end) = env_range(pid)?;
+            let f = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+            let mut buf = vec![0; (end - start) as usize];
+            let n = f.read_at(&mut buf, start)?;
+            buf.truncate(n);
+            buf
+        }
+        SelfAttack::Ptrace => {
+            let (start, end) = env_range(pid)?;
+            sys::ptrace_attach(pid)?;
+            let mut buf = Vec::new();
+            let mut a = start;
+            while a < end {
+                buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
+                a += 8;
+            }
+            sys::ptrace_detach(pid)?;
+            buf
+        }
+        SelfAttack::VmReadv => {
+            let (start, end) = env_range(pid)?;
+            let mut buf = vec![0; (end - start) as usize];
+            let n = sys::process_vm_read(pid, start, &mut buf)?;
+            buf.truncate(n);
+            buf
+        }
+        SelfAttack::PidfdGetfd => {
+            let pidfd = sys::pidfd_open(pid)?;
+            let fd = sys::pidfd_getfd(pidfd.as_fd(), 3)?;
+            let f = std::fs::File::from(fd);
+            let mut buf = vec![0; 8192];
+            let n = f.read_at(&mut buf, 0)?;
+            buf.truncate(n);
+            buf
+        }
+    };
+    use std::io::Write;
+    std::io::stdout().write_all(&out)?;
+    Ok(())
+}
+
+fn read_all(mut f: std::fs::File) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+// ---- the suite ------------------------------------------------------------------------------
+
+struct GuardProc {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl GuardProc {
+    fn start(a: &RunArgs) -> Result<GuardProc> {
+        let mut child = Command::new(&a.guard)
+            .args(["--mode", &a.mode, "--pin-root"])
+            .arg(&a.pin_root)
+            .args(["--node", "suite"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", a.guard.display()))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().context("guard stdout")?;
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => sink.lock().expect("lines lock").push(v),
+                    Err(_) => eprintln!("guard-suite: guard wrote a non-JSON line: {line}"),
+                }
+            }
+        });
+        let g = GuardProc { child, lines };
+        let start = g
+            .wait_for(Duration::from_secs(a.patience), |v| v["event"] == "start")
+            .context("the guard did not start (no start line)")?;
+        ensure!(start["mode"] == a.expect.as_str(), "guard runs {} mode, expected {}", start["mode"], a.expect);
+        Ok(g)
+    }
+
+    fn wait_for(&self, patience: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let until = Instant::now() + patience;
+        loop {
+            if let Some(v) = self.lines.lock().expect("lines lock").iter().find(|v| pred(v)) {
+                return Some(v.clone());
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn count(&self, pred: impl Fn(&Value) -> bool) -> usize {
+        self.lines.lock().expect("lines lock").iter().filter(|v| pred(v)).count()
+    }
+
+    fn stop(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+struct App {
+    child: Child,
+    /// The shell (exec'd by the launcher) and its forked `sleep`.
+    pid: i32,
+    kid: i32,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.kid.to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn launcher_cmd(bin: &Path, real_shim: bool, secret: &str, argv: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    if !real_shim {
+        c.arg("exec-env");
+    }
+    c.arg("--").args(argv).env("HUSH_SUITE_SECRET", secret).stdin(Stdio::null());
+    c
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return vec![] };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok()))
+                == Some(pid)
+        })
+        .collect()
+}
+
+fn start_app(bin: &Path, real_shim: bool, secret: &str) -> Result<App> {
+    // The app keeps fd 3 on its own environ (a self-read, allowed) for the pidfd_getfd attack,
+    // and forks a child that inherits both the environment and the protection.
+    let script = "exec 3</proc/$$/environ; sleep 1000 & wait";
+    let child = launcher_cmd(bin, real_shim, secret, &["/bin/sh", "-c", script])
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id() as i32;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Some(&kid) = children_of(pid).first()
+            && comm.trim() == "sh"
+            && std::fs::read_to_string(format!("/proc/{kid}/comm")).unwrap_or_default().trim() == "sleep"
+        {
+            return Ok(App { child, pid, kid });
+        }
+        ensure!(Instant::now() < until, "{} did not come up as sh + sleep", bin.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Attack {
+    name: &'static str,
+    /// argv, with `{pid}` replaced by the target pid and `{self}` by this binary.
+    argv: &'static [&'static str],
+}
+
+const ATTACKS: &[Attack] = &[
+    Attack { name: "cat environ", argv: &["cat", "/proc/{pid}/environ"] },
+    Attack { name: "dd environ", argv: &["dd", "if=/proc/{pid}/environ", "bs=4096", "count=1"] },
+    Attack {
+        name: "python open",
+        argv: &["python3", "-c", "import sys; sys.stdout.buffer.write(open('/proc/{pid}/environ', 'rb').read())"],
+    },
+    Attack { name: "task/ path", argv: &["cat", "/proc/{pid}/task/{pid}/environ"] },
+    Attack { name: "/proc/self/.. path", argv: &["cat", "/proc/self/../{pid}/environ"] },
+    Attack { name: "openat dirfd", argv: &["{self}", "attack", "openat-dirfd", "{pid}"] },
+    Attack { name: "second procfs mount", argv: &["{self}", "attack", "procfs-mount", "{pid}"] },
+    Attack { name: "/proc/pid/mem", argv: &["{self}", "attack", "mem", "{pid}"] },
+    Attack { name: "ptrace attach", argv: &["{self}", "attack", "ptrace", "{pid}"] },
+    Attack { name: "process_vm_readv", argv: &["{self}", "attack", "vm-readv", "{pid}"] },
+    Attack { name: "pidfd_getfd", argv: &["{self}", "attack", "pidfd-getfd", "{pid}"] },
+];
+
+fn have(prog: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+struct Outcome {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    pid: u32,
+}
+
+fn spawn_attack(argv: &[&str], pid: i32) -> Result<Outcome> {
+    let me = std::env::current_exe()?;
+    let argv: Vec<String> =
+        argv.iter().map(|a| a.replace("{pid}", &pid.to_string()).replace("{self}", &me.to_string_lossy())).collect();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {argv:?}"))?;
+    let cpid = child.id();
+    let out = child.wait_with_output()?;
+    Ok(Outcome { status: out.status, stdout: out.stdout, pid: cpid })
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+struct Suite<'a> {
+    a: &'a RunArgs,
+    secret: String,
+    failures: Vec<String>,
+    passes: usize,
+}
+
+impl Suite<'_> {
+    fn check(&mut self, ok: bool, what: String) {
+        if ok {
+            self.passes += 1;
+            println!("ok: {what}");
+        } else {
+            println!("FAIL: {what}");
+            self.failures.push(what);
+        }
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(self.a.patience)
+    }
+
+    /// An attack on a protected target: blocked, secret absent, exactly one audit line.
+    fn blocked(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
+        let o = spawn_attack(att.argv, target)?;
+        let name = format!("{} on {label} {target}", att.name);
+        let leaked = contains(&o.stdout, &self.secret);
+        let (want_action, failed) = match self.a.expect.as_str() {
+            "lsm" => ("denied", !o.status.success() && o.status.signal().is_none()),
+            _ => ("killed", o.status.signal() == Some(libc::SIGKILL)),
+        };
+        self.check(failed && !leaked, format!("{name}: fails ({}), secret not in output", o.status));
+        let reader = o.pid;
+        let is_mine = move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == reader;
+        let line = g.wait_for(self.patience(), is_mine);
+        std::thread::sleep(Duration::from_millis(300));
+        let n = g.count(is_mine);
+        let ok = line.as_ref().is_some_and(|l| {
+            l["action"] == want_action && l["target"]["tgid"] == target && l["mode"] == self.a.expect.as_str()
+        });
+        self.check(ok && n == 1, format!("{name}: exactly one audit line, action {want_action} (got {n}: {line:?})"));
+        Ok(())
+    }
+
+    /// The same attack on the unprotected control: succeeds, prints the secret, no audit line.
+    fn allowed(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
+        let o = spawn_attack(att.argv, target)?;
+        let name = format!("{} on {label} {target}", att.name);
+        self.check(
+            o.status.success() && contains(&o.stdout, &self.secret),
+            format!("{name}: reads the secret ({})", o.status),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let reader = o.pid;
+        let n = g.count(move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == reader);
+        self.check(n == 0, format!("{name}: no audit line (got {n})"));
+        Ok(())
+    }
+}
+
+fn random_secret() -> Result<String> {
+    let mut b = [0u8; 12];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(format!("hush-suite-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+fn alive_not_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+        .is_some_and(|state| !matches!(state, 'T' | 't' | 'Z' | 'X'))
+}
+
+fn run(a: &RunArgs) -> Result<()> {
+    let _ = std::fs::remove_dir_all(&a.pin_root);
+    let _ = std::fs::remove_dir_all(&a.workdir);
+    std::fs::create_dir_all(&a.workdir)?;
+    let real_shim = a.injector.is_some();
+    let src = match &a.injector {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let injector = a.workdir.join("injector");
+    let launcher = a.workdir.join("launcher");
+    std::fs::copy(&src, &injector)?;
+    std::fs::copy(&src, &launcher)?;
+    println!(
+        "suite: mode {} (expect {}), shim {} ({})",
+        a.mode,
+        a.expect,
+        src.display(),
+        if real_shim { "the real injector" } else { "stand-in exec-env" }
+    );
+
+    let mut s = Suite { a, secret: random_secret()?, failures: vec![], passes: 0 };
+    let g = GuardProc::start(a)?;
+    let prot = start_app(&injector, real_shim, &s.secret)?;
+    let ctrl = start_app(&launcher, real_shim, &s.secret)?;
+    let registered = g.wait_for(s.patience(), |v| v["event"] == "protect" && v["target"]["tgid"] == prot.pid);
+    s.check(registered.is_some(), format!("exec of injector registered pid {} (protect line)", prot.pid));
+    s.check(
+        g.count(|v| v["event"] == "protect" && v["target"]["tgid"] == ctrl.pid) == 0,
+        format!("exec of launcher did not register pid {}", ctrl.pid),
+    );
+
+    for att in ATTACKS {
+        let prog = att.argv[0];
+        if prog != "{self}" && !have(prog) {
+            println!("skip: {} ({prog} is not installed here)", att.name);
+            continue;
+        }
+        s.blocked(&g, att, prot.pid, "protected app")?;
+        s.allowed(&g, att, ctrl.pid, "control app")?;
+    }
+    for att in [&ATTACKS[0], &ATTACKS[8], &ATTACKS[9], &ATTACKS[10]] {
+        s.blocked(&g, att, prot.kid, "protected app's forked child")?;
+        s.allowed(&g, att, ctrl.kid, "control app's forked child")?;
+    }
+
+    // What monitoring and kubectl exec need keeps working.
+    for file in ["status", "stat", "cmdline", "fd", "ns/pid"] {
+        let path = format!("/proc/{}/{file}", prot.pid);
+        let ok = std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) && std::fs::read_dir(&path).is_ok()
+            || std::fs::read(&path).is_ok()
+            || std::fs::read_link(&path).is_ok();
+        s.check(ok, format!("{path} of the protected app stays readable"));
+    }
+    let o = launcher_cmd(&injector, real_shim, &s.secret, &["cat", "/proc/self/environ"]).output()?;
+    s.check(
+        o.status.success() && contains(&o.stdout, &s.secret),
+        format!("a process started through injector reads its own environ ({})", o.status),
+    );
+    let until = Instant::now() + s.patience();
+    while !(alive_not_stopped(prot.pid) && alive_not_stopped(prot.kid)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.check(
+        alive_not_stopped(prot.pid) && alive_not_stopped(prot.kid),
+        "the protected app and its child survived every attack, not stopped".into(),
+    );
+
+    let mut g = g;
+    if a.restart {
+        g.stop()?;
+        let o = spawn_attack(ATTACKS[0].argv, prot.pid)?;
+        s.check(
+            o.status.signal() == Some(libc::SIGKILL) && !contains(&o.stdout, &s.secret),
+            format!("with no guard running (pinned links), cat is still killed ({})", o.status),
+        );
+        g = GuardProc::start(a)?;
+        s.blocked(&g, &ATTACKS[0], prot.pid, "protected app after a guard restart")?;
+        s.blocked(&g, &ATTACKS[9], prot.kid, "protected child after a guard restart")?;
+    }
+
+    // Exit releases protection: no stale entries for a reused pid to inherit.
+    let (pid, kid) = (prot.pid, prot.kid);
+    drop(prot);
+    let released = g.wait_for(s.patience(), |v| v["event"] == "release" && v["target"]["tgid"] == pid);
+    s.check(released.is_some(), format!("exit of {pid} released its protection (release line)"));
+    let protected_map = aya::maps::MapData::from_pin(a.pin_root.join("hush_protected"))
+        .map_err(|e| anyhow!("opening the pinned hush_protected map: {e}"))?;
+    let map: aya::maps::HashMap<_, u32, injector_ebpf::maps::Protected> =
+        aya::maps::HashMap::try_from(aya::maps::Map::HashMap(protected_map))?;
+    let until = Instant::now() + s.patience();
+    let stale = loop {
+        let keys: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+        let stale: Vec<u32> = keys.into_iter().filter(|k| *k == pid as u32 || *k == kid as u32).collect();
+        if stale.is_empty() || Instant::now() > until {
+            break stale;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.check(stale.is_empty(), format!("no entries left for the exited app and child (stale: {stale:?})"));
+    drop(ctrl);
+
+    g.stop()?;
+    let status = Command::new(&a.guard).arg("unload").arg("--pin-root").arg(&a.pin_root).status()?;
+    s.check(status.success() && !a.pin_root.exists(), "guard unload removed the pin root".into());
+    let _ = std::io::stdout().as_raw_fd();
+
+    if s.failures.is_empty() {
+        println!("suite: success ({} checks)", s.passes);
+        Ok(())
+    } else {
+        println!("suite: failure ({} of {} checks failed)", s.failures.len(), s.failures.len() + s.passes);
+        bail!("{} checks failed", s.failures.len())
+    }
+}
