@@ -1,13 +1,166 @@
 //! `cargo xtask bench`: figures beside their baselines, measured in one run.
+//!
+//! Commands are timed interleaved (A, B, C, A, B, C, ...) so that a noisy neighbour slows
+//! every variant alike; medians and ratios are reported, never absolute goals in tests.
 
-use anyhow::Result;
+use crate::{cmd, openbao::DevServer, tools};
+use anyhow::{Context, Result, bail};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which benchmark: shim, webhook, guard (default: all).
+    /// Which benchmark: shim (default: all).
     pub which: Option<String>,
+    /// Timed runs of each variant.
+    #[arg(long, default_value_t = 40)]
+    pub runs: usize,
 }
 
-pub fn run(_args: &Args) -> Result<()> {
-    anyhow::bail!("benchmarks are not written yet")
+pub fn run(args: &Args) -> Result<()> {
+    match args.which.as_deref() {
+        None | Some("shim") => shim(args.runs),
+        Some(other) => bail!("unknown benchmark `{other}`: expected shim"),
+    }
+}
+
+/// One command to time.
+struct Variant {
+    name: &'static str,
+    what: &'static str,
+    command: Command,
+}
+
+struct Timing {
+    median: Duration,
+    p90: Duration,
+}
+
+fn time_interleaved(variants: &mut [Variant], runs: usize) -> Result<Vec<Timing>> {
+    let mut samples = vec![Vec::with_capacity(runs); variants.len()];
+    for round in 0..runs + 2 {
+        for (i, variant) in variants.iter_mut().enumerate() {
+            let start = Instant::now();
+            let status = variant
+                .command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .with_context(|| format!("running {}", variant.name))?;
+            let elapsed = start.elapsed();
+            if !status.success() {
+                bail!("{} failed: {status}", variant.name);
+            }
+            if round >= 2 {
+                samples[i].push(elapsed); // the first two rounds warm caches
+            }
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort();
+            Timing { median: s[s.len() / 2], p90: s[s.len() * 9 / 10] }
+        })
+        .collect())
+}
+
+const SECRETS: usize = 10;
+
+fn shim(runs: usize) -> Result<()> {
+    tools::ensure_apt(&["curl"])?;
+    let shim = tools::build_static_shim()?;
+    let size = std::fs::metadata(&shim)?.len();
+    let server = DevServer::start("openbao-bench")?;
+    let fields: Vec<String> = (0..SECRETS).map(|i| format!("k{i}=value-{i}")).collect();
+    cmd::run(server.cli().args(["kv", "put", "secret/bench"]).args(&fields).stdout(Stdio::null()))?;
+
+    let mut with_shim = Command::new(&shim);
+    with_shim
+        .args(["--", "/bin/true"])
+        .env_clear()
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", &server.root_token)
+        .envs((0..SECRETS).map(|i| (format!("K{i}"), format!("vault:secret/data/bench#k{i}"))));
+    let script: String = (0..SECRETS)
+        .map(|i| format!("export K{i}=\"$(\"$BAO\" kv get -field=k{i} secret/bench)\"; "))
+        .chain(["exec /bin/true".to_owned()])
+        .collect();
+    let mut with_bao = Command::new("/bin/sh");
+    with_bao
+        .args(["-c", &script])
+        .env("BAO", &server.bao)
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", &server.root_token);
+    let mut one_trip = Command::new("curl");
+    one_trip
+        .args(["-sf", "-o", "/dev/null", "-H"])
+        .arg(format!("X-Vault-Token: {}", server.root_token))
+        .arg(format!("{}/v1/secret/data/bench", server.addr));
+    let mut exec_floor = Command::new("/bin/true");
+    exec_floor.env_clear();
+
+    let mut variants = [
+        Variant { name: "shim", what: "injector, 10 references, exec /bin/true", command: with_shim },
+        Variant { name: "bao-script", what: "sh + `bao kv get -field` per variable", command: with_bao },
+        Variant { name: "one-round-trip", what: "curl: one Vault read from a new process", command: one_trip },
+        Variant { name: "exec-floor", what: "/bin/true alone", command: exec_floor },
+    ];
+    let timings = time_interleaved(&mut variants, runs)?;
+    drop(server);
+
+    let shim_median = timings[0].median.as_secs_f64();
+    let mut table = String::from("| variant | what | median ms | p90 ms | this ÷ shim |\n|---|---|---|---|---|\n");
+    let mut json = Vec::new();
+    for (variant, timing) in variants.iter().zip(&timings) {
+        let ratio = timing.median.as_secs_f64() / shim_median;
+        table.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            variant.name,
+            variant.what,
+            ms(timing.median),
+            ms(timing.p90),
+            ratio
+        ));
+        json.push(serde_json::json!({
+            "variant": variant.name, "median_ms": ms(timing.median), "p90_ms": ms(timing.p90), "ratio_to_shim": ratio,
+        }));
+    }
+    let mib = size as f64 / (1024.0 * 1024.0);
+    table.push_str(&format!(
+        "\nshim binary (static, stripped): {size} bytes = {mib:.2} MiB (goal: under 3 MiB)\n\
+         shim ÷ one round trip: {:.2} (goal: at most 1.5); shim ÷ bao script: {:.2}\n",
+        shim_median / timings[2].median.as_secs_f64(),
+        shim_median / timings[1].median.as_secs_f64()
+    ));
+    let machine = machine();
+    println!("\n## shim ({runs} interleaved runs each; {machine})\n\n{table}");
+    let out_dir = tools::target_dir().join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("shim.md"), format!("## shim\n\n{machine}\n\n{table}"))?;
+    std::fs::write(
+        out_dir.join("shim.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "machine": machine, "runs": runs, "binary_bytes": size, "variants": json,
+        }))?,
+    )?;
+    eprintln!("xtask: wrote {}", out_dir.join("shim.md").display());
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A line naming the machine the figures come from.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = cmd::stdout(Command::new("uname").arg("-r")).unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {kernel}")
 }

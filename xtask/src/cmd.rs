@@ -37,7 +37,7 @@ pub fn stdout(cmd: &mut Command) -> Result<String> {
 
 pub fn describe(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-    parts.extend(cmd.get_args().map(|a| quote(a)));
+    parts.extend(cmd.get_args().map(quote));
     parts.join(" ")
 }
 
