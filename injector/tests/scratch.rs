@@ -188,7 +188,7 @@ fn the_static_shim_runs_in_an_empty_root_as_nobody() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("set VAULT_CACERT"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));
     // A CA that did not sign Vault's certificate: the TLS handshake fails, retried to the deadline.
-    std::fs::copy(&unrelated_ca(work.path()), root.join("ca.pem")).unwrap();
+    std::fs::copy(unrelated_ca(work.path()), root.join("ca.pem")).unwrap();
     let out = run_in_chroot(&root, &env, "echo started");
     assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));

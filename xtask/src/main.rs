@@ -10,6 +10,7 @@ mod demo;
 mod openbao;
 mod test;
 mod tools;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 

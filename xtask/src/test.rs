@@ -43,6 +43,7 @@ pub fn run(args: &Args) -> Result<()> {
         .env("HUSH_TEST_BAO", &server.bao)
         .env("HUSH_TEST_STATIC_INJECTOR", &shim)
         .env("HUSH_TEST_BUSYBOX", "/bin/busybox");
+    crate::webhook::test_env(&mut nextest)?;
     if let Some(filter) = &args.filter {
         nextest.arg(filter);
     }
