@@ -231,3 +231,5 @@ pub fn apply(review: &Value, response: &Value) -> Value {
     json_patch::patch(&mut object, &patch).unwrap_or_else(|e| panic!("the patch does not apply: {e}: {patch:?}"));
     object
 }
+
+pub mod registry;
