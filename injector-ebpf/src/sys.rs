@@ -203,3 +203,163 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), SyscallError> {
     let r = unsafe { libc::kill(pid, sig) };
     check("kill", r.into()).map(drop)
 }
+
+// ---- io_uring: one IORING_OP_OPENAT, for the suite's io_uring attack -------------------------
+
+#[repr(C)]
+#[derive(Default)]
+struct SqOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    flags: u32,
+    dropped: u32,
+    array: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CqOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    overflow: u32,
+    cqes: u32,
+    flags: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UringParams {
+    sq_entries: u32,
+    cq_entries: u32,
+    flags: u32,
+    sq_thread_cpu: u32,
+    sq_thread_idle: u32,
+    features: u32,
+    wq_fd: u32,
+    resv: [u32; 3],
+    sq_off: SqOffsets,
+    cq_off: CqOffsets,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Sqe {
+    opcode: u8,
+    flags: u8,
+    ioprio: u16,
+    fd: i32,
+    off: u64,
+    addr: u64,
+    len: u32,
+    open_flags: u32,
+    user_data: u64,
+    buf_index: u16,
+    personality: u16,
+    splice_fd_in: i32,
+    addr3: u64,
+    pad: u64,
+}
+
+const _: () = assert!(size_of::<UringParams>() == 120 && size_of::<Sqe>() == 64);
+
+/// An mmap of an io_uring region, unmapped on drop.
+struct Region {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Region {
+    fn map(fd: RawFd, len: usize, offset: i64) -> Result<Region, SyscallError> {
+        // Safety: a fresh shared mapping of the ring fd at a kernel-defined offset; no existing
+        // memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                offset,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(SyscallError { call: "mmap(io_uring)", io_error: io::Error::last_os_error() });
+        }
+        Ok(Region { ptr: p.cast(), len })
+    }
+
+    /// Pointer to a `T` at byte offset `off`; the caller keeps `off + size_of::<T>() <= len`.
+    fn at<T>(&self, off: u32) -> *mut T {
+        assert!(off as usize + size_of::<T>() <= self.len, "io_uring offset outside the mapping");
+        // Safety: in bounds (asserted) of a live mapping.
+        unsafe { self.ptr.add(off as usize).cast() }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // Safety: exactly the mapping made in `map`, not used after this.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Opens `path` read-only through an io_uring `IORING_OP_OPENAT`; the inner result is the
+/// completion's: the new fd, or the errno the open failed with.
+pub fn io_uring_openat(path: &str) -> Result<Result<OwnedFd, io::Error>, SyscallError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let mut p = UringParams::default();
+    // Safety: `p` is a valid io_uring_params for the kernel to fill.
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut UringParams) };
+    let ring = check("io_uring_setup", r)? as RawFd;
+    // Safety: a new fd the kernel installed for us.
+    let ring = unsafe { OwnedFd::from_raw_fd(ring) };
+    let sq = Region::map(ring.as_raw_fd(), (p.sq_off.array + p.sq_entries * 4) as usize, 0)?;
+    let cq = Region::map(ring.as_raw_fd(), (p.cq_off.cqes + p.cq_entries * 16) as usize, 0x800_0000)?;
+    let sqes = Region::map(ring.as_raw_fd(), p.sq_entries as usize * size_of::<Sqe>(), 0x1000_0000)?;
+    let cpath =
+        CString::new(path).map_err(|e| SyscallError { call: "io_uring openat", io_error: io::Error::other(e) })?;
+    // Safety: the ring offsets come from the kernel and lie inside the mappings (checked by
+    // `at`); head/tail are shared with the kernel, so they are accessed atomically; `cpath`
+    // outlives the io_uring_enter call that consumes the SQE.
+    unsafe {
+        let tail_p = &*sq.at::<AtomicU32>(p.sq_off.tail);
+        let mask = *sq.at::<u32>(p.sq_off.ring_mask);
+        let tail = tail_p.load(Ordering::Acquire);
+        let idx = tail & mask;
+        sqes.at::<Sqe>(idx * size_of::<Sqe>() as u32).write(Sqe {
+            opcode: 18, // IORING_OP_OPENAT
+            fd: libc::AT_FDCWD,
+            addr: cpath.as_ptr() as u64,
+            open_flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+            user_data: 7,
+            ..Sqe::default()
+        });
+        sq.at::<u32>(p.sq_off.array + idx * 4).write(idx);
+        tail_p.store(tail.wrapping_add(1), Ordering::Release);
+    }
+    // Safety: integer arguments only; no signal mask.
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_enter, ring.as_raw_fd(), 1u32, 1u32, 1u32, 0usize, 0usize) };
+    check("io_uring_enter", r)?;
+    // Safety: as above; the kernel published one CQE (min_complete = 1) before returning.
+    let res = unsafe {
+        let head_p = &*cq.at::<AtomicU32>(p.cq_off.head);
+        let mask = *cq.at::<u32>(p.cq_off.ring_mask);
+        let head = head_p.load(Ordering::Acquire);
+        let res = *cq.at::<i32>(p.cq_off.cqes + (head & mask) * 16 + 8);
+        head_p.store(head.wrapping_add(1), Ordering::Release);
+        res
+    };
+    if res < 0 {
+        return Ok(Err(io::Error::from_raw_os_error(-res)));
+    }
+    // Safety: the completion of our OPENAT installed this fd for us; nothing else owns it.
+    Ok(Ok(unsafe { OwnedFd::from_raw_fd(res) }))
+}

@@ -7,9 +7,11 @@
 mod bench;
 mod cmd;
 mod demo;
+mod guard;
 mod openbao;
 mod test;
 mod tools;
+mod vm;
 mod webhook;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ enum Task {
     Bench(bench::Args),
     /// Build the static shim binary and print its path.
     BuildShim,
+    /// The guard's attack suite alone: host kernel (tracepoint) and qemu VMs (lsm, fallback).
+    GuardTest(guard::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::GuardTest(args) => guard::run(&args),
         Task::BuildShim => {
             println!("{}", tools::build_static_shim()?.display());
             Ok(())

@@ -49,6 +49,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     cmd::run(&mut nextest)?;
     cmd::run(Command::new(env!("CARGO")).current_dir(&root).args(["test", "--locked", "--workspace", "--doc"]))?;
+    crate::guard::test()?;
     drop(server);
     Ok(())
 }

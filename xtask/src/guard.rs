@@ -1,0 +1,150 @@
+//! The guard's proof on real kernels (issue 4): the attack suite (`guard-suite`, in
+//! `injector-ebpf`) against the host kernel in tracepoint mode, then inside qemu VMs booting
+//! Debian's cloud kernel with BPF LSM (lsm mode) and without it (`auto` must fall back to
+//! tracepoint). Each VM run ends in one `init: success|failure` line.
+
+use crate::{cmd, tools, vm};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Debian packages the guard's build and tests need: clang + libbpf headers compile the C
+/// programs (build.rs), python3 is one of the attackers.
+pub const APT: &[&str] = &["clang", "libbpf-dev", "python3"];
+
+const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only the host-kernel suite (skip the qemu VMs).
+    #[arg(long)]
+    pub no_vm: bool,
+}
+
+pub struct Binaries {
+    pub guard: PathBuf,
+    pub suite: PathBuf,
+}
+
+/// Builds `guard` and `guard-suite` as static binaries (they also run in the VM's initramfs).
+pub fn build() -> Result<Binaries> {
+    tools::ensure_apt(APT)?;
+    cmd::run(
+        Command::new(env!("CARGO"))
+            .current_dir(tools::root())
+            .args(["build", "--locked", "--release", "--package", "injector-ebpf", "--target", TRIPLE])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("HUSH_REQUIRE_BPF", "1"),
+    )?;
+    let dir = tools::target_dir().join(TRIPLE).join("release");
+    Ok(Binaries { guard: dir.join("guard"), suite: dir.join("guard-suite") })
+}
+
+fn ensure_mounted(fstype: &str, at: &str) -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts")?;
+    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some(fstype)) {
+        return Ok(());
+    }
+    cmd::run(Command::new("mount").args(["-t", fstype, fstype, at]))
+}
+
+/// The step `cargo xtask test` runs.
+pub fn test() -> Result<()> {
+    run(&Args { no_vm: false })
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let bins = build()?;
+    let shim = tools::build_static_shim()?;
+    host(&bins, &shim)?;
+    if !args.no_vm {
+        vms(&bins, &shim)?;
+    }
+    Ok(())
+}
+
+/// The suite on this machine's kernel, tracepoint mode, with a guard restart.
+pub fn host(bins: &Binaries, shim: &Path) -> Result<()> {
+    ensure_mounted("tracefs", "/sys/kernel/tracing")?;
+    ensure_mounted("bpf", "/sys/fs/bpf")?;
+    let work = tools::scratch("guard-host")?;
+    cmd::run(
+        Command::new(&bins.suite)
+            .args(["run", "--mode", "tracepoint", "--expect", "tracepoint", "--restart"])
+            .arg("--guard")
+            .arg(&bins.guard)
+            .arg("--injector")
+            .arg(shim)
+            .arg("--workdir")
+            .arg(&work)
+            .args(["--pin-root", "/sys/fs/bpf/hush-xtask"]),
+    )
+    .context("the guard's attack suite failed on the host kernel (tracepoint mode)")
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t bpf bpf /sys/fs/bpf
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t securityfs securityfs /sys/kernel/security
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+MODE=auto EXPECT=tracepoint EXTRA=
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    hush.mode=*) MODE="${a#hush.mode=}" ;;
+    hush.expect=*) EXPECT="${a#hush.expect=}" ;;
+    hush.extra=*) EXTRA="$EXTRA --${a#hush.extra=}" ;;
+  esac
+done
+echo "init: kernel $(uname -r), lsm=$(cat /sys/kernel/security/lsm), mode=$MODE expect=$EXPECT"
+if /bin/guard-suite run --guard /bin/guard --injector /bin/injector --mode "$MODE" --expect "$EXPECT" \
+    --workdir /tmp/suite --pin-root /sys/fs/bpf/hush --patience 60 $EXTRA; then
+  echo "init: success"
+else
+  echo "init: failure"
+fi
+poweroff -f
+"#;
+
+/// Boots the Debian cloud kernel twice: with BPF LSM (the suite in lsm mode, plus io_uring and a
+/// restart) and without it (`--mode auto` must fall back to tracepoint).
+pub fn vms(bins: &Binaries, shim: &Path) -> Result<()> {
+    tools::ensure_apt(vm::APT)?;
+    let kernel = vm::cloud_kernel(&tools::target_dir().join("vm-kernel"))?;
+    let mut cpio = vm::Cpio::default();
+    for d in ["bin", "dev", "proc", "sys", "tmp", "run", "root"] {
+        cpio.dir(d);
+    }
+    cpio.file("init", 0o755, INIT.as_bytes());
+    cpio.copy("bin/busybox", Path::new("/bin/busybox"))?;
+    cpio.copy("bin/guard", &bins.guard)?;
+    cpio.copy("bin/guard-suite", &bins.suite)?;
+    cpio.copy("bin/injector", shim)?;
+    let initrd = vm::write_initrd("guard-initrd.cpio", &cpio.finish())?;
+    let base = "console=ttyS0 panic=-1 quiet loglevel=3";
+    let mut failed = Vec::new();
+    for (tag, append) in [
+        (
+            "vm-lsm",
+            format!(
+                "{base} lsm=landlock,lockdown,yama,bpf hush.mode=lsm hush.expect=lsm hush.extra=restart hush.extra=io-uring"
+            ),
+        ),
+        ("vm-nobpf", format!("{base} lsm=landlock,lockdown,yama hush.mode=auto hush.expect=tracepoint")),
+    ] {
+        if let Err(e) = vm::boot(&kernel, &initrd, &append, Duration::from_secs(600), tag) {
+            eprintln!("xtask: {e:#}");
+            failed.push(tag);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the guard's VM suite failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
