@@ -7,6 +7,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod guard;
 mod openbao;
 mod test;
@@ -33,6 +34,8 @@ enum Task {
     Bench(bench::Args),
     /// Build the static shim binary and print its path.
     BuildShim,
+    /// Run every fuzz target for a while (cargo-fuzz with the installed nightly).
+    Fuzz(fuzz::Args),
     /// The guard's attack suite alone: host kernel (tracepoint) and qemu VMs (lsm, fallback).
     GuardTest(guard::Args),
 }
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::GuardTest(args) => guard::run(&args),
         Task::BuildShim => {
             println!("{}", tools::build_static_shim()?.display());
