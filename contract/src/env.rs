@@ -48,6 +48,15 @@ pub const HUSH_SA_TOKEN_PATH: &str = "HUSH_SA_TOKEN_PATH";
 /// How many Vault reads may be in flight at once (default 8).
 pub const HUSH_MAX_CONCURRENCY: &str = "HUSH_MAX_CONCURRENCY";
 
+/// The Landlock policy for the application (see the shim's `policy` module for the
+/// language), e.g. `ro:/usr,/etc;rw:/tmp;connect:5432`. Default: deny the service-account
+/// token directory only.
+pub const HUSH_LANDLOCK: &str = "HUSH_LANDLOCK";
+/// Capabilities the application keeps: `keep` (default), `none`, or `NET_BIND_SERVICE,...`.
+pub const HUSH_CAPABILITIES: &str = "HUSH_CAPABILITIES";
+/// `true` drops the bounding set to the kept capabilities, so exec cannot hand others back.
+pub const HUSH_CLEAR_BOUNDING_SET: &str = "HUSH_CLEAR_BOUNDING_SET";
+
 /// Where the kubelet projects the service-account token.
 pub const DEFAULT_SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -74,6 +83,9 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     VAULT_SECRET_ID_FILE,
     HUSH_SA_TOKEN_PATH,
     HUSH_MAX_CONCURRENCY,
+    HUSH_LANDLOCK,
+    HUSH_CAPABILITIES,
+    HUSH_CLEAR_BOUNDING_SET,
 ];
 
 /// Whether `name` is one of [`CONFIG_VARIABLES`].

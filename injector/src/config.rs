@@ -4,11 +4,12 @@
 //! process environment. Values that are secrets (a token, an AppRole secret ID) become
 //! [`SecretString`]s here and nowhere else.
 
+use crate::harden::{Hardening, parse_capabilities};
 use hush_contract::env as names;
 use secrecy::SecretString;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
@@ -38,6 +39,8 @@ pub struct Config {
     pub daemon: bool,
     /// Vault requests in flight at once.
     pub max_concurrency: usize,
+    /// What is locked down before exec.
+    pub hardening: Hardening,
 }
 
 /// How the shim obtains its Vault token.
@@ -276,7 +279,18 @@ impl Config {
                     invalid(names::HUSH_MAX_CONCURRENCY, &format!("`{s}` is not a number from 1 to 256"))
                 })?,
             };
+        let sa_token_path: PathBuf =
+            vars.text(names::HUSH_SA_TOKEN_PATH)?.unwrap_or_else(|| names::DEFAULT_SA_TOKEN_PATH.to_owned()).into();
+        let hardening = Hardening {
+            policy: crate::policy::parse(&vars.text(names::HUSH_LANDLOCK)?.unwrap_or_default())
+                .map_err(|e| invalid(names::HUSH_LANDLOCK, &e.to_string()))?,
+            capabilities: parse_capabilities(&vars.text(names::HUSH_CAPABILITIES)?.unwrap_or_default())
+                .map_err(|e| invalid(names::HUSH_CAPABILITIES, &e))?,
+            clear_bounding_set: vars.flag(names::HUSH_CLEAR_BOUNDING_SET)?.unwrap_or(false),
+            sa_dir: sa_token_path.parent().map(Path::to_path_buf),
+        };
         Ok(Config {
+            hardening,
             vault_addr,
             auth: match parse_auth(&vars) {
                 Err(invalid @ ConfigError::Invalid { .. }) => return Err(invalid),

@@ -11,12 +11,13 @@
 //! | 73   | `injector install` could not write the binary |
 //! | 76   | Vault answered something unexpected |
 //! | 77   | login refused, or permission denied |
-//! | 78   | a configuration variable is invalid or missing |
+//! | 78   | a configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced |
 //! | 126  | the program exists but cannot be executed |
 //! | 127  | the program was not found |
 
 use crate::config::ConfigError;
 use crate::exec::ExecError;
+use crate::harden::HardenError;
 use crate::install::InstallError;
 use crate::plan::PlanError;
 use crate::render::RenderError;
@@ -32,7 +33,7 @@ pub const EXIT_CODES: &str = "Exit codes (the application's own once it runs):
   73  `injector install` could not write the binary
   76  Vault answered something unexpected
   77  login refused, or permission denied
-  78  a configuration variable is invalid or missing
+  78  a configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced
   126 the program exists but cannot be executed
   127 the program was not found";
 
@@ -51,6 +52,9 @@ pub enum Failure {
     /// A secret could not be placed.
     #[error("{0}")]
     Render(#[from] RenderError),
+    /// Capabilities, no-new-privs or Landlock could not be applied.
+    #[error("hardening: {0}")]
+    Harden(#[from] HardenError),
     /// The program could not be started.
     #[error("{0}")]
     Exec(#[from] ExecError),
@@ -87,6 +91,8 @@ impl Failure {
                 ExecError::NulInArgument { .. } => 64,
                 ExecError::Exec { .. } => 71,
             },
+            Failure::Harden(HardenError::Unenforceable(_)) => 78,
+            Failure::Harden(_) => 71,
             Failure::Install(_) => 73,
             Failure::Runtime(_) => 71,
         }

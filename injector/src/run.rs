@@ -48,7 +48,9 @@ fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
             skipped.reference
         );
     }
+    let applied = crate::harden::apply(&config.hardening)?;
     tracing::info!(
+        landlock = applied.landlock.as_str(),
         references = plan.reference_count(),
         requests = plan.requests.len(),
         locked = rendered.block.is_locked(),

@@ -108,6 +108,28 @@ pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: exec can no longer raise privileges (setuid bits and
+/// file capabilities are ignored). One-way, inherited by children.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // Safety: PR_SET_NO_NEW_PRIVS takes integer arguments and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The effective user ID.
+pub fn effective_uid() -> u32 {
+    // Safety: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Sets `RLIMIT_CORE` (soft and hard) to `bytes`.
+pub fn set_core_limit(bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+    // Safety: setrlimit reads the struct we pass for the duration of the call.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,233 @@
+//! The last steps before exec: capabilities, core dumps, no-new-privs, Landlock.
+//!
+//! Order matters: capabilities are dropped first (dropping the bounding set needs
+//! `CAP_SETPCAP`), then `PR_SET_NO_NEW_PRIVS`, then Landlock (which needs no-new-privs or
+//! `CAP_SYS_ADMIN`), then exec. All of it applies to the calling thread, which is the one
+//! that execs.
+
+use crate::policy::{self, Access, Compiled, FsView, Policy};
+use crate::sys;
+use caps::{CapSet, Capability, CapsHashSet};
+use landlock::{
+    ABI, Access as _, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus,
+};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The Landlock ABI whose rights Hush asks for; newer kernels enforce it fully, older ones
+/// as much as they can (unless the policy says `required`).
+const TARGET_ABI: ABI = ABI::V6;
+
+/// Which capabilities the application keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capabilities {
+    /// What the container gave the shim (ambient and inheritable are cleared regardless).
+    Keep,
+    /// Only these (an empty set drops all).
+    Only(CapsHashSet),
+}
+
+/// Parses `HUSH_CAPABILITIES`: `keep`, `none`, or a comma list like `NET_BIND_SERVICE,CHOWN`.
+pub fn parse_capabilities(text: &str) -> Result<Capabilities, String> {
+    match text.trim() {
+        "" | "keep" => Ok(Capabilities::Keep),
+        "none" => Ok(Capabilities::Only(CapsHashSet::new())),
+        list => list
+            .split(',')
+            .map(|name| {
+                let canonical = caps::to_canonical(name.trim());
+                canonical.parse::<Capability>().map_err(|_| format!("`{}` is not a capability", name.trim()))
+            })
+            .collect::<Result<CapsHashSet, String>>()
+            .map(Capabilities::Only),
+    }
+}
+
+/// What the hardening needs to know.
+#[derive(Debug, Clone)]
+pub struct Hardening {
+    /// The Landlock policy.
+    pub policy: Policy,
+    /// Capabilities the application keeps.
+    pub capabilities: Capabilities,
+    /// Drop the bounding set to the kept capabilities, so exec cannot hand others back.
+    pub clear_bounding_set: bool,
+    /// The service-account token's directory (denied by default).
+    pub sa_dir: Option<PathBuf>,
+}
+
+/// A step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    /// A capability operation.
+    #[error("capabilities: {step}: {message}")]
+    Capabilities {
+        /// Which operation.
+        step: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A process setting.
+    #[error("{step}: {source}")]
+    Process {
+        /// Which setting.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Landlock refused the ruleset.
+    #[error("Landlock: {0}")]
+    Landlock(String),
+    /// The policy says `required` and the kernel cannot enforce all of it.
+    #[error("Landlock policy is `required` but {0}")]
+    Unenforceable(String),
+}
+
+/// What was applied, for the log.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// e.g. `fully enforced (ABI 6), 12 rules`, or `not used`.
+    pub landlock: String,
+}
+
+/// Applies everything, in order.
+pub fn apply(hardening: &Hardening) -> Result<Applied, HardenError> {
+    drop_capabilities(&hardening.capabilities, hardening.clear_bounding_set)?;
+    sys::set_core_limit(1).map_err(|source| HardenError::Process { step: "setting RLIMIT_CORE to 1", source })?;
+    // /proc may be absent (a bare chroot); the rlimit alone already stops core files.
+    if let Err(e) = std::fs::write("/proc/self/coredump_filter", "0") {
+        tracing::debug!("could not clear /proc/self/coredump_filter: {e}");
+    }
+    sys::set_no_new_privs().map_err(|source| HardenError::Process { step: "setting no-new-privs", source })?;
+    let compiled = policy::compile(&hardening.policy, hardening.sa_dir.as_deref(), &RealFs);
+    let landlock = restrict(&hardening.policy, &compiled)?;
+    Ok(Applied { landlock })
+}
+
+fn caps_error(step: &'static str) -> impl Fn(caps::errors::CapsError) -> HardenError {
+    move |e| HardenError::Capabilities { step, message: e.to_string() }
+}
+
+fn drop_capabilities(wanted: &Capabilities, clear_bounding_set: bool) -> Result<(), HardenError> {
+    let permitted = caps::read(None, CapSet::Permitted).map_err(caps_error("reading the permitted set"))?;
+    let keep: CapsHashSet = match wanted {
+        Capabilities::Keep => permitted.clone(),
+        Capabilities::Only(set) => set.intersection(&permitted).copied().collect(),
+    };
+    // Root regains its whole bounding set at exec: dropping capabilities of a uid-0 app
+    // means nothing unless the bounding set goes too.
+    let is_root = sys::effective_uid() == 0;
+    if clear_bounding_set || (is_root && matches!(wanted, Capabilities::Only(_))) {
+        let bounding = caps::read(None, CapSet::Bounding).map_err(caps_error("reading the bounding set"))?;
+        for cap in bounding.difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(caps_error("dropping from the bounding set"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(caps_error("clearing the ambient set"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(caps_error("clearing the inheritable set"))?;
+    if matches!(wanted, Capabilities::Only(_)) {
+        caps::set(None, CapSet::Effective, &keep).map_err(caps_error("setting the effective set"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(caps_error("setting the permitted set"))?;
+    }
+    Ok(())
+}
+
+struct RealFs;
+
+impl FsView for RealFs {
+    fn canonical(&self, path: &Path) -> Option<PathBuf> {
+        std::fs::canonicalize(path).ok()
+    }
+    fn list(&self, path: &Path) -> Vec<OsString> {
+        std::fs::read_dir(path).map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect()).unwrap_or_default()
+    }
+}
+
+fn fs_access(access: Access) -> landlock::BitFlags<AccessFs> {
+    match access {
+        Access::ReadOnly => AccessFs::from_read(TARGET_ABI),
+        Access::ReadWrite => AccessFs::from_all(TARGET_ABI),
+        Access::DirEntries { write: false } => AccessFs::ReadDir.into(),
+        Access::DirEntries { write: true } => {
+            (AccessFs::from_write(TARGET_ABI) | AccessFs::ReadDir) & !(AccessFs::WriteFile | AccessFs::Truncate)
+        }
+    }
+}
+
+fn landlock_error(e: impl std::fmt::Display) -> HardenError {
+    HardenError::Landlock(e.to_string())
+}
+
+fn restrict(policy: &Policy, compiled: &Compiled) -> Result<String, HardenError> {
+    if policy.required && !compiled.missing.is_empty() {
+        let missing: Vec<String> = compiled.missing.iter().map(|p| p.display().to_string()).collect();
+        return Err(HardenError::Unenforceable(format!("these paths do not exist: {}", missing.join(", "))));
+    }
+    for path in &compiled.missing {
+        tracing::warn!("Landlock policy path {} does not exist; its rule is skipped", path.display());
+    }
+    let restrict_net = policy.connect.is_some() || policy.bind.is_some();
+    if !compiled.restrict_fs && !restrict_net {
+        return Ok("not used".into());
+    }
+    let level = if policy.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    let mut ruleset = Ruleset::default().set_compatibility(level);
+    if compiled.restrict_fs {
+        ruleset = ruleset.handle_access(AccessFs::from_all(TARGET_ABI)).map_err(landlock_error)?;
+    }
+    if policy.connect.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(landlock_error)?;
+    }
+    if policy.bind.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(landlock_error)?;
+    }
+    let mut created = ruleset.create().map_err(landlock_error)?;
+    for grant in &compiled.grants {
+        let fd = PathFd::new(&grant.path).map_err(landlock_error)?;
+        let mut access = fs_access(grant.access);
+        if !std::fs::metadata(&grant.path).is_ok_and(|m| m.is_dir()) {
+            // Directory rights mean nothing on a file; asking for them would mark the
+            // ruleset only partially enforced.
+            access &= AccessFs::from_file(TARGET_ABI);
+        }
+        created = created.add_rule(PathBeneath::new(fd, access)).map_err(landlock_error)?;
+    }
+    for port in policy.connect.iter().flatten() {
+        created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(landlock_error)?;
+    }
+    for port in policy.bind.iter().flatten() {
+        created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp)).map_err(landlock_error)?;
+    }
+    let status = created
+        .restrict_self()
+        .map_err(|e| if policy.required { HardenError::Unenforceable(e.to_string()) } else { landlock_error(e) })?;
+    let rules = compiled.grants.len() + policy.connect.iter().flatten().count() + policy.bind.iter().flatten().count();
+    let state = match status.ruleset {
+        RulesetStatus::FullyEnforced => "fully enforced",
+        RulesetStatus::PartiallyEnforced => "partially enforced",
+        RulesetStatus::NotEnforced => "not enforced (the kernel has no Landlock)",
+    };
+    if policy.required && status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(HardenError::Unenforceable(format!("the kernel left it {state}")));
+    }
+    Ok(format!("{state}, {rules} rules, kernel {:?}", status.landlock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_lists_parse_with_or_without_prefix() {
+        assert_eq!(parse_capabilities("keep"), Ok(Capabilities::Keep));
+        assert_eq!(parse_capabilities(""), Ok(Capabilities::Keep));
+        assert_eq!(parse_capabilities("none"), Ok(Capabilities::Only(CapsHashSet::new())));
+        assert_eq!(
+            parse_capabilities("net_bind_service, CAP_CHOWN"),
+            Ok(Capabilities::Only([Capability::CAP_NET_BIND_SERVICE, Capability::CAP_CHOWN].into_iter().collect()))
+        );
+        assert_eq!(parse_capabilities("CAP_FLY"), Err("`CAP_FLY` is not a capability".into()));
+    }
+}
