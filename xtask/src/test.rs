@@ -13,8 +13,9 @@ pub struct Args {
     pub filter: Option<String>,
 }
 
-/// Debian packages the tests use: a static busybox is the app inside the scratch chroot.
-const APT: &[&str] = &["busybox-static", "openssl"];
+/// Debian packages the tests use: a static busybox is the app inside the scratch chroot,
+/// openssl makes test certificates, setpriv (util-linux) runs tests as nobody.
+const APT: &[&str] = &["busybox-static", "openssl", "util-linux", "python3"];
 
 pub fn run(args: &Args) -> Result<()> {
     let root = tools::root();
@@ -51,5 +52,9 @@ pub fn run(args: &Args) -> Result<()> {
     cmd::run(Command::new(env!("CARGO")).current_dir(&root).args(["test", "--locked", "--workspace", "--doc"]))?;
     crate::guard::test()?;
     drop(server);
+    if args.filter.is_none() {
+        // A short run: crashes found here become regression tests beside the parser.
+        crate::fuzz::run(&crate::fuzz::Args { time: 15 })?;
+    }
     Ok(())
 }
