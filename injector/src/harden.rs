@@ -85,53 +85,93 @@ pub enum HardenError {
     Unenforceable(String),
 }
 
+/// Everything decided and built before the point of no return: the capability sets to
+/// set and the Landlock ruleset (an fd with its rules). [`Prepared::enforce`] then makes
+/// only system calls and allocates nothing on success, so that it can run in a child
+/// between `fork` and `execve`.
+pub struct Prepared {
+    drop_from_bounding: Vec<Capability>,
+    keep: Option<CapsHashSet>,
+    ruleset: Option<landlock::RulesetCreated>,
+    required: bool,
+    rules: usize,
+}
+
 /// What was applied, for the log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Applied {
-    /// e.g. `fully enforced (ABI 6), 12 rules`, or `not used`.
-    pub landlock: String,
+    landlock: Option<(RulesetStatus, usize)>,
 }
 
-/// Applies everything, in order.
-pub fn apply(hardening: &Hardening) -> Result<Applied, HardenError> {
-    drop_capabilities(&hardening.capabilities, hardening.clear_bounding_set)?;
-    sys::set_core_limit(1).map_err(|source| HardenError::Process { step: "setting RLIMIT_CORE to 1", source })?;
-    // /proc may be absent (a bare chroot); the rlimit alone already stops core files.
-    if let Err(e) = std::fs::write("/proc/self/coredump_filter", "0") {
-        tracing::debug!("could not clear /proc/self/coredump_filter: {e}");
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.landlock {
+            None => write!(f, "not used"),
+            Some((RulesetStatus::FullyEnforced, rules)) => write!(f, "fully enforced, {rules} rules"),
+            Some((RulesetStatus::PartiallyEnforced, rules)) => {
+                write!(f, "partially enforced (older Landlock ABI), {rules} rules")
+            }
+            Some((RulesetStatus::NotEnforced, _)) => write!(f, "not enforced (the kernel has no Landlock)"),
+        }
     }
-    sys::set_no_new_privs().map_err(|source| HardenError::Process { step: "setting no-new-privs", source })?;
-    let compiled = policy::compile(&hardening.policy, hardening.sa_dir.as_deref(), &RealFs);
-    let landlock = restrict(&hardening.policy, &compiled)?;
-    Ok(Applied { landlock })
 }
 
-fn caps_error(step: &'static str) -> impl Fn(caps::errors::CapsError) -> HardenError {
-    move |e| HardenError::Capabilities { step, message: e.to_string() }
+/// Prepares and enforces at once (the exec path).
+pub fn apply(hardening: &Hardening) -> Result<Applied, HardenError> {
+    prepare(hardening)?.enforce()
 }
 
-fn drop_capabilities(wanted: &Capabilities, clear_bounding_set: bool) -> Result<(), HardenError> {
+/// Reads the current capabilities, compiles the policy and builds the ruleset.
+pub fn prepare(hardening: &Hardening) -> Result<Prepared, HardenError> {
     let permitted = caps::read(None, CapSet::Permitted).map_err(caps_error("reading the permitted set"))?;
-    let keep: CapsHashSet = match wanted {
+    let keep: CapsHashSet = match &hardening.capabilities {
         Capabilities::Keep => permitted.clone(),
         Capabilities::Only(set) => set.intersection(&permitted).copied().collect(),
     };
     // Root regains its whole bounding set at exec: dropping capabilities of a uid-0 app
     // means nothing unless the bounding set goes too.
-    let is_root = sys::effective_uid() == 0;
-    if clear_bounding_set || (is_root && matches!(wanted, Capabilities::Only(_))) {
+    let only = matches!(hardening.capabilities, Capabilities::Only(_));
+    let drop_from_bounding = if hardening.clear_bounding_set || (only && sys::effective_uid() == 0) {
         let bounding = caps::read(None, CapSet::Bounding).map_err(caps_error("reading the bounding set"))?;
-        for cap in bounding.difference(&keep) {
+        bounding.difference(&keep).copied().collect()
+    } else {
+        Vec::new()
+    };
+    let compiled = policy::compile(&hardening.policy, hardening.sa_dir.as_deref(), &RealFs);
+    let (ruleset, rules) = build_ruleset(&hardening.policy, &compiled)?;
+    Ok(Prepared { drop_from_bounding, keep: only.then_some(keep), ruleset, required: hardening.policy.required, rules })
+}
+
+impl Prepared {
+    /// Capabilities, `RLIMIT_CORE`, no-new-privs, Landlock: system calls only.
+    pub fn enforce(self) -> Result<Applied, HardenError> {
+        for cap in &self.drop_from_bounding {
             caps::drop(None, CapSet::Bounding, *cap).map_err(caps_error("dropping from the bounding set"))?;
         }
+        caps::clear(None, CapSet::Ambient).map_err(caps_error("clearing the ambient set"))?;
+        caps::clear(None, CapSet::Inheritable).map_err(caps_error("clearing the inheritable set"))?;
+        if let Some(keep) = &self.keep {
+            caps::set(None, CapSet::Effective, keep).map_err(caps_error("setting the effective set"))?;
+            caps::set(None, CapSet::Permitted, keep).map_err(caps_error("setting the permitted set"))?;
+        }
+        sys::set_core_limit(1).map_err(|source| HardenError::Process { step: "setting RLIMIT_CORE to 1", source })?;
+        // Best effort: /proc may be absent (a bare chroot), and the rlimit already stops
+        // core files; a write error here is not worth failing for.
+        let _ = sys::clear_coredump_filter();
+        sys::set_no_new_privs().map_err(|source| HardenError::Process { step: "setting no-new-privs", source })?;
+        let Some(ruleset) = self.ruleset else { return Ok(Applied { landlock: None }) };
+        let status = ruleset
+            .restrict_self()
+            .map_err(|e| if self.required { HardenError::Unenforceable(e.to_string()) } else { landlock_error(e) })?;
+        if self.required && status.ruleset != RulesetStatus::FullyEnforced {
+            return Err(HardenError::Unenforceable("the kernel cannot enforce all of it".into()));
+        }
+        Ok(Applied { landlock: Some((status.ruleset, self.rules)) })
     }
-    caps::clear(None, CapSet::Ambient).map_err(caps_error("clearing the ambient set"))?;
-    caps::clear(None, CapSet::Inheritable).map_err(caps_error("clearing the inheritable set"))?;
-    if matches!(wanted, Capabilities::Only(_)) {
-        caps::set(None, CapSet::Effective, &keep).map_err(caps_error("setting the effective set"))?;
-        caps::set(None, CapSet::Permitted, &keep).map_err(caps_error("setting the permitted set"))?;
-    }
-    Ok(())
+}
+
+fn caps_error(step: &'static str) -> impl Fn(caps::errors::CapsError) -> HardenError {
+    move |e| HardenError::Capabilities { step, message: e.to_string() }
 }
 
 struct RealFs;
@@ -160,7 +200,10 @@ fn landlock_error(e: impl std::fmt::Display) -> HardenError {
     HardenError::Landlock(e.to_string())
 }
 
-fn restrict(policy: &Policy, compiled: &Compiled) -> Result<String, HardenError> {
+fn build_ruleset(
+    policy: &Policy,
+    compiled: &Compiled,
+) -> Result<(Option<landlock::RulesetCreated>, usize), HardenError> {
     if policy.required && !compiled.missing.is_empty() {
         let missing: Vec<String> = compiled.missing.iter().map(|p| p.display().to_string()).collect();
         return Err(HardenError::Unenforceable(format!("these paths do not exist: {}", missing.join(", "))));
@@ -170,20 +213,23 @@ fn restrict(policy: &Policy, compiled: &Compiled) -> Result<String, HardenError>
     }
     let restrict_net = policy.connect.is_some() || policy.bind.is_some();
     if !compiled.restrict_fs && !restrict_net {
-        return Ok("not used".into());
+        return Ok((None, 0));
     }
     let level = if policy.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    let unenforceable = |e: landlock::RulesetError| {
+        if policy.required { HardenError::Unenforceable(e.to_string()) } else { landlock_error(e) }
+    };
     let mut ruleset = Ruleset::default().set_compatibility(level);
     if compiled.restrict_fs {
-        ruleset = ruleset.handle_access(AccessFs::from_all(TARGET_ABI)).map_err(landlock_error)?;
+        ruleset = ruleset.handle_access(AccessFs::from_all(TARGET_ABI)).map_err(unenforceable)?;
     }
     if policy.connect.is_some() {
-        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(landlock_error)?;
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(unenforceable)?;
     }
     if policy.bind.is_some() {
-        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(landlock_error)?;
+        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(unenforceable)?;
     }
-    let mut created = ruleset.create().map_err(landlock_error)?;
+    let mut created = ruleset.create().map_err(unenforceable)?;
     for grant in &compiled.grants {
         let fd = PathFd::new(&grant.path).map_err(landlock_error)?;
         let mut access = fs_access(grant.access);
@@ -192,27 +238,16 @@ fn restrict(policy: &Policy, compiled: &Compiled) -> Result<String, HardenError>
             // ruleset only partially enforced.
             access &= AccessFs::from_file(TARGET_ABI);
         }
-        created = created.add_rule(PathBeneath::new(fd, access)).map_err(landlock_error)?;
+        created = created.add_rule(PathBeneath::new(fd, access)).map_err(unenforceable)?;
     }
     for port in policy.connect.iter().flatten() {
-        created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(landlock_error)?;
+        created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(unenforceable)?;
     }
     for port in policy.bind.iter().flatten() {
-        created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp)).map_err(landlock_error)?;
+        created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp)).map_err(unenforceable)?;
     }
-    let status = created
-        .restrict_self()
-        .map_err(|e| if policy.required { HardenError::Unenforceable(e.to_string()) } else { landlock_error(e) })?;
     let rules = compiled.grants.len() + policy.connect.iter().flatten().count() + policy.bind.iter().flatten().count();
-    let state = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully enforced",
-        RulesetStatus::PartiallyEnforced => "partially enforced",
-        RulesetStatus::NotEnforced => "not enforced (the kernel has no Landlock)",
-    };
-    if policy.required && status.ruleset != RulesetStatus::FullyEnforced {
-        return Err(HardenError::Unenforceable(format!("the kernel left it {state}")));
-    }
-    Ok(format!("{state}, {rules} rules, kernel {:?}", status.landlock))
+    Ok((Some(created), rules))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod log;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod renewal;
 pub mod retry;
 pub mod run;
 pub mod secret;

@@ -69,8 +69,26 @@ pub struct Rendered {
     pub unresolved: Vec<Unresolved>,
 }
 
+/// Where answers are looked up.
+pub trait Answers {
+    /// The answer to `request`, if it was sent.
+    fn answer(&self, request: &Request) -> Option<&Answer>;
+}
+
+impl Answers for HashMap<Request, Answer> {
+    fn answer(&self, request: &Request) -> Option<&Answer> {
+        self.get(request)
+    }
+}
+
+impl Answers for HashMap<Request, crate::vault::Fetched> {
+    fn answer(&self, request: &Request) -> Option<&Answer> {
+        self.get(request).map(|f| &f.answer)
+    }
+}
+
 /// Builds the environment: every entry of `plan`, references replaced from `answers`.
-pub fn render(plan: &Plan, answers: &HashMap<Request, Answer>, ignore_missing: bool) -> Result<Rendered, RenderError> {
+pub fn render(plan: &Plan, answers: &impl Answers, ignore_missing: bool) -> Result<Rendered, RenderError> {
     let mut unresolved = Vec::new();
     let mut entries: Vec<(&OsString, Vec<Cow<'_, [u8]>>)> = Vec::with_capacity(plan.entries.len());
     for entry in &plan.entries {
@@ -115,12 +133,8 @@ pub fn render(plan: &Plan, answers: &HashMap<Request, Answer>, ignore_missing: b
     Ok(Rendered { block, unresolved })
 }
 
-fn lookup<'a>(
-    variable: &OsString,
-    reference: &SecretRef,
-    answers: &'a HashMap<Request, Answer>,
-) -> Result<&'a [u8], RenderError> {
-    match answers.get(&reference.request) {
+fn lookup<'a>(variable: &OsString, reference: &SecretRef, answers: &'a impl Answers) -> Result<&'a [u8], RenderError> {
+    match answers.answer(&reference.request) {
         Some(Answer::Found(fields)) => {
             fields.get(&reference.key).map(|s| s.expose_secret().as_bytes()).ok_or_else(|| RenderError::MissingKey {
                 variable: variable.clone(),

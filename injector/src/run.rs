@@ -50,7 +50,7 @@ fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
     }
     let applied = crate::harden::apply(&config.hardening)?;
     tracing::info!(
-        landlock = applied.landlock.as_str(),
+        landlock = %applied,
         references = plan.reference_count(),
         requests = plan.requests.len(),
         locked = rendered.block.is_locked(),
@@ -64,7 +64,7 @@ fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
 async fn fetch(
     config: &Config,
     requests: &std::collections::BTreeSet<hush_contract::Request>,
-) -> Result<std::collections::HashMap<hush_contract::Request, crate::render::Answer>, Failure> {
+) -> Result<std::collections::HashMap<hush_contract::Request, crate::vault::Fetched>, Failure> {
     let addr = config.vault_addr.as_ref().ok_or(ConfigError::Missing {
         name: hush_contract::env::VAULT_ADDR,
         why: "the environment holds Vault references",

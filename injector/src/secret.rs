@@ -59,12 +59,21 @@ pub struct Response {
     pub lease: Lease,
     /// Vault's warnings (never secret).
     pub warnings: Vec<String>,
+    /// The version read, for KV v2.
+    pub kv_version: Option<u64>,
 }
 
 /// A response body that is not what Vault sends.
 #[derive(Debug, thiserror::Error)]
 #[error("Vault's response is not a secret response: {0}")]
 pub struct MalformedResponse(String);
+
+impl MalformedResponse {
+    /// A response that failed to parse, for the reason given (never the body).
+    pub fn new(reason: String) -> Self {
+        MalformedResponse(reason)
+    }
+}
 
 type RawFields = HashMap<String, Box<RawValue>>;
 
@@ -84,23 +93,35 @@ struct Envelope<D> {
 #[derive(Deserialize)]
 struct Kv2 {
     data: Option<RawFields>,
+    #[serde(default)]
+    metadata: Option<Kv2Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Kv2Metadata {
+    #[serde(default)]
+    version: Option<u64>,
 }
 
 /// Parses a response body. `kv2`: the fields are under `data.data`.
 pub fn parse_response(body: &[u8], kv2: bool) -> Result<Response, MalformedResponse> {
     // serde_json's messages give line and column, never the offending text.
     let malformed = |e: serde_json::Error| MalformedResponse(e.to_string());
-    let (raw, lease, warnings) = if kv2 {
+    let (raw, lease, warnings, kv_version) = if kv2 {
         let envelope: Envelope<Kv2> = serde_json::from_slice(body).map_err(malformed)?;
         let lease = lease_of(&envelope);
-        (envelope.data.and_then(|d| d.data), lease, envelope.warnings)
+        let (raw, version) = match envelope.data {
+            Some(Kv2 { data, metadata }) => (data, metadata.and_then(|m| m.version)),
+            None => (None, None),
+        };
+        (raw, lease, envelope.warnings, version)
     } else {
         let envelope: Envelope<RawFields> = serde_json::from_slice(body).map_err(malformed)?;
         let lease = lease_of(&envelope);
-        (envelope.data, lease, envelope.warnings)
+        (envelope.data, lease, envelope.warnings, None)
     };
     let fields = raw.map(into_fields).transpose()?;
-    Ok(Response { fields, lease, warnings: warnings.unwrap_or_default() })
+    Ok(Response { fields, lease, warnings: warnings.unwrap_or_default(), kv_version })
 }
 
 fn lease_of<D>(envelope: &Envelope<D>) -> Lease {
@@ -164,7 +185,9 @@ mod tests {
     #[test]
     fn kv2_fields_are_under_data_data() {
         let body = br#"{"data":{"data":{"password":"s3cr3t"},"metadata":{"version":3,"destroyed":false}}}"#;
-        assert_eq!(field(&parse_response(body, true).unwrap(), "password"), "s3cr3t");
+        let parsed = parse_response(body, true).unwrap();
+        assert_eq!(field(&parsed, "password"), "s3cr3t");
+        assert_eq!(parsed.kv_version, Some(3));
         let deleted = br#"{"data":{"data":null,"metadata":{"deletion_time":"2026-01-01T00:00:00Z"}}}"#;
         assert!(parse_response(deleted, true).unwrap().fields.is_none());
     }

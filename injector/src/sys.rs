@@ -116,6 +116,21 @@ pub fn set_no_new_privs() -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// Writes `0` to `/proc/self/coredump_filter` with raw calls (no allocation).
+pub fn clear_coredump_filter() -> io::Result<()> {
+    // Safety: a NUL-terminated literal path; the fd is closed before returning.
+    unsafe {
+        let fd = libc::open(c"/proc/self/coredump_filter".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if written == 1 { Ok(()) } else { Err(err) }
+    }
+}
+
 /// The effective user ID.
 pub fn effective_uid() -> u32 {
     // Safety: geteuid has no arguments and cannot fail.

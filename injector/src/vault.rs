@@ -9,7 +9,7 @@
 use crate::config::{Auth, JwtMethod, SecretIdSource, Tls};
 use crate::render::Answer;
 use crate::retry::{Transient, retry};
-use crate::secret::{self, MalformedResponse};
+use crate::secret::{self, Lease, MalformedResponse};
 use hush_contract::reference::{Operation, Request};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeSet, HashMap};
@@ -150,6 +150,7 @@ pub struct Vault {
     namespace: Option<String>,
     deadline: Instant,
     token: Option<SecretString>,
+    token_ttl: (Duration, bool),
 }
 
 impl Vault {
@@ -186,7 +187,14 @@ impl Vault {
             };
             VaultError::Client(format!("{}{hint}", chain(&e)))
         })?;
-        Ok(Vault { http, addr: addr.clone(), namespace, deadline: Instant::now() + timeout, token: None })
+        Ok(Vault {
+            http,
+            addr: addr.clone(),
+            namespace,
+            deadline: Instant::now() + timeout,
+            token: None,
+            token_ttl: (Duration::ZERO, false),
+        })
     }
 
     /// Uses `token` as is.
@@ -210,6 +218,7 @@ impl Vault {
                     .map_err(|e| login_error(&what, e))
                 })
                 .await?;
+                self.token_ttl = (Duration::from_secs(info.lease_duration), info.renewable);
                 SecretString::from(info.client_token)
             }
             Auth::AppRole { mount, role_id, secret_id } => {
@@ -225,6 +234,7 @@ impl Vault {
                         .map_err(|e| login_error(&what, e))
                 })
                 .await?;
+                self.token_ttl = (Duration::from_secs(info.lease_duration), info.renewable);
                 SecretString::from(info.client_token)
             }
         };
@@ -279,7 +289,7 @@ impl Vault {
     }
 
     /// Sends one request (with retries) and parses the answer.
-    pub async fn fetch(&self, request: &Request) -> Result<Answer, VaultError> {
+    pub async fn fetch(&self, request: &Request) -> Result<Fetched, VaultError> {
         let what = match &request.operation {
             Operation::Read { version: None } => format!("reading {}", request.path),
             Operation::Read { version: Some(v) } => format!("reading {} version {v}", request.path),
@@ -288,27 +298,57 @@ impl Vault {
         retry(self.deadline, &what, || self.fetch_once(request, &what)).await
     }
 
-    async fn fetch_once(&self, request: &Request, what: &str) -> Result<Answer, VaultError> {
+    async fn fetch_once(&self, request: &Request, what: &str) -> Result<Fetched, VaultError> {
+        let (method, query, body) = match &request.operation {
+            Operation::Read { version } => (reqwest::Method::GET, version.map(|v| ("version", v.to_string())), None),
+            Operation::Write { body } => (reqwest::Method::POST, None, Some(body.clone())),
+        };
+        let (status, body) = self.send(method, &request.path, query, body, what).await?;
+        match status {
+            200 => {
+                let parsed = secret::parse_response(&body, request.is_kv2())
+                    .map_err(|source| VaultError::Malformed { what: what.to_owned(), source })?;
+                for warning in &parsed.warnings {
+                    tracing::warn!("{what}: Vault warns: {warning}");
+                }
+                Ok(Fetched {
+                    answer: parsed.fields.map_or(Answer::Missing, Answer::Found),
+                    lease: parsed.lease,
+                    kv_version: parsed.kv_version,
+                })
+            }
+            204 | 404 => Ok(Fetched { answer: Answer::Missing, lease: Lease::default(), kv_version: None }),
+            _ => Err(status_error(status, &body, what)),
+        }
+    }
+
+    /// One HTTP request to `/v1/{path}` with the token; the status and the body, in a
+    /// zeroizing buffer. Only transport failures are errors here.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: Option<(&str, String)>,
+        body: Option<String>,
+        what: &str,
+    ) -> Result<(u16, Zeroizing<Vec<u8>>), VaultError> {
         let mut url = self.addr.clone();
         url.path_segments_mut()
             .map_err(|()| VaultError::Client("VAULT_ADDR cannot be a base URL".into()))?
             .pop_if_empty()
             .push("v1")
-            .extend(request.path.split('/'));
-        let builder = match &request.operation {
-            Operation::Read { version } => {
-                if let Some(v) = version {
-                    url.query_pairs_mut().append_pair("version", &v.to_string());
-                }
-                self.http.get(url)
-            }
-            Operation::Write { body } => {
-                self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
-            }
-        };
-        let mut builder = builder
+            .extend(path.split('/'));
+        if let Some((name, value)) = query {
+            url.query_pairs_mut().append_pair(name, &value);
+        }
+        let mut builder = self
+            .http
+            .request(method, url)
             .header("X-Vault-Request", "true")
             .timeout(self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+        if let Some(body) = body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        }
         if let Some(token) = &self.token {
             let mut value = reqwest::header::HeaderValue::from_str(token.expose_secret())
                 .map_err(|_| VaultError::Client("the token is not a valid HTTP header value".into()))?;
@@ -321,19 +361,101 @@ impl Vault {
         let response = builder.send().await.map_err(|e| unreachable(what, &e))?;
         let status = response.status().as_u16();
         let body = read_body(response).await.map_err(|e| unreachable(what, &e))?;
-        match status {
-            200 => {
-                let parsed = secret::parse_response(&body, request.is_kv2())
-                    .map_err(|source| VaultError::Malformed { what: what.to_owned(), source })?;
-                for warning in &parsed.warnings {
-                    tracing::warn!("{what}: Vault warns: {warning}");
-                }
-                Ok(parsed.fields.map_or(Answer::Missing, Answer::Found))
+        Ok((status, body))
+    }
+
+    /// Starts a new deadline for the next batch of requests (daemon mode).
+    pub fn refresh_deadline(&mut self, timeout: Duration) {
+        self.deadline = Instant::now() + timeout;
+    }
+
+    /// The token's TTL after login (zero: no expiry, or unknown).
+    pub fn token_lifetime(&self) -> (Duration, bool) {
+        self.token_ttl
+    }
+
+    /// `auth/token/renew-self`: the new TTL and whether it is still renewable.
+    pub async fn renew_token(&self, increment: Duration) -> Result<(Duration, bool), VaultError> {
+        let what = "renewing the token";
+        let body = serde_json::json!({ "increment": format!("{}s", increment.as_secs()) }).to_string();
+        retry(self.deadline, what, || async {
+            let (status, body) =
+                self.send(reqwest::Method::POST, "auth/token/renew-self", None, Some(body.clone()), what).await?;
+            if status != 200 {
+                return Err(status_error(status, &body, what));
             }
-            204 | 404 => Ok(Answer::Missing),
-            403 => Err(VaultError::Denied { what: what.to_owned(), errors: error_messages(&body) }),
-            _ => Err(VaultError::Status { what: what.to_owned(), status, errors: error_messages(&body) }),
-        }
+            #[derive(serde::Deserialize)]
+            struct Auth {
+                lease_duration: u64,
+                renewable: bool,
+            }
+            #[derive(serde::Deserialize)]
+            struct Renewal {
+                auth: Auth,
+            }
+            // Only the two numbers are parsed; the token in the body stays in the wiped buffer.
+            let renewal: Renewal = serde_json::from_slice(&body).map_err(|e| VaultError::Malformed {
+                what: what.to_owned(),
+                source: MalformedResponse::new(e.to_string()),
+            })?;
+            Ok((Duration::from_secs(renewal.auth.lease_duration), renewal.auth.renewable))
+        })
+        .await
+    }
+
+    /// `sys/leases/renew`: the new TTL and whether it is still renewable.
+    pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<(Duration, bool), VaultError> {
+        let what = format!("renewing lease {lease_id}");
+        let body = serde_json::json!({ "lease_id": lease_id, "increment": increment.as_secs() }).to_string();
+        retry(self.deadline, &what, || async {
+            let (status, body) =
+                self.send(reqwest::Method::PUT, "sys/leases/renew", None, Some(body.clone()), &what).await?;
+            if status != 200 {
+                return Err(status_error(status, &body, &what));
+            }
+            #[derive(serde::Deserialize)]
+            struct Renewal {
+                lease_duration: u64,
+                renewable: bool,
+            }
+            let renewal: Renewal = serde_json::from_slice(&body).map_err(|e| VaultError::Malformed {
+                what: what.clone(),
+                source: MalformedResponse::new(e.to_string()),
+            })?;
+            Ok((Duration::from_secs(renewal.lease_duration), renewal.renewable))
+        })
+        .await
+    }
+
+    /// `sys/leases/revoke`.
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), VaultError> {
+        let what = format!("revoking lease {lease_id}");
+        let body = serde_json::json!({ "lease_id": lease_id }).to_string();
+        retry(self.deadline, &what, || async {
+            let (status, body) =
+                self.send(reqwest::Method::PUT, "sys/leases/revoke", None, Some(body.clone()), &what).await?;
+            if status == 200 || status == 204 { Ok(()) } else { Err(status_error(status, &body, &what)) }
+        })
+        .await
+    }
+}
+
+/// What one request returned.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The fields, or that there is nothing.
+    pub answer: Answer,
+    /// The lease that came with it.
+    pub lease: Lease,
+    /// The KV v2 version read, for watching changes.
+    pub kv_version: Option<u64>,
+}
+
+fn status_error(status: u16, body: &[u8], what: &str) -> VaultError {
+    if status == 403 {
+        VaultError::Denied { what: what.to_owned(), errors: error_messages(body) }
+    } else {
+        VaultError::Status { what: what.to_owned(), status, errors: error_messages(body) }
     }
 }
 
@@ -342,7 +464,7 @@ pub async fn fetch_all(
     vault: Arc<Vault>,
     requests: &BTreeSet<Request>,
     concurrency: usize,
-) -> Result<HashMap<Request, Answer>, VaultError> {
+) -> Result<HashMap<Request, Fetched>, VaultError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for request in requests {
