@@ -57,6 +57,16 @@ pub const HUSH_CAPABILITIES: &str = "HUSH_CAPABILITIES";
 /// `true` drops the bounding set to the kept capabilities, so exec cannot hand others back.
 pub const HUSH_CLEAR_BOUNDING_SET: &str = "HUSH_CLEAR_BOUNDING_SET";
 
+/// Daemon mode: what a rotation does, `restart` (default: SIGTERM, grace, SIGKILL, start
+/// the app again with the new secrets) or `exit` (stop the app and exit 75, so that
+/// Kubernetes restarts the container).
+pub const HUSH_ROTATION: &str = "HUSH_ROTATION";
+/// Daemon mode: how long the app has to stop after SIGTERM before SIGKILL (default `10s`).
+pub const HUSH_RESTART_GRACE: &str = "HUSH_RESTART_GRACE";
+/// Daemon mode: how often KV v2 secrets are checked for a new version (default `60s`;
+/// `0` turns it off).
+pub const HUSH_KV_POLL_INTERVAL: &str = "HUSH_KV_POLL_INTERVAL";
+
 /// Where the kubelet projects the service-account token.
 pub const DEFAULT_SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -86,6 +96,9 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     HUSH_LANDLOCK,
     HUSH_CAPABILITIES,
     HUSH_CLEAR_BOUNDING_SET,
+    HUSH_ROTATION,
+    HUSH_RESTART_GRACE,
+    HUSH_KV_POLL_INTERVAL,
 ];
 
 /// Whether `name` is one of [`CONFIG_VARIABLES`].

@@ -37,10 +37,32 @@ pub struct Config {
     pub revoke: Revoke,
     /// Stay as the application's parent (daemon mode).
     pub daemon: bool,
+    /// Daemon mode: renewal and rotation settings.
+    pub supervision: Supervision,
     /// Vault requests in flight at once.
     pub max_concurrency: usize,
     /// What is locked down before exec.
     pub hardening: Hardening,
+}
+
+/// What a rotation does to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Stop it and start it again with the new secrets.
+    Restart,
+    /// Stop it and exit 75; Kubernetes restarts the container.
+    Exit,
+}
+
+/// Daemon-mode settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervision {
+    /// What a rotation does.
+    pub rotation: Rotation,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// How often KV v2 versions are checked; `None`: never.
+    pub kv_poll: Option<Duration>,
 }
 
 /// How the shim obtains its Vault token.
@@ -310,6 +332,7 @@ impl Config {
             client_timeout,
             revoke,
             daemon: vars.flag(names::VAULT_ENV_DAEMON)?.unwrap_or(false),
+            supervision: parse_supervision(&vars)?,
             max_concurrency,
         })
     }
@@ -318,6 +341,29 @@ impl Config {
     pub fn passes_through(&self, name: &str) -> bool {
         !names::is_config_variable(name) || self.passthrough.contains(name)
     }
+}
+
+fn parse_supervision<L: Lookup>(vars: &Vars<'_, L>) -> Result<Supervision, ConfigError> {
+    let rotation = match vars.text(names::HUSH_ROTATION)?.as_deref() {
+        None | Some("restart") => Rotation::Restart,
+        Some("exit") => Rotation::Exit,
+        Some(other) => return Err(invalid(names::HUSH_ROTATION, &format!("`{other}` is not restart or exit"))),
+    };
+    let duration =
+        |name: &'static str, default: Duration, zero_is_off: bool| -> Result<Option<Duration>, ConfigError> {
+            match vars.text(name)? {
+                None => Ok(Some(default)),
+                Some(s) if zero_is_off && s.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" => Ok(None),
+                Some(s) => parse_duration(&s)
+                    .map(Some)
+                    .ok_or_else(|| invalid(name, &format!("`{s}` is not a duration like 30s"))),
+            }
+        };
+    Ok(Supervision {
+        rotation,
+        grace: duration(names::HUSH_RESTART_GRACE, Duration::from_secs(10), false)?.unwrap_or(Duration::from_secs(10)),
+        kv_poll: duration(names::HUSH_KV_POLL_INTERVAL, Duration::from_secs(60), true)?,
+    })
 }
 
 fn parse_addr(s: &str) -> Result<Url, ConfigError> {

@@ -35,9 +35,14 @@ pub struct EnvBlock {
 }
 
 impl EnvBlock {
-    /// Allocates room for what `measure` counted.
-    pub fn new(measure: &Measure) -> std::io::Result<Self> {
-        Ok(EnvBlock { pages: LockedPages::new(measure.bytes)?, used: 0, starts: Vec::with_capacity(measure.entries) })
+    /// Allocates room for what `measure` counted. `for_child`: the block must survive a
+    /// `fork` (daemon mode), so it is not wiped in the child.
+    pub fn new(measure: &Measure, for_child: bool) -> std::io::Result<Self> {
+        Ok(EnvBlock {
+            pages: LockedPages::new(measure.bytes, !for_child)?,
+            used: 0,
+            starts: Vec::with_capacity(measure.entries),
+        })
     }
 
     /// Appends one `NAME=VALUE` entry from its pieces.
@@ -89,7 +94,7 @@ mod tests {
         let entries: [&[&[u8]]; 3] = [&[b"A", b"=", b"1"], &[b"B", b"=", b"x", b"", b"yz"], &[b"E", b"="]];
         let mut measure = Measure::default();
         entries.iter().for_each(|e| measure.add(e.iter().copied()));
-        let mut block = EnvBlock::new(&measure).unwrap();
+        let mut block = EnvBlock::new(&measure, false).unwrap();
         for e in entries {
             block.push(e.iter().copied()).unwrap();
         }
@@ -104,7 +109,7 @@ mod tests {
         let mut measure = Measure::default();
         measure.add([&b"A=ok"[..]]);
         measure.add([&b"B="[..], b"se\0cret"]);
-        let mut block = EnvBlock::new(&measure).unwrap();
+        let mut block = EnvBlock::new(&measure, false).unwrap();
         block.push([&b"A=ok"[..]]).unwrap();
         assert_eq!(block.push([&b"B="[..], b"se\0cret"]), Err(NulByte));
         assert_eq!(block.entries(), [&b"A=ok"[..]]);

@@ -8,6 +8,7 @@
 //! [`exit`] codes. All `unsafe` lives in [`sys`].
 
 pub mod config;
+pub mod daemon;
 pub mod envblock;
 pub mod exec;
 pub mod exit;

@@ -58,7 +58,11 @@ fn main() -> ExitCode {
             }
             Err(e) => Failure::from(e),
         },
-        None => injector::run::run(&cli.command),
+        None => match injector::run::run(&cli.command) {
+            // Daemon mode: the application's exit code, passed on.
+            Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(failure) => failure,
+        },
     };
     tracing::error!("{failure}");
     ExitCode::from(failure.exit_code())

@@ -89,6 +89,16 @@ impl Answers for HashMap<Request, crate::vault::Fetched> {
 
 /// Builds the environment: every entry of `plan`, references replaced from `answers`.
 pub fn render(plan: &Plan, answers: &impl Answers, ignore_missing: bool) -> Result<Rendered, RenderError> {
+    render_for(plan, answers, ignore_missing, false)
+}
+
+/// [`render`], for a child that will be forked (`for_child`) or not.
+pub fn render_for(
+    plan: &Plan,
+    answers: &impl Answers,
+    ignore_missing: bool,
+    for_child: bool,
+) -> Result<Rendered, RenderError> {
     let mut unresolved = Vec::new();
     let mut entries: Vec<(&OsString, Vec<Cow<'_, [u8]>>)> = Vec::with_capacity(plan.entries.len());
     for entry in &plan.entries {
@@ -124,7 +134,7 @@ pub fn render(plan: &Plan, answers: &impl Answers, ignore_missing: bool) -> Resu
     for (_, pieces) in &entries {
         measure.add(pieces.iter().map(|p| p.as_ref()));
     }
-    let mut block = EnvBlock::new(&measure).map_err(RenderError::Alloc)?;
+    let mut block = EnvBlock::new(&measure, for_child).map_err(RenderError::Alloc)?;
     for (name, pieces) in &entries {
         block
             .push(pieces.iter().map(|p| p.as_ref()))

@@ -11,17 +11,9 @@ use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Resolves the environment and replaces the process with `command`. Returns only on failure.
-pub fn run(command: &[OsString]) -> Failure {
-    match prepare_and_exec(command) {
-        Ok(never) => match never {},
-        Err(failure) => failure,
-    }
-}
-
-enum Never {}
-
-fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
+/// Resolves the environment and replaces the process with `command`. Returns only on
+/// failure, or in daemon mode with the exit code to leave with.
+pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let started = Instant::now();
     // While it holds secrets the shim cannot be ptraced, nor its memory or environ read,
     // by processes of the same uid without CAP_SYS_PTRACE. exec resets this for the app.
@@ -33,6 +25,13 @@ fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
     let program = find_program(program_name, std::env::var_os("PATH").as_deref())?;
     let plan = plan(std::env::vars_os(), &config)?;
 
+    if config.daemon && !plan.requests.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)?;
+        return runtime.block_on(async {
+            let (vault, fetched, revoke) = connect_and_fetch(&config, &plan.requests).await?;
+            crate::daemon::Daemon::run(&config, &plan, &program, command, vault, fetched?, revoke).await
+        });
+    }
     let answers = if plan.requests.is_empty() {
         Default::default()
     } else {
@@ -64,7 +63,27 @@ fn prepare_and_exec(command: &[OsString]) -> Result<Never, Failure> {
 async fn fetch(
     config: &Config,
     requests: &std::collections::BTreeSet<hush_contract::Request>,
-) -> Result<std::collections::HashMap<hush_contract::Request, crate::vault::Fetched>, Failure> {
+) -> Result<Fetches, Failure> {
+    let (mut vault, answers, revoke) = connect_and_fetch(config, requests).await?;
+    if revoke {
+        if let Err(e) = vault.revoke_self().await {
+            // The token dies with this process image anyway; Vault keeps it until its TTL.
+            tracing::warn!("{e}");
+        }
+    } else {
+        vault.forget_token();
+    }
+    answers.map_err(Failure::from)
+}
+
+type Fetches = std::collections::HashMap<hush_contract::Request, crate::vault::Fetched>;
+
+/// Logs in and reads every request. The fetch result is returned beside the client so that
+/// the token can be revoked even when a read failed; the flag says whether to revoke it.
+async fn connect_and_fetch(
+    config: &Config,
+    requests: &std::collections::BTreeSet<hush_contract::Request>,
+) -> Result<(Vault, Result<Fetches, crate::vault::VaultError>, bool), Failure> {
     let addr = config.vault_addr.as_ref().ok_or(ConfigError::Missing {
         name: hush_contract::env::VAULT_ADDR,
         why: "the environment holds Vault references",
@@ -79,21 +98,13 @@ async fn fetch(
     tracing::debug!(method = auth.method_name(), "authenticated");
     let vault = Arc::new(vault);
     let answers = fetch_all(Arc::clone(&vault), requests, config.max_concurrency).await;
-    let mut vault = Arc::into_inner(vault).expect("all fetch tasks have ended");
+    let vault = Arc::into_inner(vault).expect("all fetch tasks have ended");
     let revoke = match config.revoke {
         Revoke::Always => true,
         Revoke::Never => false,
         Revoke::Obtained => !handed_in,
     };
-    if revoke {
-        if let Err(e) = vault.revoke_self().await {
-            // The token dies with this process image anyway; Vault keeps it until its TTL.
-            tracing::warn!("{e}");
-        }
-    } else {
-        vault.forget_token();
-    }
-    answers.map_err(Failure::from)
+    Ok((vault, answers, revoke))
 }
 
 /// The log settings, for `main` to install the subscriber before anything can fail.

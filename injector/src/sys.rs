@@ -20,8 +20,9 @@ pub struct LockedPages {
 }
 
 impl LockedPages {
-    /// Maps at least `len` bytes (at least one page), zero-filled.
-    pub fn new(len: usize) -> io::Result<Self> {
+    /// Maps at least `len` bytes (at least one page), zero-filled. `wipe_on_fork: false`
+    /// keeps the contents in a forked child (daemon mode execs the app from one).
+    pub fn new(len: usize, wipe_on_fork: bool) -> io::Result<Self> {
         let len = len.max(1);
         // Safety: a fresh anonymous private mapping; no existing memory is touched.
         let ptr = unsafe {
@@ -42,7 +43,9 @@ impl LockedPages {
         // kernel without them (WIPEONFORK needs 4.14) leaves the memory as private as malloc.
         let locked = unsafe {
             libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTDUMP);
-            libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_WIPEONFORK);
+            if wipe_on_fork {
+                libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_WIPEONFORK);
+            }
             libc::mlock(ptr.as_ptr().cast(), len) == 0
         };
         Ok(LockedPages { ptr, len, locked })
@@ -131,6 +134,75 @@ pub fn clear_coredump_filter() -> io::Result<()> {
     }
 }
 
+/// What `fork` returned.
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// `fork()`. In the child, only async-signal-safe calls may follow until `execve`.
+pub fn fork() -> io::Result<Forked> {
+    // Safety: the caller restricts the child to system calls before execve or _exit.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// `_exit(code)`: leaves without running destructors or atexit handlers (forked child).
+pub fn exit_now(code: i32) -> ! {
+    // Safety: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes a static message to stderr without allocating (forked child).
+pub fn write_stderr(message: &[u8]) {
+    // Safety: the slice is valid for its length; a short write is acceptable.
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// `kill(pid, signal)`.
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // Safety: kill takes integers only.
+    if unsafe { libc::kill(pid, signal) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl Ended {
+    /// The exit code a shell would report: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Ended::Exited(code) => code,
+            Ended::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+/// Reaps one ended child (`pid`, or any with -1) without blocking.
+pub fn try_wait(pid: i32) -> io::Result<Option<(i32, Ended)>> {
+    let mut status = 0;
+    // Safety: waitpid writes the status into our local integer.
+    let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match got {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid if libc::WIFEXITED(status) => Ok(Some((pid, Ended::Exited(libc::WEXITSTATUS(status))))),
+        pid if libc::WIFSIGNALED(status) => Ok(Some((pid, Ended::Signaled(libc::WTERMSIG(status))))),
+        _ => Ok(None),
+    }
+}
+
 /// The effective user ID.
 pub fn effective_uid() -> u32 {
     // Safety: geteuid has no arguments and cannot fail.
@@ -151,7 +223,7 @@ mod tests {
 
     #[test]
     fn pages_are_zeroed_writable_and_sized() {
-        let mut pages = LockedPages::new(10).unwrap();
+        let mut pages = LockedPages::new(10, true).unwrap();
         assert_eq!(pages.as_slice().len(), 10);
         assert!(pages.as_slice().iter().all(|&b| b == 0));
         pages.as_mut_slice()[..3].copy_from_slice(b"abc");
@@ -162,6 +234,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "outside")]
     fn pointers_past_the_end_are_refused() {
-        let _ = LockedPages::new(4).unwrap().ptr_at(4);
+        let _ = LockedPages::new(4, true).unwrap().ptr_at(4);
     }
 }

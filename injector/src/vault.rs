@@ -143,7 +143,9 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A connection to one Vault, with the token once there is one.
+/// A connection to one Vault, with the token once there is one. Clones share the
+/// connection pool.
+#[derive(Clone)]
 pub struct Vault {
     http: reqwest::Client,
     addr: Url,

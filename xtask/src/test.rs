@@ -14,8 +14,8 @@ pub struct Args {
 }
 
 /// Debian packages the tests use: a static busybox is the app inside the scratch chroot,
-/// openssl makes test certificates, setpriv (util-linux) runs tests as nobody.
-const APT: &[&str] = &["busybox-static", "openssl", "util-linux", "python3"];
+/// openssl makes test certificates, setpriv (util-linux) runs tests as nobody, PostgreSQL\n/// backs the dynamic-secret tests.
+const APT: &[&str] = &["busybox-static", "openssl", "util-linux", "python3", "postgresql"];
 
 pub fn run(args: &Args) -> Result<()> {
     let root = tools::root();
@@ -43,7 +43,8 @@ pub fn run(args: &Args) -> Result<()> {
         .env("HUSH_TEST_VAULT_TOKEN", &server.root_token)
         .env("HUSH_TEST_BAO", &server.bao)
         .env("HUSH_TEST_STATIC_INJECTOR", &shim)
-        .env("HUSH_TEST_BUSYBOX", "/bin/busybox");
+        .env("HUSH_TEST_BUSYBOX", "/bin/busybox")
+        .env("HUSH_TEST_PG_BIN", tools::postgres_bin()?);
     crate::webhook::test_env(&mut nextest)?;
     if let Some(filter) = &args.filter {
         nextest.arg(filter);

@@ -110,3 +110,15 @@ pub fn build_static_shim() -> Result<PathBuf> {
     }
     Ok(bin)
 }
+
+/// The directory of the Debian PostgreSQL server binaries (`/usr/lib/postgresql/N/bin`).
+pub fn postgres_bin() -> Result<PathBuf> {
+    let base = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(base)
+        .with_context(|| format!("{} is missing: is the postgresql package installed?", base.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("postgres").exists())
+        .collect();
+    versions.sort();
+    versions.pop().with_context(|| format!("no PostgreSQL server under {}", base.display()))
+}

@@ -1,0 +1,210 @@
+//! Daemon mode against real OpenBao and a real PostgreSQL: database credentials with a
+//! 4 s TTL and a 10 s max TTL are renewed past their TTL, rotated before their max TTL
+//! (the app restarts with new credentials that work), and the old ones are revoked.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn pg_bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("HUSH_TEST_PG_BIN")
+        .expect("HUSH_TEST_PG_BIN is not set: run this test through `cargo xtask test`");
+    Path::new(&dir).join(name)
+}
+
+/// A PostgreSQL server on a loopback port, as user `postgres`, stopped on drop.
+struct Postgres {
+    child: Child,
+    port: u16,
+    socket_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let socket_dir = dir.path().join("sock");
+        std::fs::create_dir_all(&socket_dir).unwrap();
+        assert!(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap().success());
+        let as_postgres = |program: PathBuf| {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]).arg(program);
+            cmd
+        };
+        let initdb = as_postgres(pg_bin("initdb"))
+            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(initdb.success(), "initdb failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = as_postgres(pg_bin("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(&socket_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pg = Postgres { child, port, socket_dir, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pg.sql("select 1").is_none() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pg
+    }
+
+    /// Runs SQL as the superuser over the socket; `None` on failure.
+    fn sql(&self, query: &str) -> Option<String> {
+        let out = Command::new("psql")
+            .args(["-h"])
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-tAc", query])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One line the app wrote: when, as whom, and whether the query worked.
+#[derive(Debug)]
+struct Probe {
+    at: f64,
+    user: String,
+    ok: bool,
+}
+
+fn probes(log: &Path) -> Vec<Probe> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some(Probe { at: parts.next()?.parse().ok()?, user: parts.next()?.to_owned(), ok: parts.next()? == "ok" })
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs OpenBao and PostgreSQL: run through `cargo xtask test`"]
+fn dynamic_database_credentials_are_renewed_then_rotated_and_the_old_ones_revoked() {
+    let bao = Bao::shared();
+    let pg = Postgres::start();
+    pg.sql("CREATE ROLE vault WITH SUPERUSER LOGIN PASSWORD 'vault-admin-pw'").expect("admin role");
+    let mount = unique("db");
+    bao.run(&["secrets", "enable", &format!("-path={mount}"), "database"]);
+    bao.run(&[
+        "write",
+        &format!("{mount}/config/pg"),
+        "plugin_name=postgresql-database-plugin",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port
+        ),
+        "username=vault",
+        "password=vault-admin-pw",
+        "allowed_roles=app",
+    ]);
+    bao.run(&[
+        "write",
+        &format!("{mount}/roles/app"),
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        "default_ttl=4s",
+        "max_ttl=10s",
+    ]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("probes");
+    let seen_passwords = dir.path().join("passwords");
+    let app = format!(
+        "echo \"$DB_PASS\" >> {pw}; while true; do \
+           if u=$(PGPASSWORD=\"$DB_PASS\" psql -h 127.0.0.1 -p {port} -U \"$DB_USER\" -d postgres -tAc 'select current_user' 2>/dev/null); \
+           then echo \"$(date +%s.%N) $u ok\" >> {log}; else echo \"$(date +%s.%N) $DB_USER failed\" >> {log}; fi; \
+           sleep 0.3; done",
+        pw = seen_passwords.display(),
+        port = pg.port,
+        log = log.display()
+    );
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let shim = Command::new(injector())
+        .args(["--", "/bin/sh", "-c", &app])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &bao.root_token)
+        .env("VAULT_ENV_DAEMON", "true")
+        .env("HUSH_RESTART_GRACE", "1s")
+        .env("HUSH_KV_POLL_INTERVAL", "0")
+        .env("DB_USER", format!("vault:{mount}/creds/app#username"))
+        .env("DB_PASS", format!("vault:{mount}/creds/app#password"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(15));
+    sys_kill(shim.id(), libc::SIGTERM);
+    let out = shim.wait_with_output_within(Duration::from_secs(10));
+
+    let probes = probes(&log);
+    let users: Vec<&str> = probes.iter().fold(Vec::new(), |mut users, p| {
+        if users.last() != Some(&p.user.as_str()) {
+            users.push(p.user.as_str());
+        }
+        users
+    });
+    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(users.len() >= 2, "a rotation gave the app new credentials: users {users:?}\n{log_text}");
+    assert!(probes.iter().all(|p| p.ok), "every query worked: {probes:?}\n{log_text}");
+    let first = users[0];
+    let last_as_first = probes.iter().filter(|p| p.user == first).map(|p| p.at).fold(0.0, f64::max);
+    assert!(last_as_first - started > 5.0, "the first credentials outlived their 4 s TTL: {probes:?}");
+    assert!(last_as_first - started < 11.0, "they were rotated before their 10 s max TTL: {probes:?}");
+    let roles = pg.sql("select rolname from pg_roles").unwrap();
+    assert!(!roles.lines().any(|r| r == first), "the old database user was revoked: {roles}");
+    assert!(roles.lines().any(|r| r == users[1]) || users.len() > 2, "the new user exists: {roles}");
+    assert!(log_text.contains("renewed") && log_text.contains("restarted with new secrets"), "{log_text}");
+    for password in std::fs::read_to_string(&seen_passwords).unwrap().lines() {
+        assert!(!log_text.contains(password), "a password reached the log");
+    }
+    assert_eq!(out.status.code(), Some(143), "the shim exits like the app it passed SIGTERM to: {log_text}");
+    if std::env::var_os("HUSH_TEST_SHOW").is_some() {
+        eprintln!("users {users:?}\n{log_text}");
+    }
+}
+
+fn sys_kill(pid: u32, signal: i32) {
+    assert!(Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap().success());
+}
+
+trait WaitWithin {
+    fn wait_with_output_within(self, limit: Duration) -> std::process::Output;
+}
+
+impl WaitWithin for Child {
+    fn wait_with_output_within(mut self, limit: Duration) -> std::process::Output {
+        let deadline = Instant::now() + limit;
+        while self.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.kill();
+                panic!("the shim did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_with_output().unwrap()
+    }
+}
