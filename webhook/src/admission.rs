@@ -1,10 +1,10 @@
 //! AdmissionReview (admission.k8s.io/v1) in and out. No decision is taken here.
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::Pod;
-use kube_core::DynamicObject;
-use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::pod::Pod;
 
 /// Why a request body is not an AdmissionReview this webhook can answer.
 #[derive(Debug, thiserror::Error)]
@@ -12,15 +12,62 @@ pub enum DecodeError {
     /// Not JSON, or JSON of the wrong shape.
     #[error("the body is not an admission.k8s.io/v1 AdmissionReview: {0}")]
     NotAReview(#[source] serde_json::Error),
+    /// Another apiVersion or kind.
+    #[error("the body is a {0}, not an admission.k8s.io/v1 AdmissionReview")]
+    WrongType(String),
     /// A review without a `request`.
     #[error("the AdmissionReview has no request")]
     NoRequest,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review<'a> {
+    api_version: String,
+    kind: String,
+    #[serde(borrow)]
+    request: Option<Request<'a>>,
+}
+
+/// The parts of an AdmissionRequest this webhook reads; `object` is decoded later, so a bad
+/// Pod is answered with the request's uid.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    /// The request's uid, copied into the answer.
+    pub uid: String,
+    /// The object's kind.
+    pub kind: GroupVersionKind,
+    /// The subresource, if any (e.g. `ephemeralcontainers`).
+    pub sub_resource: Option<String>,
+    /// The namespace.
+    pub namespace: Option<String>,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    pub operation: String,
+    /// The object, undecoded.
+    #[serde(borrow)]
+    pub object: Option<&'a RawValue>,
+}
+
+/// `group`, `version`, `kind`.
+#[derive(Debug, Deserialize)]
+pub struct GroupVersionKind {
+    /// Empty for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// e.g. `v1`.
+    pub version: String,
+    /// e.g. `Pod`.
+    pub kind: String,
+}
+
 /// Decodes a request body.
-pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, DecodeError> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body).map_err(DecodeError::NotAReview)?;
-    review.try_into().map_err(|_| DecodeError::NoRequest)
+pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
+    let review: Review<'_> = serde_json::from_slice(body).map_err(DecodeError::NotAReview)?;
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
+        return Err(DecodeError::WrongType(format!("{}/{}", review.api_version, review.kind)));
+    }
+    review.request.ok_or(DecodeError::NoRequest)
 }
 
 /// What the request asks of this webhook.
@@ -43,21 +90,21 @@ pub enum SubjectError {
     NoObject,
     /// The object is not a valid Pod.
     #[error("the object is not a valid Pod: {0}")]
-    BadPod(String),
+    BadPod(#[source] serde_json::Error),
 }
 
 /// The Pod a request is about.
-pub fn subject(request: &AdmissionRequest<DynamicObject>) -> Result<Subject, SubjectError> {
+pub fn subject(request: &Request<'_>) -> Result<Subject, SubjectError> {
     let kind = &request.kind;
     if !(kind.group.is_empty() && kind.version == "v1" && kind.kind == "Pod") || request.sub_resource.is_some() {
         let sub = request.sub_resource.as_deref().map(|s| format!(" (subresource {s})")).unwrap_or_default();
         return Err(SubjectError::WrongKind(format!("{}/{}/{}{sub}", kind.group, kind.version, kind.kind)));
     }
-    if !matches!(request.operation, Operation::Create) {
+    if request.operation != "CREATE" {
         return Ok(Subject::Ignore("not a CREATE"));
     }
-    let object = request.object.clone().ok_or(SubjectError::NoObject)?;
-    let pod = object.try_parse::<Pod>().map_err(|e| SubjectError::BadPod(e.to_string()))?;
+    let object = request.object.ok_or(SubjectError::NoObject)?;
+    let pod: Pod = serde_json::from_str(object.get()).map_err(SubjectError::BadPod)?;
     Ok(Subject::CreatePod(Box::new(pod)))
 }
 
@@ -95,23 +142,75 @@ impl Answer {
         self
     }
 
-    /// The AdmissionReview the API server expects.
+    /// The AdmissionReview the API server expects. Written directly rather than through a
+    /// `Value` tree: the base64 patch needs no escaping and is the bulk of the answer.
     pub fn encode(&self) -> Vec<u8> {
-        let mut response = json!({"uid": self.uid, "allowed": self.allowed});
+        // Invariant: strings and a Patch of JSON values always serialize.
+        let string = |s: &str| serde_json::to_string(s).expect("a string serializes");
+        let mut out = String::with_capacity(256);
+        out.push_str(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#);
+        out.push_str(&string(&self.uid));
+        out.push_str(if self.allowed { r#","allowed":true"# } else { r#","allowed":false"# });
         if let Some((code, message)) = &self.status {
-            response["status"] = json!({"code": code, "message": message});
+            out.push_str(&format!(r#","status":{{"code":{code},"message":{}}}"#, string(message)));
         }
         if let Some(patch) = &self.patch {
-            // Invariant: a Patch of JSON values always serializes.
             let bytes = serde_json::to_vec(patch).expect("a JSON Patch serializes");
-            response["patchType"] = Value::from("JSONPatch");
-            response["patch"] = Value::from(base64::engine::general_purpose::STANDARD.encode(bytes));
+            out.push_str(r#","patchType":"JSONPatch","patch":""#);
+            base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut out);
+            out.push('"');
         }
         if !self.warnings.is_empty() {
-            response["warnings"] = json!(self.warnings);
+            out.push_str(r#","warnings":"#);
+            out.push_str(&serde_json::to_string(&self.warnings).expect("strings serialize"));
         }
-        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
-        // Invariant: a serde_json::Value always serializes.
-        serde_json::to_vec(&review).expect("a JSON value serializes")
+        out.push_str("}}");
+        out.into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn parse(answer: &Answer) -> Value {
+        serde_json::from_slice(&answer.encode()).expect("the answer is JSON")
+    }
+
+    #[test]
+    fn answers_are_admission_reviews_with_a_base64_patch() {
+        let patch: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/spec/x", "value": "\"quoted\""}])).unwrap();
+        let v = parse(&Answer::allow("u\"1").with_patch(patch.clone()).with_warning("w \"1\""));
+        assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(v["kind"], "AdmissionReview");
+        assert_eq!(v["response"]["uid"], "u\"1");
+        assert_eq!(v["response"]["allowed"], true);
+        assert_eq!(v["response"]["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(v["response"]["patch"].as_str().unwrap()).unwrap();
+        assert_eq!(serde_json::from_slice::<json_patch::Patch>(&bytes).unwrap(), patch);
+        assert_eq!(v["response"]["warnings"], json!(["w \"1\""]));
+
+        let v = parse(&Answer::deny("u2", 403, "no \"way\"\n"));
+        assert_eq!(
+            v["response"],
+            json!({"uid": "u2", "allowed": false, "status": {"code": 403, "message": "no \"way\"\n"}})
+        );
+        let v = parse(&Answer::allow("u3").with_patch(json_patch::Patch(Vec::new())));
+        assert_eq!(v["response"], json!({"uid": "u3", "allowed": true}));
+    }
+
+    #[test]
+    fn decoding_names_what_is_wrong() {
+        assert!(matches!(decode(b"nope"), Err(DecodeError::NotAReview(_))));
+        assert!(matches!(
+            decode(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#),
+            Err(DecodeError::WrongType(t)) if t == "admission.k8s.io/v1beta1/AdmissionReview"
+        ));
+        assert!(matches!(
+            decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(DecodeError::NoRequest)
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! Hush's mutating admission webhook.
 //!
 //! Architecture: [`admission`] decodes an AdmissionReview and encodes the answer; [`mutate`]
-//! decides, purely, what to change (using [`annotations`] and [`config`]); [`patch`] is the
+//! decides, purely, what to change (using [`annotations`] and [`config`]) from the parts of
+//! the Pod it reads ([`pod`]); [`patch`] is the
 //! only place JSON Patch operations are built; [`registry`] looks up images' ENTRYPOINT/CMD
 //! (the only I/O a decision needs, done by the server between the two steps of [`mutate`]);
 //! [`server`] is TLS + HTTP, [`tls`] the reloading certificate, [`metrics`] Prometheus.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod metrics;
 pub mod mutate;
 pub mod patch;
+pub mod pod;
 pub mod registry;
 pub mod server;
 pub mod tls;

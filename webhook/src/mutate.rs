@@ -16,14 +16,15 @@ use hush_contract::env as vars;
 use hush_contract::reference;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume, VolumeMount as NewVolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::annotations::{AnnotationError, Annotations, Platform, Source};
 use crate::config::{INIT_CONTAINER_NAME, MutationConfig, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME};
 use crate::patch::{Builder, List};
+use crate::pod::{Container, Pod, Spec, Volume};
 
 /// An image whose ENTRYPOINT/CMD the mutation needs, for one platform.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,7 +127,7 @@ struct Target<'a> {
 /// What [`plan`] decided.
 #[derive(Debug)]
 pub struct Plan<'a> {
-    spec: Option<&'a PodSpec>,
+    spec: Option<&'a Spec>,
     config: &'a MutationConfig,
     annotations: Annotations,
     targets: Vec<Target<'a>>,
@@ -147,7 +148,10 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
         return Ok(plan);
     }
     let shim = config.shim_path();
-    let lists = [(List::Init, spec.init_containers.as_deref().unwrap_or_default()), (List::App, &spec.containers[..])];
+    let lists = [
+        (List::Init, spec.init_containers.as_deref().unwrap_or_default()),
+        (List::App, spec.containers.as_deref().unwrap_or_default()),
+    ];
     for (list, containers) in lists {
         for (index, container) in containers.iter().enumerate() {
             if list == List::Init && container.name == INIT_CONTAINER_NAME {
@@ -270,7 +274,7 @@ impl<'a> Plan<'a> {
                 Some([mount, ..]) if is_our_init(init, config) => mount.name.clone(),
                 _ => return Err(MutateError::NameTaken { what: "init container", name: INIT_CONTAINER_NAME.into() }),
             },
-            None if spec.containers.iter().any(|c| c.name == INIT_CONTAINER_NAME) => {
+            None if spec.containers.iter().flatten().any(|c| c.name == INIT_CONTAINER_NAME) => {
                 return Err(MutateError::NameTaken { what: "container", name: INIT_CONTAINER_NAME.into() });
             }
             None => free_volume_name(volumes),
@@ -278,38 +282,38 @@ impl<'a> Plan<'a> {
 
         let mut new_volumes = Vec::new();
         if !volumes.iter().any(|v| v.name == volume_name) {
-            new_volumes.push(Volume {
+            new_volumes.push(NewVolume {
                 name: volume_name.clone(),
                 empty_dir: Some(EmptyDirVolumeSource {
                     medium: Some("Memory".into()),
                     size_limit: Some(Quantity(config.volume_size_limit.clone())),
                     ..EmptyDirVolumeSource::default()
                 }),
-                ..Volume::default()
+                ..NewVolume::default()
             });
         }
-        let mut mounts = vec![VolumeMount {
+        let mut mounts = vec![NewVolumeMount {
             name: volume_name.clone(),
             mount_path: config.dir.clone(),
             read_only: Some(true),
-            ..VolumeMount::default()
+            ..NewVolumeMount::default()
         }];
         let mut env = settings.env();
         if let Some(secret) = &settings.tls_secret {
             match volumes.iter().find(|v| v.name == TLS_VOLUME_NAME) {
                 Some(v) if v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(secret) => {}
                 Some(_) => return Err(MutateError::NameTaken { what: "volume", name: TLS_VOLUME_NAME.into() }),
-                None => new_volumes.push(Volume {
+                None => new_volumes.push(NewVolume {
                     name: TLS_VOLUME_NAME.into(),
                     secret: Some(SecretVolumeSource { secret_name: Some(secret.clone()), ..Default::default() }),
-                    ..Volume::default()
+                    ..NewVolume::default()
                 }),
             }
-            mounts.push(VolumeMount {
+            mounts.push(NewVolumeMount {
                 name: TLS_VOLUME_NAME.into(),
                 mount_path: config.tls_dir.clone(),
                 read_only: Some(true),
-                ..VolumeMount::default()
+                ..NewVolumeMount::default()
             });
             env.push((vars::VAULT_CACERT, format!("{}/{TLS_CA_KEY}", config.tls_dir.trim_end_matches('/'))));
         }
@@ -339,13 +343,13 @@ impl<'a> Plan<'a> {
                 out.set_command(target.list, target.index, &command);
             }
             let existing = c.env.as_deref().unwrap_or_default();
-            let add_env: Vec<EnvVar> = env
+            let add_env: Vec<NewEnvVar> = env
                 .iter()
                 .filter(|(name, _)| !existing.iter().any(|v| v.name == *name))
-                .map(|(name, value)| EnvVar {
+                .map(|(name, value)| NewEnvVar {
                     name: (*name).to_owned(),
                     value: Some(escape_expansion(value)),
-                    ..EnvVar::default()
+                    ..NewEnvVar::default()
                 })
                 .collect();
             out.append_to_container(target.list, target.index, "env", c.env.is_some(), &add_env);
@@ -388,14 +392,14 @@ fn free_volume_name(volumes: &[Volume]) -> String {
 }
 
 /// The init container: `injector install DIR`, compliant with the "restricted" Pod Security Standard.
-fn init_container(config: &MutationConfig, settings: &crate::annotations::Settings, volume: &str) -> Container {
+fn init_container(config: &MutationConfig, settings: &crate::annotations::Settings, volume: &str) -> NewContainer {
     let resources = |pick: fn(&(String, String)) -> &String| {
         BTreeMap::from([
             ("cpu".to_owned(), Quantity(pick(&config.init_cpu).clone())),
             ("memory".to_owned(), Quantity(pick(&config.init_memory).clone())),
         ])
     };
-    Container {
+    NewContainer {
         name: INIT_CONTAINER_NAME.into(),
         image: Some(settings.injector_image.clone().unwrap_or_else(|| config.injector_image.clone())),
         image_pull_policy: settings
@@ -403,10 +407,10 @@ fn init_container(config: &MutationConfig, settings: &crate::annotations::Settin
             .or(config.injector_image_pull_policy)
             .map(|p| p.as_str().to_owned()),
         command: Some(vec![config.injector_binary.clone(), "install".into(), config.dir.clone()]),
-        volume_mounts: Some(vec![VolumeMount {
+        volume_mounts: Some(vec![NewVolumeMount {
             name: volume.to_owned(),
             mount_path: config.dir.clone(),
-            ..VolumeMount::default()
+            ..NewVolumeMount::default()
         }]),
         resources: Some(ResourceRequirements {
             requests: Some(resources(|p| &p.0)),
@@ -425,7 +429,7 @@ fn init_container(config: &MutationConfig, settings: &crate::annotations::Settin
             ..SecurityContext::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        ..Container::default()
+        ..NewContainer::default()
     }
 }
 

@@ -353,8 +353,10 @@ proptest! {
         let config = config();
         let patch = run(&pod(raw.clone()), &config).unwrap();
         let out = apply(&raw, &patch);
-        // Unknown fields are untouched, the rest still decodes as a Pod.
+        // Unknown fields are untouched, and the result still decodes as a full k8s-openapi Pod.
         prop_assert_eq!(&out["spec"]["automountServiceAccountToken"], &json!(false));
+        let typed: Result<k8s_openapi::api::core::v1::Pod, _> = serde_json::from_value(out.clone());
+        prop_assert!(typed.is_ok(), "{:?}", typed.err());
         let patched = pod(out.clone());
 
         // Containers: same names, same order; only command, env and volumeMounts may change.

@@ -1,0 +1,259 @@
+//! `cargo xtask bench webhook`: admissions/s and p50/p99 latency of a realistic Pod at fixed
+//! concurrency, side by side with a floor — the same binary and TLS server answering a canned
+//! response without decoding (`--canned-response`) — measured interleaved in one run, plus the
+//! webhook's peak RSS. Goals: ≥ 0.7× the floor's throughput, p99 < 2 ms, RSS < 30 MiB.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CONCURRENCY: usize = 8;
+const ROUNDS: usize = 5;
+const ROUND: Duration = Duration::from_secs(2);
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the binary with its logs going to a file (the reader of a pipe would compete
+    /// for the CPU with the server and the client).
+    fn start(dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--injector-image", "registry.test/hush/injector:1"])
+            .arg("--tls-cert")
+            .arg(dir.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.join("tls.key"))
+            .args(["--default", "vault-addr=https://vault.vault.svc:8200", "--default", "role=bench"])
+            .args(extra)
+            .env("HUSH_LOG", "info")
+            .stdout(log)
+            .spawn()
+            .expect("webhook starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{name} did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, port }
+    }
+
+    fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// A Deployment's Pod with an init container, a sidecar and references in several forms (~3 KiB).
+fn realistic_review() -> Vec<u8> {
+    let env: Vec<Value> = (0..8)
+        .map(|i| json!({"name": format!("SECRET_{i}"), "value": format!("vault:secret/data/app#key{i}")}))
+        .chain([
+            json!({"name": "DB_URL", "value": "postgres://app:${vault:database/creds/app#password}@db:5432/app"}),
+            json!({"name": "LOG_LEVEL", "value": "info"}),
+            json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+        ])
+        .collect();
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-7c9f8d5b6-x2x4q", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "7c9f8d5b6"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7c9f8d5b6", "uid": "d9b6c1a4-8e0f-4a57-9c33-1f1e2d3c4b5a", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {
+            "serviceAccountName": "web",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [{"name": "migrate", "image": "registry.example/shop/web:1.4.2", "command": ["/app/web", "migrate"],
+                                "env": [{"name": "DB_URL", "value": "postgres://app:${vault:database/creds/app#password}@db:5432/app"}]}],
+            "containers": [
+                {"name": "web", "image": "registry.example/shop/web:1.4.2", "command": ["/app/web"], "args": ["--listen=:8080", "--log=$(LOG_LEVEL)"],
+                 "ports": [{"containerPort": 8080, "name": "http"}], "env": env,
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                 "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5},
+                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                 "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true}},
+                {"name": "metrics", "image": "registry.example/shop/exporter:0.9", "command": ["/exporter"], "ports": [{"containerPort": 9100}]}
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}]
+        }
+    });
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "0b5b9a3c-5f3e-4a7e-9f5e-2b1c3d4e5f60", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "shop", "operation": "CREATE",
+                    "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+                    "object": pod, "oldObject": null, "dryRun": false}
+    }))
+    .unwrap()
+}
+
+fn client(ca_pem: &str, port: u16) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap()
+}
+
+/// `CONCURRENCY` workers post `body` back to back for `ROUND`; returns every latency.
+async fn load(client: &reqwest::Client, port: u16, body: &Arc<Vec<u8>>) -> Vec<Duration> {
+    let url = Arc::new(format!("https://localhost:{port}/mutate"));
+    let deadline = Instant::now() + ROUND;
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let response = client.post(url.as_str()).body(body.as_ref().clone()).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let _ = response.bytes().await.unwrap();
+                samples.push(start.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all
+}
+
+struct Figures {
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn figures(mut samples: Vec<Duration>, seconds: f64) -> Figures {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1e3;
+    Figures { per_second: samples.len() as f64 / seconds, p50: at(0.50), p99: at(0.99) }
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+
+    let webhook = Server::start(dir.path(), "webhook", &[]);
+    let floor = Server::start(dir.path(), "floor", &["--canned-response"]);
+    let body = Arc::new(realistic_review());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (real, canned) = runtime.block_on(async {
+        let (wc, fc) = (client(&ca.pem(), webhook.port), client(&ca.pem(), floor.port));
+        // Sanity: the webhook really mutates this Pod; the floor really answers.
+        let answer: Value = serde_json::from_slice(
+            &wc.post(format!("https://localhost:{}/mutate", webhook.port))
+                .body(body.as_ref().clone())
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(answer["response"]["patch"].is_string(), "the realistic Pod is not mutated: {answer}");
+        let (mut real, mut canned) = (Vec::new(), Vec::new());
+        for round in 0..=ROUNDS {
+            let r = load(&wc, webhook.port, &body).await;
+            let c = load(&fc, floor.port, &body).await;
+            if round > 0 {
+                // Round 0 warms connections and caches.
+                real.extend(r);
+                canned.extend(c);
+            }
+        }
+        (real, canned)
+    });
+    let seconds = ROUNDS as f64 * ROUND.as_secs_f64();
+    let (w, f) = (figures(real, seconds), figures(canned, seconds));
+    let (rss, hwm) = webhook.rss_kib();
+    let ratio = w.per_second / f.per_second;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let table = format!(
+        "## webhook ({CONCURRENCY} connections, {ROUNDS} interleaved rounds of {}s each, {} B review; {cpu}, {cores} cores)\n\n\
+         | variant | what | admissions/s | p50 ms | p99 ms | ÷ floor |\n|---|---|---|---|---|---|\n\
+         | webhook | decode, plan, patch, encode (3 containers, 10 references) | {:.0} | {:.3} | {:.3} | {ratio:.2} |\n\
+         | floor | same binary and TLS server, canned response | {:.0} | {:.3} | {:.3} | 1.00 |\n\n\
+         throughput ÷ floor: {ratio:.2} (goal ≥ 0.70) — p99: {:.3} ms (goal < 2 ms) — webhook RSS now {:.1} MiB, peak {:.1} MiB (goal < 30 MiB)\n\
+         (client and servers share the machine's cores: the floor bounds what the client can drive)\n",
+        ROUND.as_secs(),
+        body.len(),
+        w.per_second,
+        w.p50,
+        w.p99,
+        f.per_second,
+        f.p50,
+        f.p99,
+        w.p99,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+    );
+    println!("\n{table}");
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("webhook.md"), &table).unwrap();
+    std::fs::write(
+        out.join("webhook.json"),
+        serde_json::to_string_pretty(&json!({
+            "concurrency": CONCURRENCY, "rounds": ROUNDS, "round_seconds": ROUND.as_secs(),
+            "webhook": {"per_second": w.per_second, "p50_ms": w.p50, "p99_ms": w.p99, "rss_kib": rss, "peak_rss_kib": hwm},
+            "floor": {"per_second": f.per_second, "p50_ms": f.p50, "p99_ms": f.p99},
+            "ratio": ratio,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    eprintln!("wrote {}", out.join("webhook.md").display());
+}

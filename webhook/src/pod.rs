@@ -1,0 +1,102 @@
+//! The parts of a Pod the mutation reads, decoded straight from the request (fields it does
+//! not read are skipped, never re-encoded: the patch addresses the API server's own object).
+//!
+//! `Option<Vec<…>>` keeps "absent or null" apart from "empty", which decides between creating
+//! an array and appending to it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// A Pod, as far as Hush is concerned.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Pod {
+    /// `metadata`.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// `spec`.
+    pub spec: Option<Spec>,
+}
+
+/// `metadata`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// `name` (empty when the API server has not generated it yet).
+    pub name: Option<String>,
+    /// `generateName`.
+    pub generate_name: Option<String>,
+    /// `namespace`.
+    pub namespace: Option<String>,
+    /// `annotations`.
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// `spec`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// `containers`.
+    pub containers: Option<Vec<Container>>,
+    /// `initContainers`.
+    pub init_containers: Option<Vec<Container>>,
+    /// `volumes`.
+    pub volumes: Option<Vec<Volume>>,
+}
+
+/// A container or init container.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    /// `name`.
+    pub name: String,
+    /// `image`.
+    pub image: Option<String>,
+    /// `command`.
+    pub command: Option<Vec<String>>,
+    /// `args`.
+    pub args: Option<Vec<String>>,
+    /// `env`.
+    pub env: Option<Vec<EnvVar>>,
+    /// `envFrom` (only its presence matters).
+    pub env_from: Option<Vec<IgnoredAny>>,
+    /// `volumeMounts`.
+    pub volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+/// An `env` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct EnvVar {
+    /// `name`.
+    pub name: String,
+    /// `value` (absent with `valueFrom`).
+    pub value: Option<String>,
+}
+
+/// A `volumeMounts` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    /// `name`.
+    pub name: String,
+    /// `mountPath`.
+    pub mount_path: String,
+}
+
+/// A `volumes` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Volume {
+    /// `name`.
+    pub name: String,
+    /// `secret`, if it is a Secret volume.
+    pub secret: Option<SecretSource>,
+}
+
+/// `volumes[].secret`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSource {
+    /// `secretName`.
+    pub secret_name: Option<String>,
+}
