@@ -7,7 +7,7 @@
 //! parent and enforced in the child with system calls only (see [`crate::harden`]). The
 //! parent wipes its copy of the environment once the child has it.
 
-use crate::config::{Config, Rotation};
+use crate::config::{Auth, Config, Rotation};
 use crate::exec::ExecError;
 use crate::exit::Failure;
 use crate::harden;
@@ -30,6 +30,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 pub const EXIT_ROTATE: i32 = 75;
 /// How long to wait before retrying a failed renewal or rotation.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// The longest a round of Vault requests may hold up signal forwarding.
+const MAX_BATCH: Duration = Duration::from_secs(5);
 
 struct Tracked {
     lease_id: String,
@@ -215,8 +217,9 @@ impl<'a> Daemon<'a> {
     /// Due renewals, KV checks and rotations. `Some(code)`: the shim should exit.
     async fn tick(&mut self) -> Result<Option<i32>, Failure> {
         let now = Instant::now();
-        self.vault.refresh_deadline(self.config.client_timeout);
+        self.vault.refresh_deadline(self.batch_timeout());
         let mut rotate = false;
+        let mut relogin = false;
         if let Some(token) = self.token.as_mut().filter(|t| t.next.at().is_some_and(|at| at <= now)) {
             match token.next {
                 Next::Renew(_) => match self.vault.renew_token(token.lifetime.ttl).await {
@@ -227,10 +230,7 @@ impl<'a> Daemon<'a> {
                     }
                     Err(e) => retry_later(token, &e),
                 },
-                Next::Rotate(_) | Next::Nothing => {
-                    tracing::warn!("the token reaches its max TTL; its leases end with it");
-                    rotate = true;
-                }
+                Next::Rotate(_) | Next::Nothing => relogin = true,
             }
         }
         for lease in self.leases.iter_mut().filter(|l| l.next.at().is_some_and(|at| at <= now)) {
@@ -249,11 +249,50 @@ impl<'a> Daemon<'a> {
                 }
             }
         }
+        if relogin {
+            // Leases end with the token that made them: a new token means new leases.
+            rotate |= self.relogin().await && !self.leases.is_empty();
+        }
         if self.next_kv_poll.is_some_and(|at| at <= now) {
             self.next_kv_poll = self.config.supervision.kv_poll.map(|every| now + every);
             rotate |= self.kv_changed().await;
         }
         if rotate { self.rotate().await } else { Ok(None) }
+    }
+
+    /// Logs in again when the token reaches its max TTL. `true` if there is a new token.
+    async fn relogin(&mut self) -> bool {
+        match self.config.auth.as_ref() {
+            Ok(Auth::Token(_)) | Err(_) => {
+                tracing::warn!("the handed-in token reaches its max TTL and cannot be renewed; no more renewals");
+                self.token = None;
+                false
+            }
+            Ok(auth) => match self.vault.login(auth).await {
+                Ok(()) => {
+                    let (ttl, renewable) = self.vault.token_lifetime();
+                    let (lifetime, next) = lifetime(Instant::now(), ttl, renewable);
+                    self.token = Some(Tracked { lease_id: String::new(), lifetime, next });
+                    tracing::info!(ttl_secs = ttl.as_secs(), "logged in again: the old token reached its max TTL");
+                    true
+                }
+                Err(e) => {
+                    if let Some(token) = self.token.as_mut() {
+                        token.next = Next::Rotate(Instant::now() + RETRY_AFTER);
+                    }
+                    tracing::warn!("logging in again: {e}; retrying");
+                    false
+                }
+            },
+        }
+    }
+
+    /// When the app's credentials stop working: the first lease to expire (a lease also
+    /// ends with the token that made it). `None` without leases: KV secrets do not expire.
+    fn credentials_expire(&self) -> Option<Instant> {
+        let leases = self.leases.iter().map(|l| l.lifetime.since + l.lifetime.ttl).min()?;
+        let token = self.token.as_ref().map(|t| t.lifetime.since + t.lifetime.ttl);
+        Some(token.map_or(leases, |t| t.min(leases)))
     }
 
     async fn kv_changed(&self) -> bool {
@@ -282,15 +321,18 @@ impl<'a> Daemon<'a> {
         {
             Ok(fresh) => fresh,
             Err(e) => {
-                let expiry = self.leases.iter().map(|l| l.lifetime.since + l.lifetime.ttl).min();
-                if expiry.is_some_and(|at| Instant::now() + RETRY_AFTER >= at) {
-                    tracing::error!("rotation failed and the credentials expire now: {e}; stopping the application");
+                let expires = self.credentials_expire();
+                if expires.is_some_and(|at| Instant::now() >= at) {
+                    tracing::error!(
+                        "rotation failed and the credentials have expired: {e}; stopping the application (exit 69)"
+                    );
                     self.stop_child().await;
                     return Ok(Some(69));
                 }
                 tracing::warn!("rotation failed: {e}; the application keeps its current credentials, retrying");
+                let retry_at = expires.map_or(Instant::now() + RETRY_AFTER, |at| at.min(Instant::now() + RETRY_AFTER));
                 for lease in &mut self.leases {
-                    lease.next = Next::Rotate(Instant::now() + RETRY_AFTER);
+                    lease.next = Next::Rotate(retry_at);
                 }
                 return Ok(None);
             }
@@ -312,8 +354,18 @@ impl<'a> Daemon<'a> {
 
     /// The vault client for a new batch of requests: same token, fresh deadline.
     fn fresh_vault(&mut self) -> Result<Vault, Failure> {
-        self.vault.refresh_deadline(self.config.client_timeout);
+        self.vault.refresh_deadline(self.batch_timeout());
         Ok(self.vault.clone())
+    }
+
+    /// How long one round of renewals or a rotation may retry: short, so that the loop
+    /// gets back to forwarding signals, and never past the credentials' expiry.
+    fn batch_timeout(&self) -> Duration {
+        let cap = self.config.client_timeout.min(MAX_BATCH);
+        match self.credentials_expire() {
+            Some(at) => cap.min(at.saturating_duration_since(Instant::now()).max(Duration::from_millis(200))),
+            None => cap,
+        }
     }
 
     async fn revoke(&self, leases: &[String]) {

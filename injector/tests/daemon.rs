@@ -208,3 +208,55 @@ impl WaitWithin for Child {
         self.wait_with_output().unwrap()
     }
 }
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn with_vault_gone_the_app_runs_until_its_credentials_expire_then_stops() {
+    let mut bao = OwnBao::start();
+    bao.run(&["secrets", "enable", "pki"]);
+    bao.run(&["write", "pki/root/generate/internal", "common_name=hush.test", "ttl=1h"]);
+    bao.run(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=hush.test",
+        "allow_subdomains=true",
+        "generate_lease=true",
+        "max_ttl=1h",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let heartbeat = dir.path().join("heartbeat");
+    let app = format!("while true; do date +%s.%N >> {}; sleep 0.2; done", heartbeat.display());
+    let started = now_secs();
+    let shim = Command::new(injector())
+        .args(["--", "/bin/sh", "-c", &app])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VAULT_ENV_DAEMON", "true")
+        .env("VAULT_CLIENT_TIMEOUT", "2s")
+        .env("HUSH_RESTART_GRACE", "1s")
+        .env("CERT", r#">>vault:pki/issue/web#certificate#{"common_name":"a.hush.test","ttl":"6s"}"#)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    bao.stop();
+    let out = shim.wait_with_output_within(Duration::from_secs(20));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{log}");
+    assert!(log.contains("rotation failed") && log.contains("retrying"), "{log}");
+    assert!(log.contains("credentials have expired"), "{log}");
+    let beats: Vec<f64> = std::fs::read_to_string(&heartbeat).unwrap().lines().filter_map(|l| l.parse().ok()).collect();
+    let last = beats.iter().copied().fold(0.0, f64::max) - started;
+    assert!(
+        last > 5.0,
+        "the app kept running after Vault went away, until the 6 s lease expired: last beat {last:.1}s\n{log}"
+    );
+    assert!(last < 9.0, "and was stopped then: last beat {last:.1}s\n{log}");
+}

@@ -139,3 +139,51 @@ pub fn started(path: &Path) -> bool {
 pub fn bytes(s: &OsStr) -> &[u8] {
     s.as_bytes()
 }
+
+/// A private OpenBao dev server, for tests that stop it; killed on drop.
+pub struct OwnBao {
+    child: std::process::Child,
+    pub addr: String,
+    bin: PathBuf,
+}
+
+impl OwnBao {
+    pub fn start() -> OwnBao {
+        let bin: PathBuf = required("HUSH_TEST_BAO").into();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&bin)
+            .args(["server", "-dev", "-dev-no-store-token", "-dev-root-token-id=root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao starts");
+        let server = OwnBao { child, addr: format!("http://127.0.0.1:{port}"), bin };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !server.cli(&["status"]).status.success() {
+            assert!(std::time::Instant::now() < deadline, "OpenBao did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin).args(args).env("VAULT_ADDR", &self.addr).env("VAULT_TOKEN", "root").output().unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) {
+        let out = self.cli(args);
+        assert!(out.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnBao {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
