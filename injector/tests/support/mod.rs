@@ -149,8 +149,11 @@ pub struct OwnBao {
 
 impl OwnBao {
     pub fn start() -> OwnBao {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> OwnBao {
         let bin: PathBuf = required("HUSH_TEST_BAO").into();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&bin)
             .args(["server", "-dev", "-dev-no-store-token", "-dev-root-token-id=root"])
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -186,4 +189,8 @@ impl Drop for OwnBao {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
