@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which benchmark: shim (default: all).
+    /// Which benchmark: shim, webhook (default: all).
     pub which: Option<String>,
     /// Timed runs of each variant.
     #[arg(long, default_value_t = 40)]
@@ -19,8 +19,13 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     match args.which.as_deref() {
-        None | Some("shim") => shim(args.runs),
-        Some(other) => bail!("unknown benchmark `{other}`: expected shim"),
+        None => {
+            shim(args.runs)?;
+            crate::webhook::bench()
+        }
+        Some("shim") => shim(args.runs),
+        Some("webhook") => crate::webhook::bench(),
+        Some(other) => bail!("unknown benchmark `{other}`: expected shim or webhook"),
     }
 }
 
