@@ -90,8 +90,10 @@ pub fn bao() -> Result<PathBuf> {
 }
 
 /// Static glibc (no libc needed at run time), not position-independent (no start-up
-/// relocations), no unwind tables (the shim aborts on panic): smaller and faster to start.
-pub const SHIM_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no";
+/// relocations), no unwind tables (the shim aborts on panic), identical code folded by the
+/// linker (rust-lld): smaller and faster to start.
+pub const SHIM_RUSTFLAGS: &str =
+    "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no -C link-arg=-Wl,--icf=all";
 
 /// Builds `injector` as a static glibc binary (it must run where there is no libc) and
 /// returns its path.
