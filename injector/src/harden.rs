@@ -9,8 +9,8 @@ use crate::policy::{self, Access, Compiled, FsView, Policy};
 use crate::sys;
 use caps::{CapSet, Capability, CapsHashSet};
 use landlock::{
-    ABI, Access as _, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus,
+    ABI, Access as _, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
 };
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -101,15 +101,19 @@ pub struct Prepared {
 #[derive(Debug)]
 pub struct Applied {
     landlock: Option<(RulesetStatus, usize)>,
+    /// The kernel's Landlock ABI, as far as the crate knows it.
+    kernel_abi: Option<ABI>,
 }
 
 impl std::fmt::Display for Applied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hush asks for TARGET_ABI's rights; the kernel enforces those of the lower ABI.
+        let enforced = self.kernel_abi.map(|abi| abi.min(TARGET_ABI) as i32).unwrap_or(0);
         match self.landlock {
             None => write!(f, "not used"),
-            Some((RulesetStatus::FullyEnforced, rules)) => write!(f, "fully enforced, {rules} rules"),
+            Some((RulesetStatus::FullyEnforced, rules)) => write!(f, "fully enforced at ABI {enforced}, {rules} rules"),
             Some((RulesetStatus::PartiallyEnforced, rules)) => {
-                write!(f, "partially enforced (older Landlock ABI), {rules} rules")
+                write!(f, "partially enforced at ABI {enforced} (the kernel's), {rules} rules")
             }
             Some((RulesetStatus::NotEnforced, _)) => write!(f, "not enforced (the kernel has no Landlock)"),
         }
@@ -159,14 +163,18 @@ impl Prepared {
         // core files; a write error here is not worth failing for.
         let _ = sys::clear_coredump_filter();
         sys::set_no_new_privs().map_err(|source| HardenError::Process { step: "setting no-new-privs", source })?;
-        let Some(ruleset) = self.ruleset else { return Ok(Applied { landlock: None }) };
+        let Some(ruleset) = self.ruleset else { return Ok(Applied { landlock: None, kernel_abi: None }) };
         let status = ruleset
             .restrict_self()
             .map_err(|e| if self.required { HardenError::Unenforceable(e.to_string()) } else { landlock_error(e) })?;
         if self.required && status.ruleset != RulesetStatus::FullyEnforced {
             return Err(HardenError::Unenforceable("the kernel cannot enforce all of it".into()));
         }
-        Ok(Applied { landlock: Some((status.ruleset, self.rules)) })
+        let kernel_abi = match status.landlock {
+            LandlockStatus::Available { effective_abi, .. } => Some(effective_abi),
+            _ => None,
+        };
+        Ok(Applied { landlock: Some((status.ruleset, self.rules)), kernel_abi })
     }
 }
 
