@@ -94,6 +94,9 @@ impl<'a> Daemon<'a> {
             stopping: false,
             revoke_at_exit,
         };
+        if let Err(e) = sys::become_subreaper() {
+            tracing::warn!("could not become a child subreaper: orphans will not be reaped here: {e}");
+        }
         daemon.track(&fetched);
         daemon.child = daemon.start(&fetched)?;
         drop(fetched);

@@ -203,6 +203,14 @@ pub fn try_wait(pid: i32) -> io::Result<Option<(i32, Ended)>> {
     }
 }
 
+/// `prctl(PR_SET_CHILD_SUBREAPER)`: orphaned descendants are re-parented to this process
+/// (as they would be to PID 1), so that it can reap them.
+pub fn become_subreaper() -> io::Result<()> {
+    // Safety: integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// The effective user ID.
 pub fn effective_uid() -> u32 {
     // Safety: geteuid has no arguments and cannot fail.

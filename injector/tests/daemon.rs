@@ -260,3 +260,108 @@ fn with_vault_gone_the_app_runs_until_its_credentials_expire_then_stops() {
     );
     assert!(last < 9.0, "and was stopped then: last beat {last:.1}s\n{log}");
 }
+
+/// Starts the shim in daemon mode on a KV secret, the app recording each start.
+fn kv_daemon(bao: &OwnBao, starts: &Path, extra: &[(&str, &str)]) -> Child {
+    let app = format!("echo \"$VERSIONED\" >> {}; exec sleep 1000", starts.display());
+    Command::new(injector())
+        .args(["--", "/bin/sh", "-c", &app])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VAULT_ENV_DAEMON", "true")
+        .env("HUSH_KV_POLL_INTERVAL", "1s")
+        .env("HUSH_RESTART_GRACE", "1s")
+        .env("VERSIONED", "vault:secret/data/app#value")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn a_new_kv_version_restarts_the_app_with_it() {
+    let bao = OwnBao::start();
+    bao.run(&["kv", "put", "secret/app", "value=first"]);
+    let dir = tempfile::tempdir().unwrap();
+    let starts = dir.path().join("starts");
+    let shim = kv_daemon(&bao, &starts, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(lines(&starts), ["first"]);
+    bao.run(&["kv", "put", "secret/app", "value=second"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&starts).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sys_kill(shim.id(), libc::SIGTERM);
+    let out = shim.wait_with_output_within(Duration::from_secs(10));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(lines(&starts), ["first", "second"], "{log}");
+    assert!(log.contains("KV secret changed") && log.contains("from=1") && log.contains("to=2"), "{log}");
+    assert!(!log.contains("first") && !log.contains("second"), "values stay out of the log: {log}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn the_exit_policy_stops_the_app_and_exits_75() {
+    let bao = OwnBao::start();
+    bao.run(&["kv", "put", "secret/app", "value=first"]);
+    let dir = tempfile::tempdir().unwrap();
+    let starts = dir.path().join("starts");
+    let shim = kv_daemon(&bao, &starts, &[("HUSH_ROTATION", "exit")]);
+    std::thread::sleep(Duration::from_millis(1500));
+    bao.run(&["kv", "put", "secret/app", "value=second"]);
+    let out = shim.wait_with_output_within(Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&starts), ["first"], "the app was not started again");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn orphans_are_reparented_to_the_shim_and_reaped() {
+    let bao = OwnBao::start();
+    bao.run(&["kv", "put", "secret/app", "value=x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let orphan_pid = dir.path().join("orphan");
+    // The subshell exits at once; its background sleep is orphaned and ends 1 s later.
+    let app = format!("(sleep 1 & echo $! > {}); exec sleep 1000", orphan_pid.display());
+    let shim = Command::new(injector())
+        .args(["--", "/bin/sh", "-c", &app])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VAULT_ENV_DAEMON", "true")
+        .env("HUSH_KV_POLL_INTERVAL", "0")
+        .env("V", "vault:secret/data/app#value")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&orphan_pid).map_or(true, |s| s.trim().is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = std::fs::read_to_string(&orphan_pid).unwrap().trim().to_owned();
+    let parent_of = |pid: &str| -> Option<(String, String)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        let mut fields = after.split_whitespace();
+        let state = fields.next()?.to_owned();
+        Some((state, fields.next()?.to_owned()))
+    };
+    let (_, ppid) = parent_of(&pid).expect("the orphan is alive");
+    assert_eq!(ppid, shim.id().to_string(), "the orphan was re-parented to the shim (child subreaper)");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(parent_of(&pid).is_none(), "the orphan ended and was reaped, not left a zombie: {:?}", parent_of(&pid));
+    sys_kill(shim.id(), libc::SIGTERM);
+    let out = shim.wait_with_output_within(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(143));
+}
