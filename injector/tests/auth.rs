@@ -229,3 +229,115 @@ fn a_token_handed_in_is_kept_unless_revocation_is_asked() {
     assert!(run_shim(&revoke, &["true"]).status.success());
     assert!(!lookup(&token), "VAULT_REVOKE_TOKEN=true revokes it");
 }
+
+/// The one Kubernetes API call the `kubernetes` auth method makes, TokenReview, answered on
+/// loopback for a token of `shop/app` (no kube-apiserver can run here). Returns the port
+/// and the tokens it was asked about.
+fn token_review_endpoint() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 16384];
+            // Headers, then a Content-Length body.
+            let body = loop {
+                let Ok(n) = stream.read(&mut buf) else { break None };
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some(split) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0usize);
+                    if request.len() >= split + 4 + length {
+                        break Some(request[split + 4..split + 4 + length].to_vec());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let review: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let token = review["spec"]["token"].as_str().unwrap_or_default().to_owned();
+            record.lock().unwrap().push(token);
+            let answer = serde_json::json!({
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "status": { "authenticated": true, "audiences": ["vault"], "user": {
+                    "username": "system:serviceaccount:shop:app",
+                    "uid": "5c0e3f6e-0000-4000-8000-000000000001",
+                    "groups": ["system:serviceaccounts", "system:serviceaccounts:shop"] } }
+            })
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (port, asked)
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn kubernetes_login_sends_the_projected_token() {
+    let bao = Bao::shared();
+    let (app, policy) = readable_secret(&bao, "k8s-pw");
+    let mount = unique("kubernetes");
+    bao.run(&["auth", "enable", &format!("-path={mount}"), "kubernetes"]);
+    let (port, asked) = token_review_endpoint();
+    // Required by the method even for an http:// host; any CA certificate will do.
+    let ca_dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .current_dir(ca_dir.path())
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=hush-test-kubernetes"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    bao.run(&[
+        "write",
+        &format!("auth/{mount}/config"),
+        &format!("kubernetes_host=http://127.0.0.1:{port}"),
+        &format!("kubernetes_ca_cert=@{}", ca_dir.path().join("ca.pem").display()),
+        "disable_local_ca_jwt=true",
+    ]);
+    bao.run(&[
+        "write",
+        &format!("auth/{mount}/role/app"),
+        "bound_service_account_names=app",
+        "bound_service_account_namespaces=shop",
+        &format!("token_policies={policy}"),
+        "token_ttl=5m",
+    ]);
+    let (pair, _) = key_pair();
+    let jwt = service_account_jwt(&pair, "shop", "app");
+    let dir = tempfile::tempdir().unwrap();
+    let jwt_file = dir.path().join("token");
+    std::fs::write(&jwt_file, format!("{jwt}\n")).unwrap();
+    let reference = format!("vault:secret/data/{app}#password");
+    // No VAULT_AUTH_METHOD: kubernetes is the default without a token.
+    let out = run_shim(
+        &[
+            ("VAULT_ADDR", &bao.addr),
+            ("VAULT_ROLE", "app"),
+            ("VAULT_PATH", &mount),
+            ("HUSH_SA_TOKEN_PATH", jwt_file.to_str().unwrap()),
+            ("SECRET", &reference),
+        ],
+        &["env", "-0"],
+    );
+    assert_eq!(get(&environ(&out), "SECRET"), "k8s-pw");
+    assert_eq!(asked.lock().unwrap().as_slice(), [jwt.clone()], "Vault reviewed exactly the projected token");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&jwt));
+}
