@@ -338,6 +338,6 @@ fn kubernetes_login_sends_the_projected_token() {
         &["env", "-0"],
     );
     assert_eq!(get(&environ(&out), "SECRET"), "k8s-pw");
-    assert_eq!(asked.lock().unwrap().as_slice(), [jwt.clone()], "Vault reviewed exactly the projected token");
+    assert_eq!(*asked.lock().unwrap(), vec![jwt.clone()], "Vault reviewed exactly the projected token");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&jwt));
 }
