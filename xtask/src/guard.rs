@@ -23,6 +23,9 @@ pub struct Args {
     /// Only the qemu VMs (skip the host-kernel suite).
     #[arg(long)]
     pub no_host: bool,
+    /// Run the benchmark instead (what `cargo xtask bench guard` runs).
+    #[arg(long)]
+    pub bench: bool,
 }
 
 pub struct Binaries {
@@ -54,10 +57,13 @@ fn ensure_mounted(fstype: &str, at: &str) -> Result<()> {
 
 /// The step `cargo xtask test` runs.
 pub fn test() -> Result<()> {
-    run(&Args { no_vm: false, no_host: false })
+    run(&Args { no_vm: false, no_host: false, bench: false })
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.bench {
+        return bench();
+    }
     let bins = build()?;
     let shim = tools::build_static_shim()?;
     if !args.no_host {
@@ -152,4 +158,15 @@ pub fn vms(bins: &Binaries, shim: &Path) -> Result<()> {
         bail!("the guard's VM suite failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// `cargo xtask bench guard`: ns per open()+close() of an ordinary file and of a /proc file,
+/// guard off vs each mode this kernel can run, interleaved in one run, with ratios.
+pub fn bench() -> Result<()> {
+    let bins = build()?;
+    ensure_mounted("tracefs", "/sys/kernel/tracing")?;
+    ensure_mounted("bpf", "/sys/fs/bpf")?;
+    // A mode the kernel cannot run (lsm where BPF LSM refuses programs) is reported, not timed.
+    let modes = "audit,tracepoint,lsm";
+    cmd::run(Command::new(&bins.suite).args(["bench", "--modes", modes]).arg("--guard").arg(&bins.guard))
 }

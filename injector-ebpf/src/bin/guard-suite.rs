@@ -37,6 +37,8 @@ enum Cmd {
     Run(RunArgs),
     /// One attack on PID; prints what it read.
     Attack { kind: SelfAttack, pid: i32 },
+    /// Nanoseconds per open()+close() with the guard off and in each mode, side by side.
+    Bench(BenchArgs),
     /// Exec the command after `--` (a stand-in shim).
     ExecEnv {
         #[arg(last = true, required = true)]
@@ -75,6 +77,24 @@ struct RunArgs {
     patience: u64,
 }
 
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The guard binary.
+    #[arg(long)]
+    guard: PathBuf,
+    /// Modes to compare with the guard off (lsm only where BPF LSM is active).
+    #[arg(long, value_delimiter = ',', default_value = "audit,tracepoint")]
+    modes: Vec<String>,
+    /// open()+close() pairs per measurement.
+    #[arg(long, default_value_t = 200_000)]
+    iters: u32,
+    /// Interleaved rounds (off, mode1, mode2, off, ...); the median round is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    #[arg(long, default_value = "/sys/fs/bpf/hush-bench")]
+    pin_root: PathBuf,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SelfAttack {
     /// openat(open("/proc/PID"), "environ")
@@ -98,6 +118,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Run(a) => run(&a),
         Cmd::Attack { kind, pid } => attack(kind, pid),
+        Cmd::Bench(b) => bench(&b),
         Cmd::ExecEnv { cmd } => Err(anyhow!(Command::new(&cmd[0]).args(&cmd[1..]).exec())),
     };
     if let Err(e) = r {
@@ -182,6 +203,96 @@ fn read_all(mut f: std::fs::File) -> Result<Vec<u8>> {
     let mut v = Vec::new();
     f.read_to_end(&mut v)?;
     Ok(v)
+}
+
+// ---- the benchmark -------------------------------------------------------------------------
+
+/// Median nanoseconds per open()+close() of `path` over `iters` pairs.
+fn ns_per_open(path: &Path, iters: u32) -> Result<f64> {
+    let t = Instant::now();
+    for _ in 0..iters {
+        drop(std::fs::File::open(path)?);
+    }
+    Ok(t.elapsed().as_nanos() as f64 / f64::from(iters))
+}
+
+/// A child killed and reaped when dropped, also on early return.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bench(b: &BenchArgs) -> Result<()> {
+    // An ordinary file, and a /proc file of another (unprotected) process: the path every
+    // monitoring agent takes, through the guard's whole classification.
+    let file = std::env::temp_dir().join(format!("hush-bench-{}", std::process::id()));
+    std::fs::write(&file, b"x")?;
+    let other = Reaped(Command::new("sleep").arg("1000").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?);
+    let proc_file = PathBuf::from(format!("/proc/{}/status", other.0.id()));
+    let runs = |mode: &str| RunArgs {
+        guard: b.guard.clone(),
+        mode: mode.to_owned(),
+        expect: mode.to_owned(),
+        injector: None,
+        workdir: PathBuf::new(),
+        pin_root: b.pin_root.clone(),
+        restart: false,
+        io_uring: false,
+        patience: 30,
+    };
+    // A mode this kernel cannot run (e.g. lsm where BPF LSM refuses programs) is reported, not timed.
+    let mut modes = Vec::new();
+    for m in &b.modes {
+        let _ = std::fs::remove_dir_all(&b.pin_root);
+        match GuardProc::start(&runs(m)) {
+            Ok(g) => {
+                g.stop()?;
+                modes.push(m.as_str());
+            }
+            Err(e) => println!("{m}: not measured, the guard cannot run it here ({e:#})"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&b.pin_root);
+    let variants: Vec<Option<&str>> = std::iter::once(None).chain(modes.into_iter().map(Some)).collect();
+    let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); variants.len()];
+    ns_per_open(&file, b.iters)?; // warm up caches
+    for _ in 0..b.rounds {
+        for (i, v) in variants.iter().enumerate() {
+            let guard = match v {
+                None => None,
+                Some(mode) => {
+                    let _ = std::fs::remove_dir_all(&b.pin_root);
+                    Some(GuardProc::start(&runs(mode))?)
+                }
+            };
+            results[i].0.push(ns_per_open(&file, b.iters)?);
+            results[i].1.push(ns_per_open(&proc_file, b.iters / 4)?);
+            if let Some(g) = guard {
+                g.stop()?;
+                let _ = std::fs::remove_dir_all(&b.pin_root);
+            }
+        }
+    }
+    drop(other);
+    let _ = std::fs::remove_file(&file);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let meds: Vec<(f64, f64)> = results.iter_mut().map(|(a, p)| (median(a), median(p))).collect();
+    println!("guard overhead, median of {} interleaved rounds ({} pairs each):", b.rounds, b.iters);
+    println!(
+        "{:<12} {:>22} {:>8} {:>26} {:>8}",
+        "guard", "open+close file (ns)", "ratio", "open+close /proc/P/status", "ratio"
+    );
+    for (v, (f, p)) in variants.iter().zip(&meds) {
+        println!("{:<12} {:>22.0} {:>8.3} {:>26.0} {:>8.3}", v.unwrap_or("off"), f, f / meds[0].0, p, p / meds[0].1);
+    }
+    Ok(())
 }
 
 // ---- the suite ------------------------------------------------------------------------------
@@ -451,6 +562,24 @@ fn run(a: &RunArgs) -> Result<()> {
     );
 
     let mut s = Suite { a, secret: random_secret()?, failures: vec![], passes: 0 };
+
+    // Clear errors, from the real binary.
+    let o = Command::new(&a.guard).arg("--pin-root").arg(a.workdir.join("not-bpffs/hush")).output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    s.check(
+        !o.status.success() && err.contains("no bpffs at") && err.contains("mount -t bpf"),
+        format!("a pin root off bpffs is refused, naming the fix: {}", err.trim()),
+    );
+    let lsm_active =
+        std::fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.trim().split(',').any(|m| m == "bpf"));
+    if !lsm_active {
+        let o = Command::new(&a.guard).args(["--mode", "lsm", "--pin-root"]).arg(&a.pin_root).output()?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        s.check(
+            !o.status.success() && err.contains("BPF LSM is not active") && err.contains("lsm="),
+            format!("--mode lsm without BPF LSM is refused, naming the fix: {}", err.trim()),
+        );
+    }
     let g = GuardProc::start(a)?;
     let prot = start_app(&injector, real_shim, &s.secret)?;
     let ctrl = start_app(&launcher, real_shim, &s.secret)?;
