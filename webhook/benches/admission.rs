@@ -52,6 +52,11 @@ impl Server {
         Server { child, port }
     }
 
+    /// CPU time (user + system) the process has used so far.
+    fn cpu(&self) -> Duration {
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     fn rss_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let field = |name: &str| {
@@ -63,6 +68,16 @@ impl Server {
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
+}
+
+/// utime + stime from a `/proc/…/stat` file, assuming the usual 100 ticks per second.
+fn cpu_of(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<u64> = rest.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// A Deployment's Pod with an init container, a sidecar and references in several forms (~3 KiB).
@@ -180,35 +195,57 @@ fn main() {
     let floor = Server::start(dir.path(), "floor", &["--canned-response"]);
     let body = Arc::new(realistic_review());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (real, canned) = runtime.block_on(async {
-        let (wc, fc) = (client(&ca.pem(), webhook.port), client(&ca.pem(), floor.port));
-        // Sanity: the webhook really mutates this Pod; the floor really answers.
-        let answer: Value = serde_json::from_slice(
-            &wc.post(format!("https://localhost:{}/mutate", webhook.port))
-                .body(body.as_ref().clone())
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
-        assert!(answer["response"]["patch"].is_string(), "the realistic Pod is not mutated: {answer}");
-        let (mut real, mut canned) = (Vec::new(), Vec::new());
+    // Sanity: the webhook really mutates this Pod. Its answer, canned, is a second floor:
+    // the same bytes on the wire with none of the work.
+    let answer = runtime.block_on(async {
+        let url = format!("https://localhost:{}/mutate", webhook.port);
+        let response = client(&ca.pem(), webhook.port).post(url).body(body.as_ref().clone()).send().await.unwrap();
+        response.bytes().await.unwrap()
+    });
+    let parsed: Value = serde_json::from_slice(&answer).unwrap();
+    assert!(parsed["response"]["patch"].is_string(), "the realistic Pod is not mutated: {parsed}");
+    let answer_file = dir.path().join("answer.json");
+    std::fs::write(&answer_file, &answer).unwrap();
+    let sized = Server::start(
+        dir.path(),
+        "floor-sized",
+        &["--canned-response", "--canned-response-file", answer_file.to_str().unwrap()],
+    );
+    let mut cpu = [(Duration::ZERO, Duration::ZERO); 3];
+    let [real, canned, canned_sized] = runtime.block_on(async {
+        let clients = [&webhook, &floor, &sized].map(|s| (client(&ca.pem(), s.port), s.port));
+        let servers = [&webhook, &floor, &sized];
+        let mut samples: [Vec<Duration>; 3] = Default::default();
         for round in 0..=ROUNDS {
-            let r = load(&wc, webhook.port, &body).await;
-            let c = load(&fc, floor.port, &body).await;
-            if round > 0 {
-                // Round 0 warms connections and caches.
-                real.extend(r);
-                canned.extend(c);
+            for (i, (c, port)) in clients.iter().enumerate() {
+                let (server_before, client_before) = (servers[i].cpu(), cpu_of("/proc/self/stat"));
+                let s = load(c, *port, &body).await;
+                if round > 0 {
+                    // Round 0 warms connections and caches.
+                    cpu[i].0 += servers[i].cpu() - server_before;
+                    cpu[i].1 += cpu_of("/proc/self/stat") - client_before;
+                    samples[i].extend(s);
+                }
             }
         }
-        (real, canned)
+        samples
     });
     let seconds = ROUNDS as f64 * ROUND.as_secs_f64();
-    let (w, f) = (figures(real, seconds), figures(canned, seconds));
+    let counts = [real.len(), canned.len(), canned_sized.len()];
+    let (w, f, fs) = (figures(real, seconds), figures(canned, seconds), figures(canned_sized, seconds));
+    let per_request = |i: usize| {
+        let n = counts[i].max(1) as f64;
+        (cpu[i].0.as_secs_f64() * 1e6 / n, cpu[i].1.as_secs_f64() * 1e6 / n)
+    };
+    let cpu_lines: String = ["webhook", "floor", "floor-sized"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let (server, client) = per_request(i);
+            format!("{name}: server {server:.1} µs CPU per admission, client {client:.1} µs\n")
+        })
+        .collect();
+    let sized_ratio = w.per_second / fs.per_second;
     let (rss, hwm) = webhook.rss_kib();
     let ratio = w.per_second / f.per_second;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -222,9 +259,10 @@ fn main() {
         "## webhook ({CONCURRENCY} connections, {ROUNDS} interleaved rounds of {}s each, {} B review; {cpu}, {cores} cores)\n\n\
          | variant | what | admissions/s | p50 ms | p99 ms | ÷ floor |\n|---|---|---|---|---|---|\n\
          | webhook | decode, plan, patch, encode (3 containers, 10 references) | {:.0} | {:.3} | {:.3} | {ratio:.2} |\n\
-         | floor | same binary and TLS server, canned response | {:.0} | {:.3} | {:.3} | 1.00 |\n\n\
-         throughput ÷ floor: {ratio:.2} (goal ≥ 0.70) — p99: {:.3} ms (goal < 2 ms) — webhook RSS now {:.1} MiB, peak {:.1} MiB (goal < 30 MiB)\n\
-         (client and servers share the machine's cores: the floor bounds what the client can drive)\n",
+         | floor | same binary and TLS server, canned minimal response | {:.0} | {:.3} | {:.3} | 1.00 |\n\
+         | floor-sized | same, canned copy of the webhook's answer ({} B) | {:.0} | {:.3} | {:.3} | {:.2} |\n\n\
+         throughput ÷ floor: {ratio:.2} (goal ≥ 0.70); ÷ floor-sized: {sized_ratio:.2} — p99: {:.3} ms (goal < 2 ms) — webhook RSS now {:.1} MiB, peak {:.1} MiB (goal < 30 MiB)\n\
+         (client and servers share the machine's cores: the floor bounds what the client can drive)\n\n{cpu_lines}",
         ROUND.as_secs(),
         body.len(),
         w.per_second,
@@ -233,6 +271,11 @@ fn main() {
         f.per_second,
         f.p50,
         f.p99,
+        answer.len(),
+        fs.per_second,
+        fs.p50,
+        fs.p99,
+        fs.per_second / f.per_second,
         w.p99,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
@@ -250,7 +293,9 @@ fn main() {
             "concurrency": CONCURRENCY, "rounds": ROUNDS, "round_seconds": ROUND.as_secs(),
             "webhook": {"per_second": w.per_second, "p50_ms": w.p50, "p99_ms": w.p99, "rss_kib": rss, "peak_rss_kib": hwm},
             "floor": {"per_second": f.per_second, "p50_ms": f.p50, "p99_ms": f.p99},
+            "floor_sized": {"per_second": fs.per_second, "p50_ms": fs.p50, "p99_ms": fs.p99, "answer_bytes": answer.len()},
             "ratio": ratio,
+            "ratio_to_sized_floor": sized_ratio,
         }))
         .unwrap(),
     )

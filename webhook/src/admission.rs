@@ -61,7 +61,59 @@ pub struct GroupVersionKind {
     pub kind: String,
 }
 
-/// Decodes a request body.
+/// A review whose object decodes as a [`Pod`]: the common case, decoded in one pass.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodReview {
+    api_version: String,
+    kind: String,
+    request: PodRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodRequest {
+    uid: String,
+    kind: GroupVersionKind,
+    sub_resource: Option<String>,
+    namespace: Option<String>,
+    operation: String,
+    object: Pod,
+}
+
+/// A decoded request: its uid and namespace, and what it asks.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The request's uid, copied into the answer.
+    pub uid: String,
+    /// The request's namespace.
+    pub namespace: Option<String>,
+    /// The Pod to mutate, or why not.
+    pub subject: Result<Subject, SubjectError>,
+}
+
+/// Decodes a request body: one pass when it is a Pod CREATE with a valid Pod, a second,
+/// lenient pass otherwise, so that a bad object is answered with the request's uid.
+pub fn decode_pod(body: &[u8]) -> Result<Decoded, DecodeError> {
+    if let Ok(review) = serde_json::from_slice::<PodReview>(body)
+        && review.api_version == "admission.k8s.io/v1"
+        && review.kind == "AdmissionReview"
+        && review.request.operation == "CREATE"
+        && is_pod(&review.request.kind, review.request.sub_resource.as_deref())
+    {
+        let r = review.request;
+        return Ok(Decoded { uid: r.uid, namespace: r.namespace, subject: Ok(Subject::CreatePod(Box::new(r.object))) });
+    }
+    let request = decode(body)?;
+    let subject = subject(&request);
+    Ok(Decoded { uid: request.uid, namespace: request.namespace, subject })
+}
+
+fn is_pod(kind: &GroupVersionKind, sub_resource: Option<&str>) -> bool {
+    kind.group.is_empty() && kind.version == "v1" && kind.kind == "Pod" && sub_resource.is_none()
+}
+
+/// Decodes a request body, leaving the object undecoded.
 pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
     let review: Review<'_> = serde_json::from_slice(body).map_err(DecodeError::NotAReview)?;
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
@@ -96,7 +148,7 @@ pub enum SubjectError {
 /// The Pod a request is about.
 pub fn subject(request: &Request<'_>) -> Result<Subject, SubjectError> {
     let kind = &request.kind;
-    if !(kind.group.is_empty() && kind.version == "v1" && kind.kind == "Pod") || request.sub_resource.is_some() {
+    if !is_pod(kind, request.sub_resource.as_deref()) {
         let sub = request.sub_resource.as_deref().map(|s| format!(" (subresource {s})")).unwrap_or_default();
         return Err(SubjectError::WrongKind(format!("{}/{}/{}{sub}", kind.group, kind.version, kind.kind)));
     }
@@ -199,6 +251,27 @@ mod tests {
         );
         let v = parse(&Answer::allow("u3").with_patch(json_patch::Patch(Vec::new())));
         assert_eq!(v["response"], json!({"uid": "u3", "allowed": true}));
+    }
+
+    #[test]
+    fn the_one_pass_and_the_lenient_decoders_agree() {
+        let review = |operation: &str, kind: &str, object: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"{kind}"}},"namespace":"ns","operation":"{operation}","object":{object}}}}}"#
+            )
+        };
+        let good = r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","futureField":1}]}}"#;
+        let d = decode_pod(review("CREATE", "Pod", good).as_bytes()).unwrap();
+        assert_eq!((d.uid.as_str(), d.namespace.as_deref()), ("u", Some("ns")));
+        assert!(matches!(d.subject, Ok(Subject::CreatePod(p)) if p.metadata.name.as_deref() == Some("p")));
+        let d = decode_pod(review("UPDATE", "Pod", good).as_bytes()).unwrap();
+        assert!(matches!(d.subject, Ok(Subject::Ignore(_))));
+        let d = decode_pod(review("CREATE", "Pod", r#"{"spec":{"containers":7}}"#).as_bytes()).unwrap();
+        assert_eq!(d.uid, "u");
+        assert!(matches!(d.subject, Err(SubjectError::BadPod(_))));
+        let d = decode_pod(review("CREATE", "Secret", good).as_bytes()).unwrap();
+        assert!(matches!(d.subject, Err(SubjectError::WrongKind(k)) if k == "/v1/Secret"));
+        assert!(decode_pod(b"[]").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The webhook's own settings for the mutation, built once from its flags. Pure data.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::annotations::{Annotations, Platform, PullPolicy};
 
@@ -44,6 +45,9 @@ pub struct MutationConfig {
     pub allowed_vault_addrs: Vec<String>,
     /// Platform for registry look-ups when no annotation names one.
     pub default_platform: Platform,
+    /// The init container as JSON for the default image, pull policy and volume name, made
+    /// on first use (the config does not change once built).
+    pub default_init_container: OnceLock<serde_json::Value>,
 }
 
 impl Default for MutationConfig {
@@ -62,6 +66,7 @@ impl Default for MutationConfig {
             namespace_defaults: BTreeMap::new(),
             allowed_vault_addrs: Vec::new(),
             default_platform: Platform::linux_amd64(),
+            default_init_container: OnceLock::new(),
         }
     }
 }

@@ -14,13 +14,17 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use clap::Parser;
 use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
 use webhook::config::MutationConfig;
 use webhook::metrics::Metrics;
 use webhook::registry::{Registry, RegistryConfig};
-use webhook::server::{App, Limits, OnRegistryError};
+use webhook::server::{App, CANNED, Limits, OnRegistryError};
 use webhook::tls::ReloadingCert;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EX_UNAVAILABLE: u8 = 69;
 const EX_CONFIG: u8 = 78;
@@ -90,6 +94,9 @@ struct Args {
     /// Benchmark floor: answer `/mutate` with a fixed response without decoding.
     #[arg(long, hide = true)]
     canned_response: bool,
+    /// Benchmark floor: the fixed response is this file's content (default: a minimal review).
+    #[arg(long, hide = true, requires = "canned_response")]
+    canned_response_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -205,7 +212,17 @@ async fn run(args: Args, config: Configured) -> ExitCode {
         registry,
         metrics,
         on_registry_error: args.on_registry_error,
-        canned: args.canned_response,
+        canned: match (&args.canned_response, &args.canned_response_file) {
+            (false, _) => None,
+            (true, None) => Some(Bytes::from_static(CANNED)),
+            (true, Some(path)) => match std::fs::read(path) {
+                Ok(body) => Some(Bytes::from(body)),
+                Err(e) => {
+                    eprintln!("webhook: --canned-response-file {}: {e}", path.display());
+                    return ExitCode::from(EX_CONFIG);
+                }
+            },
+        },
         limits: Limits {
             max_connections: args.max_connections,
             shutdown_grace: seconds(args.shutdown_grace),

@@ -372,7 +372,15 @@ impl<'a> Plan<'a> {
         }
         out.append_volumes(spec.volumes.is_some(), &new_volumes);
         if ours.is_none() {
-            out.prepend_init_container(spec.init_containers.is_some(), &init_container(config, settings, &volume_name));
+            let default = settings.injector_image.is_none()
+                && settings.injector_image_pull_policy.is_none()
+                && volume_name == VOLUME_NAME;
+            let init = if default {
+                config.default_init_container.get_or_init(|| init_container_json(config, settings, VOLUME_NAME)).clone()
+            } else {
+                init_container_json(config, settings, &volume_name)
+            };
+            out.prepend_init_container(spec.init_containers.is_some(), init);
         }
         Ok(out.finish())
     }
@@ -389,6 +397,15 @@ fn free_volume_name(volumes: &[Volume]) -> String {
         return VOLUME_NAME.to_owned();
     }
     (1..).map(|n| format!("{VOLUME_NAME}-{n}")).find(|name| !used(name)).unwrap_or_default()
+}
+
+fn init_container_json(
+    config: &MutationConfig,
+    settings: &crate::annotations::Settings,
+    volume: &str,
+) -> serde_json::Value {
+    // Invariant: k8s-openapi types always serialize.
+    serde_json::to_value(init_container(config, settings, volume)).expect("a Container serializes")
 }
 
 /// The init container: `injector install DIR`, compliant with the "restricted" Pod Security Standard.

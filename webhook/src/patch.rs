@@ -94,8 +94,7 @@ impl Builder {
     }
 
     /// Puts `container` first in `spec.initContainers` (creating the list when absent).
-    pub fn prepend_init_container<T: Serialize>(&mut self, exists: bool, container: &T) {
-        let value = to_value(container);
+    pub fn prepend_init_container(&mut self, exists: bool, value: Value) {
         if exists {
             self.prepend_init = Some(value);
         } else {

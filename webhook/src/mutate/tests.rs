@@ -401,3 +401,18 @@ proptest! {
         prop_assert!(again.0.is_empty(), "second pass patched: {:?}", again);
     }
 }
+
+#[test]
+fn the_cached_init_container_is_the_one_built_fresh() {
+    let config = config();
+    let first = run(&pod(app_pod()), &config).unwrap();
+    let cached = run(&pod(app_pod()), &config).unwrap();
+    assert_eq!(first, cached);
+    let fresh = serde_json::to_value(init_container(&config, &config.defaults.settings, VOLUME_NAME)).unwrap();
+    assert_eq!(config.default_init_container.get(), Some(&fresh));
+    // An annotation that changes the image bypasses the cache.
+    let mut raw = app_pod();
+    raw["metadata"]["annotations"] = json!({"hush.dev/injector-image": "other/injector:2"});
+    let out = apply(&raw, &run(&pod(raw.clone()), &config).unwrap());
+    assert_eq!(out["spec"]["initContainers"][0]["image"], "other/injector:2");
+}
