@@ -20,7 +20,6 @@ pub fn test_env(nextest: &mut Command) -> Result<()> {
 
 /// `cargo xtask bench webhook`: admissions/s and p50/p99 latency of a realistic Pod beside the
 /// same TLS server answering a canned response, in one run (`webhook/benches/admission.rs`).
-#[allow(dead_code, reason = "called from bench.rs once `cargo xtask bench webhook` is dispatched there")]
 pub fn bench() -> Result<()> {
     cmd::run(Command::new(env!("CARGO")).current_dir(tools::root()).args([
         "bench",
