@@ -205,9 +205,16 @@ async fn sigterm_drains_requests_in_flight_then_exits_zero() {
     let pending = PendingRequest::open(&webhook, &ca, r.to_string().into_bytes()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     webhook.terminate();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // No new connections once shutting down.
-    assert!(tokio::net::TcpStream::connect(webhook.addr).await.is_err(), "still accepting after SIGTERM");
+    // No new connections once shutting down (the listener closes as soon as the signal is seen).
+    let mut refused = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(webhook.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(refused, "still accepting 5 s after SIGTERM");
     let answer = pending.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""uid":"drain""#), "{answer}");
@@ -273,4 +280,39 @@ async fn namespace_defaults_sit_between_the_pod_and_the_flags() {
         env.as_array().unwrap().contains(&json!({"name": "VAULT_ADDR", "value": "https://team-a-vault:8200"})),
         "{env}"
     );
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn_as_the_api_server_does() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls::pki_types::pem::PemObject;
+
+    let webhook = Webhook::start(&[]);
+    support::install_crypto();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(webhook.certs.ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(webhook.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(connection);
+    let r = review("h2", "default", &app_pod());
+    let request = hyper::Request::post(webhook.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(r.to_string())))
+        .unwrap();
+    let reply = sender.send_request(request).await.unwrap();
+    assert_eq!(reply.version(), hyper::Version::HTTP_2);
+    assert_eq!(reply.status(), 200);
+    let body = reply.into_body().collect().await.unwrap().to_bytes();
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    let patched = apply(&r, response(&answer, "h2"));
+    assert_eq!(patched["spec"]["containers"][0]["command"], json!(["/hush/injector", "--", "/app"]));
 }
