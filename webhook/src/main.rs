@@ -79,8 +79,9 @@ struct Args {
     /// Seconds an image tag's ENTRYPOINT/CMD stays cached (digests: forever).
     #[arg(long, default_value_t = 300)]
     registry_cache_ttl: u64,
-    /// Deadline of one registry look-up, in seconds.
-    #[arg(long, default_value_t = 5.0)]
+    /// Deadline of one registry look-up, in seconds; keep it below the webhook's
+    /// `timeoutSeconds` so that a slow registry gets a clear denial, not an API server timeout.
+    #[arg(long, default_value_t = 3.0)]
     registry_timeout: f64,
     /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
     #[arg(long, value_enum, default_value = "deny")]

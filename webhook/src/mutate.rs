@@ -88,6 +88,9 @@ pub enum MutateError {
         "container `{0}` needs a Vault address: set the annotation `hush.dev/vault-addr`, a namespace default or the webhook's `--default vault-addr=…`"
     )]
     NoVaultAddr(String),
+    /// `hush.dev/command` names a container the Pod does not have (a typo would otherwise be silent).
+    #[error("annotation `hush.dev/command` names container `{0}`, which the Pod does not have")]
+    UnknownContainer(String),
     /// A container without `command` and without `image`.
     #[error("container `{0}` has neither a command nor an image")]
     NoImage(String),
@@ -165,6 +168,11 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
             let original = if wrapped { None } else { Some(plan.original(container)?) };
             plan.targets.push(Target { list, index, container, original });
         }
+    }
+    if let Some(name) =
+        plan.annotations.command.keys().find(|name| !lists.iter().any(|(_, l)| l.iter().any(|c| &c.name == *name)))
+    {
+        return Err(MutateError::UnknownContainer(name.clone()));
     }
     if !plan.targets.is_empty() {
         plan.check_settings()?;

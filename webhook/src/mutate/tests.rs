@@ -131,6 +131,14 @@ fn the_command_annotation_replaces_the_registry() {
 }
 
 #[test]
+fn the_command_annotation_must_name_a_container_of_the_pod() {
+    let mut raw = app_pod();
+    raw["metadata"]["annotations"] = json!({"hush.dev/command": r#"{"ap": ["/bin/app"]}"#});
+    let e = run(&pod(raw), &config()).unwrap_err();
+    assert_eq!(e.to_string(), "annotation `hush.dev/command` names container `ap`, which the Pod does not have");
+}
+
+#[test]
 fn a_missing_image_config_is_an_error_not_a_broken_pod() {
     let mut raw = app_pod();
     raw["spec"]["containers"][0].as_object_mut().unwrap().remove("command");
