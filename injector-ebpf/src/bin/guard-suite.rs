@@ -46,7 +46,7 @@ enum Cmd {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct RunArgs {
     /// The guard binary.
     #[arg(long)]
@@ -72,6 +72,9 @@ struct RunArgs {
     /// Also attack through io_uring (blocked only in lsm mode; a stated gap of tracepoint mode).
     #[arg(long)]
     io_uring: bool,
+    /// Allowlisted reader cgroup passed to the guard (set by the suite itself).
+    #[arg(skip)]
+    allow_cgroup: Option<PathBuf>,
     /// Seconds to wait for the guard to start and for audit lines (qemu TCG is slow).
     #[arg(long, default_value_t = 30)]
     patience: u64,
@@ -242,6 +245,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
         pin_root: b.pin_root.clone(),
         restart: false,
         io_uring: false,
+        allow_cgroup: None,
         patience: 30,
     };
     // A mode this kernel cannot run (e.g. lsm where BPF LSM refuses programs) is reported, not timed.
@@ -308,6 +312,7 @@ impl GuardProc {
             .args(["--mode", &a.mode, "--pin-root"])
             .arg(&a.pin_root)
             .args(["--node", "suite"])
+            .args(a.allow_cgroup.iter().flat_map(|c| [std::ffi::OsStr::new("--allow-cgroup"), c.as_os_str()]))
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", a.guard.display()))?;
@@ -541,6 +546,19 @@ fn alive_not_stopped(pid: i32) -> bool {
 }
 
 fn run(a: &RunArgs) -> Result<()> {
+    // An allowlisted reader cgroup (a node agent's, in production) under the cgroup2 mount.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let cg2 = injector_ebpf::cgroup::cgroup2_mount(&mountinfo).context("no cgroup2 mount")?;
+    let allow_dir = Path::new(cg2).join("hush-suite-allowed");
+    let _ = std::fs::remove_dir(&allow_dir);
+    std::fs::create_dir(&allow_dir).with_context(|| format!("creating {}", allow_dir.display()))?;
+    let a = &RunArgs { allow_cgroup: Some(allow_dir.clone()), ..a.clone() };
+    let r = run_suite(a);
+    let _ = std::fs::remove_dir(&allow_dir);
+    r
+}
+
+fn run_suite(a: &RunArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&a.pin_root);
     let _ = std::fs::remove_dir_all(&a.workdir);
     std::fs::create_dir_all(&a.workdir)?;
@@ -608,6 +626,19 @@ fn run(a: &RunArgs) -> Result<()> {
         s.blocked(&g, att, prot.kid, "protected app's forked child")?;
         s.allowed(&g, att, ctrl.kid, "control app's forked child")?;
     }
+
+    // An allowlisted reader (node agent) reads, and is logged as allowed.
+    let allow = a.allow_cgroup.as_ref().context("allow cgroup")?;
+    let script = format!("echo $$ > {}/cgroup.procs && exec cat /proc/{}/environ", allow.display(), prot.pid);
+    let o = Command::new("/bin/sh").args(["-c", &script]).stderr(Stdio::null()).output()?;
+    s.check(
+        o.status.success() && contains(&o.stdout, &s.secret),
+        format!("a reader in the allowlisted cgroup reads the protected app ({})", o.status),
+    );
+    let agent = g.wait_for(s.patience(), |v| {
+        v["event"] == "attempt" && v["action"] == "allowed" && v["reader"]["cgroup"] == "/hush-suite-allowed"
+    });
+    s.check(agent.is_some(), "the allowlisted read yields an `allowed` audit line naming its cgroup".into());
 
     // What monitoring and kubectl exec need keeps working.
     for file in ["status", "stat", "cmdline", "fd", "ns/pid"] {
