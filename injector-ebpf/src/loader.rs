@@ -3,7 +3,7 @@
 //!
 //! Persistence: maps are pinned by name under the pin root (`hush_protected`, `hush_vpids`,
 //! `hush_allowed`, `hush_events`, `hush_stats`), so a restarted or upgraded guard reuses the
-//! protected set. Links are pinned under `<root>/links_<pid>` (bpffs refuses dots in names), so the programs stay attached
+//! protected set. Links are pinned under `<root>/links_<boot ns>` (bpffs refuses dots in names), so the programs stay attached
 //! while no guard runs; a new guard attaches its own links first and then removes older ones
 //! (protection overlaps, never gaps). `guard unload` removes the whole pin root.
 
@@ -160,7 +160,10 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
         .load(OBJECT)
         .map_err(|source| LoadError::Load { mode, source })?;
 
-    let links_dir = opts.pin_root.join(format!("links_{}", std::process::id()));
+    // Unique per start, not per pid: a containerised guard is pid 1 on every restart, and reusing
+    // a name would remove the old links before the new ones are attached.
+    let generation = sys::boottime_ns().map_err(|e| LoadError::PinDir(opts.pin_root.clone(), e.io_error))?;
+    let links_dir = opts.pin_root.join(format!("links_{generation}"));
     let _ = std::fs::remove_dir_all(&links_dir);
     std::fs::create_dir_all(&links_dir).map_err(|e| LoadError::PinDir(links_dir.clone(), e))?;
     let result = attach_all(&mut ebpf, mode, &links_dir);
