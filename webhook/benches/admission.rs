@@ -179,6 +179,52 @@ fn figures(mut samples: Vec<Duration>, seconds: f64) -> Figures {
     Figures { per_second: samples.len() as f64 / seconds, p50: at(0.50), p99: at(0.99) }
 }
 
+/// The in-process cost of one admission (decode, plan, patch, encode), without TLS or HTTP.
+fn in_process_micros(body: &[u8]) -> f64 {
+    use webhook::annotations::{Annotations, Source};
+    let defaults = std::collections::BTreeMap::from([
+        ("hush.dev/vault-addr".to_owned(), "https://vault.vault.svc:8200".to_owned()),
+        ("hush.dev/role".to_owned(), "bench".to_owned()),
+    ]);
+    let mutation = webhook::config::MutationConfig {
+        injector_image: "registry.test/hush/injector:1".into(),
+        defaults: Annotations::parse(&defaults, Source::Defaults).unwrap(),
+        ..Default::default()
+    };
+    let metrics = Arc::new(webhook::metrics::Metrics::default());
+    let registry = webhook::registry::Registry::new(
+        webhook::registry::RegistryConfig {
+            insecure: Vec::new(),
+            ttl: Duration::from_secs(300),
+            timeout: Duration::from_secs(3),
+        },
+        metrics.clone(),
+    );
+    let app = webhook::server::App {
+        mutation,
+        registry,
+        metrics,
+        on_registry_error: webhook::server::OnRegistryError::Deny,
+        canned: None,
+        limits: webhook::server::Limits::default(),
+        ready: std::sync::atomic::AtomicBool::new(true),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        for _ in 0..2000 {
+            std::hint::black_box(webhook::server::admit(&app, body).await);
+        }
+        let n = 20_000;
+        let start = Instant::now();
+        for _ in 0..n {
+            let (status, answer, _) = webhook::server::admit(&app, std::hint::black_box(body)).await;
+            assert_eq!(status, 200);
+            std::hint::black_box(answer);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    })
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
@@ -237,6 +283,7 @@ fn main() {
         let n = counts[i].max(1) as f64;
         (cpu[i].0.as_secs_f64() * 1e6 / n, cpu[i].1.as_secs_f64() * 1e6 / n)
     };
+    let in_process = in_process_micros(&body);
     let cpu_lines: String = ["webhook", "floor", "floor-sized"]
         .iter()
         .enumerate()
@@ -244,7 +291,8 @@ fn main() {
             let (server, client) = per_request(i);
             format!("{name}: server {server:.1} µs CPU per admission, client {client:.1} µs\n")
         })
-        .collect();
+        .collect::<String>()
+        + &format!("in-process admission (decode, plan, patch, encode; no TLS or HTTP): {in_process:.1} µs\n");
     let sized_ratio = w.per_second / fs.per_second;
     let (rss, hwm) = webhook.rss_kib();
     let ratio = w.per_second / f.per_second;
