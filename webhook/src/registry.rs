@@ -65,6 +65,10 @@ struct ContainerConfig {
 impl Registry {
     /// A registry client; nothing is contacted until a look-up.
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Self {
+        // reqwest (under oci-client, built without a provider so that aws-lc stays out) takes
+        // rustls' process-wide provider and panics without one: make sure it is ring. An
+        // error here means one is installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Registry { config, clients: Mutex::new(HashMap::new()), cache: Mutex::new(HashMap::new()), metrics }
     }
 
