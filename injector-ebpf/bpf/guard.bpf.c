@@ -253,15 +253,21 @@ int hush_sched_exit(void *ctx)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!is_protected(tgid))
+	struct hush_protected *v = bpf_map_lookup_elem(&hush_protected, &tgid);
+	__u32 registered;
+
+	if (!v)
 		return 0;
+	registered = v->registered_tgid == tgid;
 	unindex_vpids(t);
 	/* signal->live is decremented before this tracepoint: 0 means the last thread is exiting.
 	 * The tgid cannot be reused before this task is reaped, so no other process can ever be
 	 * looked up under it while the entry exists. */
 	if (BPF_CORE_READ(t, signal, live.counter) == 0) {
 		bpf_map_delete_elem(&hush_protected, &tgid);
-		emit(t, HUSH_HOOK_SCHED_EXIT, HUSH_WHAT_RELEASE, HUSH_ACTION_RELEASED, -1);
+		/* One release line per protect line: forked children exit silently. */
+		if (registered)
+			emit(t, HUSH_HOOK_SCHED_EXIT, HUSH_WHAT_RELEASE, HUSH_ACTION_RELEASED, -1);
 	}
 	return 0;
 }

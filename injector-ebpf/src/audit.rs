@@ -38,12 +38,14 @@ pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>
 }
 
 /// The summary line written when the rate limiter suppressed lines.
-pub fn suppressed_line(suppressed: u64, window_secs: u64, wall_ns: i128, ctx: &LineCtx<'_>) -> String {
+/// `lines` names the stream that was limited: `attempt` or `lifecycle` (protect/release).
+pub fn suppressed_line(lines: &str, suppressed: u64, window_secs: u64, wall_ns: i128, ctx: &LineCtx<'_>) -> String {
     json!({
         "time": rfc3339_ns(wall_ns),
         "node": ctx.node,
         "mode": ctx.mode,
         "event": "rate_limited",
+        "lines": lines,
         "suppressed": suppressed,
         "window_s": window_secs,
     })
@@ -199,8 +201,9 @@ mod tests {
 
     #[test]
     fn suppressed_summary() {
-        let v: Value = serde_json::from_str(&suppressed_line(17, 1, 0, &CTX)).unwrap();
+        let v: Value = serde_json::from_str(&suppressed_line("attempt", 17, 1, 0, &CTX)).unwrap();
         assert_eq!(v["event"], "rate_limited");
         assert_eq!(v["suppressed"], 17);
+        assert_eq!(v["lines"], "attempt");
     }
 }

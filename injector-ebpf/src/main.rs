@@ -97,7 +97,12 @@ fn run(cli: Cli) -> Result<()> {
     out.flush()?;
 
     let mut paths = CgroupPaths::new();
-    let mut limiter = RateLimiter::new(cli.max_lines_per_sec, 1_000_000_000);
+    // Attempts and lifecycle lines (protect/release) have separate budgets, so a burst of pod
+    // starts cannot hide attempts, nor a flood of attempts hide registrations.
+    let mut limiters = [
+        ("attempt", RateLimiter::new(cli.max_lines_per_sec, 1_000_000_000)),
+        ("lifecycle", RateLimiter::new(cli.max_lines_per_sec, 1_000_000_000)),
+    ];
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut stopped_by_attach: Vec<ContinueAfter> = Vec::new();
@@ -126,14 +131,13 @@ fn run(cli: Cli) -> Result<()> {
                     let what = What::from_u32(ev.what).map_or("unknown", What::name);
                     c.add("hush_guard_events_total", &[("action", action), ("attempt", what)], 1);
                 }
+                let lifecycle = Action::from_u32(ev.action).is_some_and(Action::is_lifecycle);
+                let (lines, limiter) = &mut limiters[usize::from(lifecycle)];
                 match limiter.admit(now) {
                     Verdict::Emit { summary } => {
                         if let Some(n) = summary {
-                            writeln!(
-                                out,
-                                "{}",
-                                audit::suppressed_line(n, limiter.window_secs(), wall_ns(&ctx)?, &ctx)
-                            )?;
+                            let w = limiter.window_secs();
+                            writeln!(out, "{}", audit::suppressed_line(lines, n, w, wall_ns(&ctx)?, &ctx))?;
                         }
                         writeln!(out, "{}", audit::line(&ev, reader_cg.as_deref(), target_cg.as_deref(), &ctx))?;
                     }
@@ -147,9 +151,12 @@ fn run(cli: Cli) -> Result<()> {
             out.flush()?;
         }
         stopped_by_attach.retain_mut(ContinueAfter::poll);
-        if let Some(n) = limiter.flush(now) {
-            writeln!(out, "{}", audit::suppressed_line(n, limiter.window_secs(), wall_ns(&ctx)?, &ctx))?;
-            out.flush()?;
+        for (lines, limiter) in &mut limiters {
+            if let Some(n) = limiter.flush(now) {
+                let w = limiter.window_secs();
+                writeln!(out, "{}", audit::suppressed_line(lines, n, w, wall_ns(&ctx)?, &ctx))?;
+                out.flush()?;
+            }
         }
         if last_stats.elapsed().as_secs() >= 1 {
             last_stats = Instant::now();

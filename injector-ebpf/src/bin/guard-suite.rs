@@ -75,6 +75,9 @@ struct RunArgs {
     /// Allowlisted reader cgroup passed to the guard (set by the suite itself).
     #[arg(skip)]
     allow_cgroup: Option<PathBuf>,
+    /// `--max-lines-per-sec` passed to the guard (set by the suite itself).
+    #[arg(skip)]
+    max_lines: Option<u32>,
     /// Seconds to wait for the guard to start and for audit lines (qemu TCG is slow).
     #[arg(long, default_value_t = 30)]
     patience: u64,
@@ -246,6 +249,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
         restart: false,
         io_uring: false,
         allow_cgroup: None,
+        max_lines: None,
         patience: 30,
     };
     // A mode this kernel cannot run (e.g. lsm where BPF LSM refuses programs) is reported, not timed.
@@ -313,6 +317,7 @@ impl GuardProc {
             .arg(&a.pin_root)
             .args(["--node", "suite"])
             .args(a.allow_cgroup.iter().flat_map(|c| [std::ffi::OsStr::new("--allow-cgroup"), c.as_os_str()]))
+            .args(a.max_lines.iter().flat_map(|n| ["--max-lines-per-sec".to_owned(), n.to_string()]))
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", a.guard.display()))?;
@@ -675,6 +680,32 @@ fn run_suite(a: &RunArgs) -> Result<()> {
         s.blocked(&g, &ATTACKS[0], prot.pid, "protected app after a guard restart")?;
         s.blocked(&g, &ATTACKS[9], prot.kid, "protected child after a guard restart")?;
     }
+
+    // A flood is rate-limited, and what was dropped is counted in one summary line.
+    g.stop()?;
+    g = GuardProc::start(&RunArgs { max_lines: Some(2), ..a.clone() })?;
+    let flood = 8;
+    for _ in 0..flood {
+        let o = spawn_attack(ATTACKS[0].argv, prot.pid)?;
+        s.check(!contains(&o.stdout, &s.secret), "flood: the secret stays out".into());
+    }
+    let summary = g.wait_for(s.patience(), |v| v["event"] == "rate_limited" && v["lines"] == "attempt");
+    let emitted = g.count(|v| v["event"] == "attempt") as u64;
+    let suppressed = summary.as_ref().and_then(|v| v["suppressed"].as_u64()).unwrap_or(0);
+    s.check(
+        summary.is_some() && emitted + suppressed == flood && emitted < flood,
+        format!(
+            "a flood of {flood} attempts: {emitted} lines + a summary of {suppressed} suppressed{}",
+            if emitted + suppressed == flood {
+                String::new()
+            } else {
+                format!(" (guard wrote: {:?})", g.lines.lock().expect("lines lock"))
+            }
+        ),
+    );
+
+    g.stop()?;
+    g = GuardProc::start(a)?;
 
     // Exit releases protection: no stale entries for a reused pid to inherit.
     let (pid, kid) = (prot.pid, prot.kid);
