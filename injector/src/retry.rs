@@ -41,8 +41,8 @@ impl Default for Backoff {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the next try would start after
-/// `deadline`; then returns the last error.
-pub async fn retry<T, E, F, Fut>(deadline: Instant, what: &str, mut attempt: F) -> Result<T, E>
+/// `deadline`; then returns the last error. Errors name their operation themselves.
+pub async fn retry<T, E, F, Fut>(deadline: Instant, mut attempt: F) -> Result<T, E>
 where
     E: Transient + Display,
     F: FnMut() -> Fut,
@@ -58,7 +58,7 @@ where
                 if Instant::now() + delay >= deadline {
                     return Err(err);
                 }
-                tracing::warn!(attempt = tries, "{what}: {err}; retrying in {} ms", delay.as_millis());
+                tracing::warn!(attempt = tries, "{err}; retrying in {} ms", delay.as_millis());
                 tokio::time::sleep(delay).await;
                 tries += 1;
             }
@@ -99,7 +99,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_until_success() {
         let calls = Cell::new(0);
-        let result: Result<u32, Failure> = retry(Instant::now() + Duration::from_secs(10), "op", || {
+        let result: Result<u32, Failure> = retry(Instant::now() + Duration::from_secs(10), || {
             calls.set(calls.get() + 1);
             let n = calls.get();
             async move { if n < 4 { Err(Failure(true)) } else { Ok(n) } }
@@ -111,7 +111,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
         let calls = Cell::new(0);
-        let result: Result<(), Failure> = retry(Instant::now() + Duration::from_secs(10), "op", || {
+        let result: Result<(), Failure> = retry(Instant::now() + Duration::from_secs(10), || {
             calls.set(calls.get() + 1);
             async { Err(Failure(false)) }
         })
@@ -123,8 +123,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_retries() {
         let start = Instant::now();
-        let result: Result<(), Failure> =
-            retry(start + Duration::from_secs(3), "op", || async { Err(Failure(true)) }).await;
+        let result: Result<(), Failure> = retry(start + Duration::from_secs(3), || async { Err(Failure(true)) }).await;
         assert!(result.is_err());
         assert!(start.elapsed() <= Duration::from_secs(3));
         assert!(start.elapsed() >= Duration::from_millis(500), "it did retry for a while");

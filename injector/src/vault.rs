@@ -212,7 +212,7 @@ impl Vault {
                 let jwt = read_credential(jwt_path)?;
                 let what = format!("{} login at auth/{mount} as role {role}", auth.method_name());
                 let client = self.vaultrs_client(None);
-                let info = retry(self.deadline, &what, || async {
+                let info = retry(self.deadline, || async {
                     match method {
                         JwtMethod::Kubernetes => vaultrs::auth::kubernetes::login(&client, mount, role, &jwt).await,
                         JwtMethod::Jwt => vaultrs::auth::oidc::login(&client, mount, &jwt, Some(role.clone())).await,
@@ -230,7 +230,7 @@ impl Vault {
                 };
                 let what = format!("approle login at auth/{mount}");
                 let client = self.vaultrs_client(None);
-                let info = retry(self.deadline, &what, || async {
+                let info = retry(self.deadline, || async {
                     vaultrs::auth::approle::login(&client, mount, role_id, &secret_id)
                         .await
                         .map_err(|e| login_error(&what, e))
@@ -249,7 +249,7 @@ impl Vault {
         let Some(token) = self.token.take() else { return Ok(()) };
         let what = "revoking the token";
         let mut client = self.vaultrs_client(Some(&token));
-        let result = retry(self.deadline, what, || async {
+        let result = retry(self.deadline, || async {
             vaultrs::token::revoke_self(&client).await.map_err(|e| api_error(what, e))
         })
         .await;
@@ -297,7 +297,7 @@ impl Vault {
             Operation::Read { version: Some(v) } => format!("reading {} version {v}", request.path),
             Operation::Write { .. } => format!("writing {}", request.path),
         };
-        retry(self.deadline, &what, || self.fetch_once(request, &what)).await
+        retry(self.deadline, || self.fetch_once(request, &what)).await
     }
 
     async fn fetch_once(&self, request: &Request, what: &str) -> Result<Fetched, VaultError> {
@@ -380,7 +380,7 @@ impl Vault {
     pub async fn renew_token(&self, increment: Duration) -> Result<(Duration, bool), VaultError> {
         let what = "renewing the token";
         let body = serde_json::json!({ "increment": format!("{}s", increment.as_secs()) }).to_string();
-        retry(self.deadline, what, || async {
+        retry(self.deadline, || async {
             let (status, body) =
                 self.send(reqwest::Method::POST, "auth/token/renew-self", None, Some(body.clone()), what).await?;
             if status != 200 {
@@ -409,7 +409,7 @@ impl Vault {
     pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<(Duration, bool), VaultError> {
         let what = format!("renewing lease {lease_id}");
         let body = serde_json::json!({ "lease_id": lease_id, "increment": increment.as_secs() }).to_string();
-        retry(self.deadline, &what, || async {
+        retry(self.deadline, || async {
             let (status, body) =
                 self.send(reqwest::Method::PUT, "sys/leases/renew", None, Some(body.clone()), &what).await?;
             if status != 200 {
@@ -433,7 +433,7 @@ impl Vault {
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), VaultError> {
         let what = format!("revoking lease {lease_id}");
         let body = serde_json::json!({ "lease_id": lease_id }).to_string();
-        retry(self.deadline, &what, || async {
+        retry(self.deadline, || async {
             let (status, body) =
                 self.send(reqwest::Method::PUT, "sys/leases/revoke", None, Some(body.clone()), &what).await?;
             if status == 200 || status == 204 { Ok(()) } else { Err(status_error(status, &body, &what)) }
