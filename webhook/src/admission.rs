@@ -4,6 +4,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::patch::JsonPatch;
 use crate::pod::Pod;
 
 /// Why a request body is not an AdmissionReview this webhook can answer.
@@ -167,7 +168,7 @@ pub struct Answer {
     uid: String,
     allowed: bool,
     status: Option<(u16, String)>,
-    patch: Option<json_patch::Patch>,
+    patch: Option<JsonPatch>,
     warnings: Vec<String>,
 }
 
@@ -183,8 +184,8 @@ impl Answer {
     }
 
     /// Allowed with this patch (none if it is empty).
-    pub fn with_patch(mut self, patch: json_patch::Patch) -> Answer {
-        self.patch = (!patch.0.is_empty()).then_some(patch);
+    pub fn with_patch(mut self, patch: JsonPatch) -> Answer {
+        self.patch = (!patch.is_empty()).then_some(patch);
         self
     }
 
@@ -207,9 +208,8 @@ impl Answer {
             out.push_str(&format!(r#","status":{{"code":{code},"message":{}}}"#, string(message)));
         }
         if let Some(patch) = &self.patch {
-            let bytes = serde_json::to_vec(patch).expect("a JSON Patch serializes");
             out.push_str(r#","patchType":"JSONPatch","patch":""#);
-            base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut out);
+            base64::engine::general_purpose::STANDARD.encode_string(patch.to_json(), &mut out);
             out.push('"');
         }
         if !self.warnings.is_empty() {
@@ -232,8 +232,9 @@ mod tests {
 
     #[test]
     fn answers_are_admission_reviews_with_a_base64_patch() {
-        let patch: json_patch::Patch =
-            serde_json::from_value(json!([{"op": "add", "path": "/spec/x", "value": "\"quoted\""}])).unwrap();
+        let mut builder = crate::patch::Builder::default();
+        builder.append_volumes(false, &["\"quoted\""]);
+        let patch = builder.finish();
         let v = parse(&Answer::allow("u\"1").with_patch(patch.clone()).with_warning("w \"1\""));
         assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(v["kind"], "AdmissionReview");
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(v["response"]["allowed"], true);
         assert_eq!(v["response"]["patchType"], "JSONPatch");
         let bytes = base64::engine::general_purpose::STANDARD.decode(v["response"]["patch"].as_str().unwrap()).unwrap();
-        assert_eq!(serde_json::from_slice::<json_patch::Patch>(&bytes).unwrap(), patch);
+        assert_eq!(serde_json::from_slice::<json_patch::Patch>(&bytes).unwrap(), patch.to_patch());
         assert_eq!(v["response"]["warnings"], json!(["w \"1\""]));
 
         let v = parse(&Answer::deny("u2", 403, "no \"way\"\n"));
@@ -249,7 +250,7 @@ mod tests {
             v["response"],
             json!({"uid": "u2", "allowed": false, "status": {"code": 403, "message": "no \"way\"\n"}})
         );
-        let v = parse(&Answer::allow("u3").with_patch(json_patch::Patch(Vec::new())));
+        let v = parse(&Answer::allow("u3").with_patch(JsonPatch::empty()));
         assert_eq!(v["response"], json!({"uid": "u3", "allowed": true}));
     }
 

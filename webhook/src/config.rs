@@ -45,9 +45,9 @@ pub struct MutationConfig {
     pub allowed_vault_addrs: Vec<String>,
     /// Platform for registry look-ups when no annotation names one.
     pub default_platform: Platform,
-    /// The init container as JSON for the default image, pull policy and volume name, made
-    /// on first use (the config does not change once built).
-    pub default_init_container: OnceLock<serde_json::Value>,
+    /// The init container as JSON text for the default image, pull policy and volume name,
+    /// made on first use (the config does not change once built).
+    pub default_init_container: OnceLock<Vec<u8>>,
 }
 
 impl Default for MutationConfig {

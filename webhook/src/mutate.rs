@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hush_contract::env as vars;
 use hush_contract::reference;
-use json_patch::Patch;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, ResourceRequirements,
     SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume, VolumeMount as NewVolumeMount,
@@ -23,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::annotations::{AnnotationError, Annotations, Platform, Source};
 use crate::config::{INIT_CONTAINER_NAME, MutationConfig, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME};
-use crate::patch::{Builder, List};
+use crate::patch::{Builder, JsonPatch, List};
 use crate::pod::{Container, Pod, Spec, Volume};
 
 /// An image whose ENTRYPOINT/CMD the mutation needs, for one platform.
@@ -265,9 +264,9 @@ impl<'a> Plan<'a> {
     }
 
     /// The patch. `images` must hold every key of [`Plan::images`].
-    pub fn patch(&self, images: &BTreeMap<ImageKey, ImageConfig>) -> Result<Patch, MutateError> {
+    pub fn patch(&self, images: &BTreeMap<ImageKey, ImageConfig>) -> Result<JsonPatch, MutateError> {
         let (Some(spec), false) = (self.spec, self.targets.is_empty()) else {
-            return Ok(Patch(Vec::new()));
+            return Ok(JsonPatch::empty());
         };
         let config = self.config;
         let settings = &self.annotations.settings;
@@ -383,12 +382,16 @@ impl<'a> Plan<'a> {
             let default = settings.injector_image.is_none()
                 && settings.injector_image_pull_policy.is_none()
                 && volume_name == VOLUME_NAME;
-            let init = if default {
-                config.default_init_container.get_or_init(|| init_container_json(config, settings, VOLUME_NAME)).clone()
+            if default {
+                let init =
+                    config.default_init_container.get_or_init(|| init_container_json(config, settings, VOLUME_NAME));
+                out.prepend_init_container(spec.init_containers.is_some(), init);
             } else {
-                init_container_json(config, settings, &volume_name)
-            };
-            out.prepend_init_container(spec.init_containers.is_some(), init);
+                out.prepend_init_container(
+                    spec.init_containers.is_some(),
+                    &init_container_json(config, settings, &volume_name),
+                );
+            }
         }
         Ok(out.finish())
     }
@@ -407,13 +410,9 @@ fn free_volume_name(volumes: &[Volume]) -> String {
     (1..).map(|n| format!("{VOLUME_NAME}-{n}")).find(|name| !used(name)).unwrap_or_default()
 }
 
-fn init_container_json(
-    config: &MutationConfig,
-    settings: &crate::annotations::Settings,
-    volume: &str,
-) -> serde_json::Value {
+fn init_container_json(config: &MutationConfig, settings: &crate::annotations::Settings, volume: &str) -> Vec<u8> {
     // Invariant: k8s-openapi types always serialize.
-    serde_json::to_value(init_container(config, settings, volume)).expect("a Container serializes")
+    serde_json::to_vec(&init_container(config, settings, volume)).expect("a Container serializes")
 }
 
 /// The init container: `injector install DIR`, compliant with the "restricted" Pod Security Standard.

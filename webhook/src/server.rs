@@ -207,11 +207,11 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
         Ok(patch) => patch,
         Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
     };
-    if patch.0.is_empty() {
+    if patch.is_empty() {
         tracing::debug!(uid, namespace, name, result = "unchanged", "admission");
         return (StatusCode::OK, Answer::allow(uid).encode(), Outcome::Unchanged);
     }
-    let operations = patch.0.len();
+    let operations = patch.len();
     // Debug, not info: the API server's audit log already records every webhook patch
     // (`mutation.webhook.admission.k8s.io/…` annotations) and the metrics count them; at
     // info this line was an eighth of an admission's CPU. Denials stay at info.

@@ -13,17 +13,17 @@ fn pod(value: Value) -> Pod {
 }
 
 /// Runs the mutation with every image answering `entrypoint`/`cmd`; returns the patch.
-fn run(pod: &Pod, config: &MutationConfig) -> Result<Patch, MutateError> {
+fn run(pod: &Pod, config: &MutationConfig) -> Result<json_patch::Patch, MutateError> {
     let plan = plan(pod, "default", config)?;
     let images = plan
         .images()
         .into_iter()
         .map(|key| (key, ImageConfig { entrypoint: vec!["/entry".into()], cmd: vec!["$(NOT_EXPANDED)".into()] }))
         .collect();
-    plan.patch(&images)
+    plan.patch(&images).map(|p| p.to_patch())
 }
 
-fn apply(raw: &Value, patch: &Patch) -> Value {
+fn apply(raw: &Value, patch: &json_patch::Patch) -> Value {
     let mut doc = raw.clone();
     json_patch::patch(&mut doc, patch).unwrap_or_else(|e| panic!("patch does not apply: {e}\n{patch:?}\n{raw:#}"));
     doc
@@ -225,7 +225,7 @@ fn settings_come_from_pod_then_namespace_then_flags_and_never_override_the_conta
     raw["spec"]["containers"][0]["env"].as_array_mut().unwrap().push(json!({"name": "VAULT_ROLE", "value": "mine"}));
     let p = pod(raw.clone());
     let patch = plan(&p, "team", &config).unwrap().patch(&BTreeMap::new()).unwrap();
-    let out = apply(&raw, &patch);
+    let out = apply(&raw, &patch.to_patch());
     let env = &out["spec"]["containers"][0]["env"];
     assert_eq!(
         env,
@@ -416,7 +416,7 @@ fn the_cached_init_container_is_the_one_built_fresh() {
     let first = run(&pod(app_pod()), &config).unwrap();
     let cached = run(&pod(app_pod()), &config).unwrap();
     assert_eq!(first, cached);
-    let fresh = serde_json::to_value(init_container(&config, &config.defaults.settings, VOLUME_NAME)).unwrap();
+    let fresh = serde_json::to_vec(&init_container(&config, &config.defaults.settings, VOLUME_NAME)).unwrap();
     assert_eq!(config.default_init_container.get(), Some(&fresh));
     // An annotation that changes the image bypasses the cache.
     let mut raw = app_pod();
