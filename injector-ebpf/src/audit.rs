@@ -28,8 +28,8 @@ pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>
         "mode": ctx.mode,
         "event": kind,
         "action": action.map_or("unknown", Action::name),
-        "hook": Hook::from_u32(ev.hook).map_or("unknown", Hook::name),
-        "attempt": What::from_u32(ev.what).map_or("unknown", What::name),
+        "hook": hook_name(ev),
+        "attempt": attempt_name(ev),
         "syscall": syscall_name(ev.syscall),
         "reader": party(&ev.reader, reader_cgroup),
         "target": party(&ev.target, target_cgroup),
@@ -50,6 +50,29 @@ pub fn suppressed_line(lines: &str, suppressed: u64, window_secs: u64, wall_ns: 
         "window_s": window_secs,
     })
     .to_string()
+}
+
+/// The hook, naming the exact syscall tracepoint where one program serves several.
+fn hook_name(ev: &Event) -> &'static str {
+    match (Hook::from_u32(ev.hook), ev.syscall) {
+        (Some(Hook::SysExitOpen), 257) => "tracepoint/sys_exit_openat",
+        (Some(Hook::SysExitOpen), 437) => "tracepoint/sys_exit_openat2",
+        (Some(Hook::SysEnterVmRw), 310) => "tracepoint/sys_enter_process_vm_readv",
+        (Some(Hook::SysEnterVmRw), 311) => "tracepoint/sys_enter_process_vm_writev",
+        (h, _) => h.map_or("unknown", Hook::name),
+    }
+}
+
+/// What was attempted. The LSM ATTACH-mode check is shared by ptrace, process_vm_* and
+/// pidfd_getfd; the reader's syscall says which.
+fn attempt_name(ev: &Event) -> &'static str {
+    match (What::from_u32(ev.what), ev.syscall) {
+        (Some(What::Attach), 101) => What::Ptrace.name(),
+        (Some(What::Attach), 310) => What::VmRead.name(),
+        (Some(What::Attach), 311) => What::VmWrite.name(),
+        (Some(What::Attach), 438) => What::PidfdGetfd.name(),
+        (w, _) => w.map_or("unknown", What::name),
+    }
 }
 
 fn party(p: &Proc, cgroup_path: Option<&str>) -> Value {
@@ -139,7 +162,7 @@ mod tests {
         assert_eq!(v["mode"], "tracepoint");
         assert_eq!(v["event"], "attempt");
         assert_eq!(v["action"], "killed");
-        assert_eq!(v["hook"], "tracepoint/sys_exit_open");
+        assert_eq!(v["hook"], "tracepoint/sys_exit_openat");
         assert_eq!(v["attempt"], "open environ");
         assert_eq!(v["syscall"], "openat");
         assert_eq!(v["reader"]["pid"], 11);
@@ -180,6 +203,27 @@ mod tests {
         e.reader.comm = comm("a\"b\n{c");
         let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
         assert_eq!(v["reader"]["comm"], "a\"b\n{c");
+    }
+
+    #[test]
+    fn hook_and_attempt_are_refined_by_the_syscall() {
+        let get = |hook: Hook, what: What, syscall: i32| {
+            let e = Event { hook: hook as u32, what: what as u32, syscall, ..ev(Action::Denied) };
+            let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+            (v["hook"].as_str().unwrap().to_owned(), v["attempt"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(get(Hook::SysExitOpen, What::Environ, 2).0, "tracepoint/sys_exit_open");
+        assert_eq!(get(Hook::SysExitOpen, What::Mem, 257).0, "tracepoint/sys_exit_openat");
+        assert_eq!(get(Hook::SysExitOpen, What::Mem, 437).0, "tracepoint/sys_exit_openat2");
+        assert_eq!(get(Hook::SysEnterVmRw, What::VmWrite, 311).0, "tracepoint/sys_enter_process_vm_writev");
+        assert_eq!(get(Hook::LsmPtraceAccess, What::Attach, 101).1, "ptrace attach");
+        assert_eq!(get(Hook::LsmPtraceAccess, What::Attach, 310).1, "process_vm_readv");
+        assert_eq!(get(Hook::LsmPtraceAccess, What::Attach, 438).1, "pidfd_getfd");
+        assert_eq!(
+            get(Hook::LsmPtraceAccess, What::Attach, 426),
+            ("lsm/ptrace_access_check".into(), "ptrace attach access".into())
+        );
+        assert_eq!(get(Hook::LsmFileOpen, What::Environ, 426).1, "open environ");
     }
 
     #[test]

@@ -428,23 +428,34 @@ struct Attack {
     name: &'static str,
     /// argv, with `{pid}` replaced by the target pid and `{self}` by this binary.
     argv: &'static [&'static str],
+    /// The audit line's `attempt`.
+    attempt: &'static str,
 }
 
 const ATTACKS: &[Attack] = &[
-    Attack { name: "cat environ", argv: &["cat", "/proc/{pid}/environ"] },
-    Attack { name: "dd environ", argv: &["dd", "if=/proc/{pid}/environ", "bs=4096", "count=1"] },
+    Attack { name: "cat environ", argv: &["cat", "/proc/{pid}/environ"], attempt: "open environ" },
+    Attack {
+        name: "dd environ",
+        argv: &["dd", "if=/proc/{pid}/environ", "bs=4096", "count=1"],
+        attempt: "open environ",
+    },
     Attack {
         name: "python open",
         argv: &["python3", "-c", "import sys; sys.stdout.buffer.write(open('/proc/{pid}/environ', 'rb').read())"],
+        attempt: "open environ",
     },
-    Attack { name: "task/ path", argv: &["cat", "/proc/{pid}/task/{pid}/environ"] },
-    Attack { name: "/proc/self/.. path", argv: &["cat", "/proc/self/../{pid}/environ"] },
-    Attack { name: "openat dirfd", argv: &["{self}", "attack", "openat-dirfd", "{pid}"] },
-    Attack { name: "second procfs mount", argv: &["{self}", "attack", "procfs-mount", "{pid}"] },
-    Attack { name: "/proc/pid/mem", argv: &["{self}", "attack", "mem", "{pid}"] },
-    Attack { name: "ptrace attach", argv: &["{self}", "attack", "ptrace", "{pid}"] },
-    Attack { name: "process_vm_readv", argv: &["{self}", "attack", "vm-readv", "{pid}"] },
-    Attack { name: "pidfd_getfd", argv: &["{self}", "attack", "pidfd-getfd", "{pid}"] },
+    Attack { name: "task/ path", argv: &["cat", "/proc/{pid}/task/{pid}/environ"], attempt: "open environ" },
+    Attack { name: "/proc/self/.. path", argv: &["cat", "/proc/self/../{pid}/environ"], attempt: "open environ" },
+    Attack { name: "openat dirfd", argv: &["{self}", "attack", "openat-dirfd", "{pid}"], attempt: "open environ" },
+    Attack {
+        name: "second procfs mount",
+        argv: &["{self}", "attack", "procfs-mount", "{pid}"],
+        attempt: "open environ",
+    },
+    Attack { name: "/proc/pid/mem", argv: &["{self}", "attack", "mem", "{pid}"], attempt: "open mem" },
+    Attack { name: "ptrace attach", argv: &["{self}", "attack", "ptrace", "{pid}"], attempt: "ptrace attach" },
+    Attack { name: "process_vm_readv", argv: &["{self}", "attack", "vm-readv", "{pid}"], attempt: "process_vm_readv" },
+    Attack { name: "pidfd_getfd", argv: &["{self}", "attack", "pidfd-getfd", "{pid}"], attempt: "pidfd_getfd" },
 ];
 
 fn have(prog: &str) -> bool {
@@ -515,9 +526,18 @@ impl Suite<'_> {
         std::thread::sleep(Duration::from_millis(300));
         let n = g.count(is_mine);
         let ok = line.as_ref().is_some_and(|l| {
-            l["action"] == want_action && l["target"]["tgid"] == target && l["mode"] == self.a.expect.as_str()
+            l["action"] == want_action
+                && l["target"]["tgid"] == target
+                && l["mode"] == self.a.expect.as_str()
+                && l["attempt"] == att.attempt
         });
-        self.check(ok && n == 1, format!("{name}: exactly one audit line, action {want_action} (got {n}: {line:?})"));
+        self.check(
+            ok && n == 1,
+            format!(
+                "{name}: exactly one audit line, action {want_action}, attempt {} (got {n}: {line:?})",
+                att.attempt
+            ),
+        );
         Ok(())
     }
 
@@ -623,7 +643,11 @@ fn run_suite(a: &RunArgs) -> Result<()> {
         s.allowed(&g, att, ctrl.pid, "control app")?;
     }
     if a.io_uring {
-        let att = &Attack { name: "io_uring openat", argv: &["{self}", "attack", "io-uring", "{pid}"] };
+        let att = &Attack {
+            name: "io_uring openat",
+            argv: &["{self}", "attack", "io-uring", "{pid}"],
+            attempt: "open environ",
+        };
         s.blocked(&g, att, prot.pid, "protected app")?;
         s.allowed(&g, att, ctrl.pid, "control app")?;
     }
