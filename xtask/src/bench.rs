@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which benchmark: shim, webhook (default: all).
+    /// Which benchmark: shim, webhook, guard (default: all).
     pub which: Option<String>,
     /// Timed runs of each variant.
     #[arg(long, default_value_t = 40)]
@@ -21,11 +21,13 @@ pub fn run(args: &Args) -> Result<()> {
     match args.which.as_deref() {
         None => {
             shim(args.runs)?;
-            crate::webhook::bench()
+            crate::webhook::bench()?;
+            crate::guard::bench()
         }
         Some("shim") => shim(args.runs),
         Some("webhook") => crate::webhook::bench(),
-        Some(other) => bail!("unknown benchmark `{other}`: expected shim or webhook"),
+        Some("guard") => crate::guard::bench(),
+        Some(other) => bail!("unknown benchmark `{other}`: expected shim, webhook or guard"),
     }
 }
 
