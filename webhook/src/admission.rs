@@ -13,6 +13,9 @@ pub enum DecodeError {
     /// Not JSON, or JSON of the wrong shape.
     #[error("the body is not an admission.k8s.io/v1 AdmissionReview: {0}")]
     NotAReview(#[source] serde_json::Error),
+    /// Not UTF-8 (JSON is).
+    #[error("the body is not UTF-8 text: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
     /// Another apiVersion or kind.
     #[error("the body is a {0}, not an admission.k8s.io/v1 AdmissionReview")]
     WrongType(String),
@@ -96,7 +99,9 @@ pub struct Decoded {
 /// Decodes a request body: one pass when it is a Pod CREATE with a valid Pod, a second,
 /// lenient pass otherwise, so that a bad object is answered with the request's uid.
 pub fn decode_pod(body: &[u8]) -> Result<Decoded, DecodeError> {
-    if let Ok(review) = serde_json::from_slice::<PodReview>(body)
+    // One check of the whole body is cheaper than serde_json's check of every string in it.
+    let text = std::str::from_utf8(body).map_err(DecodeError::NotUtf8)?;
+    if let Ok(review) = serde_json::from_str::<PodReview>(text)
         && review.api_version == "admission.k8s.io/v1"
         && review.kind == "AdmissionReview"
         && review.request.operation == "CREATE"
@@ -105,7 +110,7 @@ pub fn decode_pod(body: &[u8]) -> Result<Decoded, DecodeError> {
         let r = review.request;
         return Ok(Decoded { uid: r.uid, namespace: r.namespace, subject: Ok(Subject::CreatePod(Box::new(r.object))) });
     }
-    let request = decode(body)?;
+    let request = decode(text.as_bytes())?;
     let subject = subject(&request);
     Ok(Decoded { uid: request.uid, namespace: request.namespace, subject })
 }
