@@ -46,6 +46,9 @@ pub struct Registry {
     config: RegistryConfig,
     clients: Mutex<HashMap<Platform, Arc<Client>>>,
     cache: Mutex<HashMap<ImageKey, (Instant, ImageConfig)>>,
+    /// One gate per image being looked up: when a Deployment scales out, its Pods wait for
+    /// the first look-up instead of each asking the registry (rate limits).
+    in_flight: Mutex<HashMap<ImageKey, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,7 +72,13 @@ impl Registry {
         // rustls' process-wide provider and panics without one: make sure it is ring. An
         // error here means one is installed already, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Registry { config, clients: Mutex::new(HashMap::new()), cache: Mutex::new(HashMap::new()), metrics }
+        Registry {
+            config,
+            clients: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            metrics,
+        }
     }
 
     fn client(&self, platform: &Platform) -> Arc<Client> {
@@ -116,22 +125,45 @@ impl Registry {
                     self.metrics.cache_hit();
                     config
                 }
-                None => {
-                    let result = self.fetch(key).await;
-                    self.metrics.lookup(if result.is_ok() { Lookup::Ok } else { Lookup::Error });
-                    let config = result.map_err(|problem| RegistryError {
-                        image: key.image.clone(),
-                        platform: key.platform.clone(),
-                        problem,
-                    })?;
-                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    cache.insert(key.clone(), (Instant::now(), config.clone()));
-                    config
-                }
+                None => self.look_up(key).await?,
             };
             out.insert(key.clone(), config);
         }
         Ok(out)
+    }
+
+    /// Fetches `key` unless a look-up of it already running fills the cache first.
+    async fn look_up(&self, key: &ImageKey) -> Result<ImageConfig, RegistryError> {
+        let gate = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        let result = {
+            let _turn = gate.lock().await;
+            match self.cached(key) {
+                Some(config) => {
+                    self.metrics.cache_hit();
+                    Ok(config)
+                }
+                None => {
+                    let result = self.fetch(key).await;
+                    self.metrics.lookup(if result.is_ok() { Lookup::Ok } else { Lookup::Error });
+                    result
+                        .inspect(|config| {
+                            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                            cache.insert(key.clone(), (Instant::now(), config.clone()));
+                        })
+                        .map_err(|problem| RegistryError {
+                            image: key.image.clone(),
+                            platform: key.platform.clone(),
+                            problem,
+                        })
+                }
+            }
+        };
+        // Drop the gate when no one else holds it (the map's reference and ours remain).
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            in_flight.remove(key);
+        }
+        result
     }
 
     async fn fetch(&self, key: &ImageKey) -> Result<ImageConfig, String> {

@@ -106,3 +106,30 @@ async fn a_registry_failure_denies_with_the_reason_or_admits_unmutated_with_a_wa
     assert!(metrics.contains(r#"hush_webhook_registry_lookups_total{result="Error"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"hush_webhook_admissions_total{result="AdmittedOnRegistryError"} 1"#), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs docker-registry (HUSH_TEST_DOCKER_REGISTRY, set by cargo xtask test)"]
+async fn pods_of_a_scale_out_arriving_together_cause_one_registry_look_up() {
+    let registry = LocalRegistry::start();
+    registry.push_image("hush/scale:1", "amd64", &["/scale"], &[]).await;
+    let image = format!("{}/hush/scale:1", registry.host);
+    let webhook = std::sync::Arc::new(Webhook::start(&["--insecure-registry", &registry.host]));
+    let client = webhook.client();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (webhook, client, image) = (webhook.clone(), client.clone(), image.clone());
+        tasks.push(tokio::spawn(async move {
+            let uid = format!("pod-{i}");
+            let r = review(&uid, "default", &pod(&image, None, json!({})));
+            let (_, answer) = webhook.post(&client, r.to_string()).await;
+            let patched = apply(&r, response(&answer, &uid));
+            assert_eq!(patched["spec"]["containers"][0]["command"], json!(["/hush/injector", "--", "/scale"]));
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let metrics = webhook.metrics(&client).await;
+    assert!(metrics.contains(r#"hush_webhook_registry_lookups_total{result="Ok"} 1"#), "{metrics}");
+    assert!(metrics.contains("hush_webhook_registry_cache_hits_total 15"), "{metrics}");
+}
