@@ -115,7 +115,7 @@ impl std::fmt::Display for Applied {
             Some((RulesetStatus::PartiallyEnforced, rules)) => {
                 write!(f, "partially enforced at ABI {enforced} (the kernel's), {rules} rules")
             }
-            Some((RulesetStatus::NotEnforced, _)) => write!(f, "not enforced (the kernel has no Landlock)"),
+            Some((RulesetStatus::NotEnforced, _)) => write!(f, "not enforced (the kernel cannot enforce these rules)"),
         }
     }
 }

@@ -167,3 +167,23 @@ fn install_places_an_executable_copy() {
     let missing = std::process::Command::new(injector()).args(["install", "/nonexistent/dir"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(73));
 }
+
+#[test]
+fn install_works_as_a_non_root_user() {
+    // As the webhook's init container runs it: uid/gid 65532, writing only to the emptyDir.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hush");
+    std::fs::create_dir(&target).unwrap();
+    assert!(std::process::Command::new("chown").arg("65532:65532").arg(&target).status().unwrap().success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65532", "--regid=65532", "--clear-groups"])
+        .arg(injector())
+        .arg("install")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(target.join("injector")).unwrap(), std::fs::read(injector()).unwrap());
+}

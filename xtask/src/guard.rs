@@ -115,6 +115,10 @@ for a in $(cat /proc/cmdline); do
   esac
 done
 echo "init: kernel $(uname -r), lsm=$(cat /sys/kernel/security/lsm), mode=$MODE expect=$EXPECT"
+if [ -z "$BENCH" ] && ! /bin/harden-check; then
+  echo "init: failure"
+  poweroff -f
+fi
 if [ -n "$BENCH" ]; then
   if /bin/guard-suite bench --guard /bin/guard --modes audit,tracepoint,lsm --iters 20000 --rounds 3; then
     echo "init: success"
@@ -170,8 +174,27 @@ fn vm_image(bins: &Binaries, shim: &Path) -> Result<(PathBuf, PathBuf)> {
     cpio.copy("bin/guard", &bins.guard)?;
     cpio.copy("bin/guard-suite", &bins.suite)?;
     cpio.copy("bin/injector", shim)?;
+    // The shim's hardened exec on this kernel's older Landlock ABI (the hardening issue).
+    cpio.copy("bin/harden-check", &tools::root().join("injector/tests/vm/harden-check.sh"))?;
+    let helper = vm_helper()?;
+    cpio.file("bin/show-euid", 0o4755, &helper);
+    cpio.file("bin/as-nobody", 0o755, &helper);
     let initrd = vm::write_initrd("guard-initrd.cpio", &cpio.finish())?;
     Ok((kernel, initrd))
+}
+
+/// The VM checks' small static C helper (`injector/tests/vm/vmhelper.c`).
+fn vm_helper() -> Result<Vec<u8>> {
+    tools::ensure_apt(&["gcc", "libc6-dev"])?;
+    let out = tools::target_dir().join("xtask").join("vmhelper");
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    cmd::run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+            .arg(&out)
+            .arg(tools::root().join("injector/tests/vm/vmhelper.c")),
+    )?;
+    Ok(std::fs::read(&out)?)
 }
 
 /// `cargo xtask bench guard`: ns per open()+close() of an ordinary file and of a /proc file,
