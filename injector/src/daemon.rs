@@ -22,6 +22,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -30,7 +31,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 pub const EXIT_ROTATE: i32 = 75;
 /// How long to wait before retrying a failed renewal or rotation.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
-/// The longest a round of Vault requests may hold up signal forwarding.
+/// The longest a round of Vault requests may hold up noticing that the app ended
+/// (signals are forwarded by their own tasks meanwhile).
 const MAX_BATCH: Duration = Duration::from_secs(5);
 
 struct Tracked {
@@ -51,8 +53,54 @@ pub struct Daemon<'a> {
     kv_versions: HashMap<Request, u64>,
     next_kv_poll: Option<Instant>,
     child: i32,
-    stopping: bool,
+    target: Arc<Target>,
     revoke_at_exit: bool,
+}
+
+/// Every signal the shim catches and passes on. Faults of the shim's own (SEGV, BUS, ...),
+/// SIGCHLD (its own business), SIGPIPE (left ignored) and the uncatchable are not forwarded.
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCONT,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGURG,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGWINCH,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
+/// Where forwarded signals go: shared with the forwarding tasks.
+#[derive(Default)]
+struct Target {
+    pid: AtomicI32,
+    /// Set by SIGTERM, SIGINT or SIGQUIT: the app is stopping, no more rotations.
+    stopping: AtomicBool,
+}
+
+impl Target {
+    fn forward(&self, signal: i32) {
+        if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
+            self.stopping.store(true, Ordering::Relaxed);
+        }
+        let pid = self.pid.load(Ordering::Relaxed);
+        if pid > 0
+            && let Err(e) = sys::kill(pid, signal)
+        {
+            tracing::warn!("forwarding signal {signal} to {pid}: {e}");
+        }
+    }
 }
 
 fn lifetime(now: Instant, ttl: Duration, renewable: bool) -> (Lifetime, Next) {
@@ -91,14 +139,15 @@ impl<'a> Daemon<'a> {
             kv_versions: HashMap::new(),
             next_kv_poll: config.supervision.kv_poll.map(|every| now + every),
             child: 0,
-            stopping: false,
+            target: Arc::default(),
             revoke_at_exit,
         };
         if let Err(e) = sys::become_subreaper() {
             tracing::warn!("could not become a child subreaper: orphans will not be reaped here: {e}");
         }
         daemon.track(&fetched);
-        daemon.child = daemon.start(&fetched)?;
+        let pid = daemon.start(&fetched)?;
+        daemon.set_child(pid);
         drop(fetched);
         daemon.supervise().await
     }
@@ -162,32 +211,26 @@ impl<'a> Daemon<'a> {
 
     async fn supervise(&mut self) -> Result<i32, Failure> {
         let mut child_signal = listen(SignalKind::child())?;
-        let mut forwarded = [
-            (libc::SIGTERM, listen(SignalKind::terminate())?),
-            (libc::SIGINT, listen(SignalKind::interrupt())?),
-            (libc::SIGHUP, listen(SignalKind::hangup())?),
-            (libc::SIGQUIT, listen(SignalKind::quit())?),
-            (libc::SIGUSR1, listen(SignalKind::user_defined1())?),
-            (libc::SIGUSR2, listen(SignalKind::user_defined2())?),
-            (libc::SIGWINCH, listen(SignalKind::window_change())?),
-        ];
+        // Forwarding runs in its own tasks, so that it goes on while a Vault round is slow.
+        for &signal in FORWARDED {
+            let mut stream = listen(SignalKind::from_raw(signal))?;
+            let target = Arc::clone(&self.target);
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    target.forward(signal);
+                }
+            });
+        }
         loop {
             // A child may have ended before the handler was installed: look first.
             if let Some(code) = self.reap() {
                 return Ok(self.finish(code).await);
             }
             let due = self.next_due().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            let [term, int, hup, quit, usr1, usr2, winch] = &mut forwarded;
+            let stopping = self.target.stopping.load(Ordering::Relaxed);
             tokio::select! {
                 _ = child_signal.recv() => {}
-                _ = term.1.recv() => self.forward(term.0),
-                _ = int.1.recv() => self.forward(int.0),
-                _ = hup.1.recv() => self.forward(hup.0),
-                _ = quit.1.recv() => self.forward(quit.0),
-                _ = usr1.1.recv() => self.forward(usr1.0),
-                _ = usr2.1.recv() => self.forward(usr2.0),
-                _ = winch.1.recv() => self.forward(winch.0),
-                _ = sleep_until(due), if !self.stopping => {
+                _ = sleep_until(due), if !stopping => {
                     if let Some(code) = self.tick().await? {
                         return Ok(self.finish(code).await);
                     }
@@ -196,13 +239,10 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    fn forward(&mut self, signal: i32) {
-        if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
-            self.stopping = true;
-        }
-        if let Err(e) = sys::kill(self.child, signal) {
-            tracing::warn!("forwarding signal {signal} to {}: {e}", self.child);
-        }
+    /// Starts supervising a new application process.
+    fn set_child(&mut self, pid: i32) {
+        self.child = pid;
+        self.target.pid.store(pid, Ordering::Relaxed);
     }
 
     /// Reaps every ended child; the app's exit code if it was among them.
@@ -348,7 +388,8 @@ impl<'a> Daemon<'a> {
             return Ok(Some(EXIT_ROTATE));
         }
         self.track(&fresh);
-        self.child = self.start(&fresh)?;
+        let pid = self.start(&fresh)?;
+        self.set_child(pid);
         drop(fresh);
         self.revoke(&old).await;
         tracing::info!(leases = self.leases.len(), "rotation: the application restarted with new secrets");
@@ -362,7 +403,7 @@ impl<'a> Daemon<'a> {
     }
 
     /// How long one round of renewals or a rotation may retry: short, so that the loop
-    /// gets back to forwarding signals, and never past the credentials' expiry.
+    /// gets back to reaping, and never past the credentials' expiry.
     fn batch_timeout(&self) -> Duration {
         let cap = self.config.client_timeout.min(MAX_BATCH);
         match self.credentials_expire() {

@@ -361,3 +361,37 @@ fn orphans_are_reparented_to_the_shim_and_reaped() {
     let out = shim.wait_with_output_within(Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(143));
 }
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn catchable_signals_are_forwarded_to_the_app() {
+    let bao = OwnBao::start();
+    bao.run(&["kv", "put", "secret/app", "value=x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("got");
+    let ready = dir.path().join("ready");
+    let app = format!(
+        "for s in USR1 USR2 HUP ALRM WINCH CONT; do trap \"echo $s >> {got}\" $s; done; touch {ready}; \
+         while true; do sleep 0.05; done",
+        got = got.display(),
+        ready = ready.display()
+    );
+    let shim = daemon(&bao.addr, "root", &app, &[("HUSH_KV_POLL_INTERVAL", "0"), ("V", "vault:secret/data/app#value")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for signal in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGALRM, libc::SIGWINCH, libc::SIGCONT] {
+        sys_kill(shim.id(), signal);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sys_kill(shim.id(), libc::SIGTERM);
+    let out = shim.wait_with_output_within(Duration::from_secs(10));
+    assert_eq!(
+        lines(&got),
+        ["USR1", "USR2", "HUP", "ALRM", "WINCH", "CONT"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(143));
+}
