@@ -35,8 +35,9 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains(r#"hush_webhook_admissions_total{result="Mutated"} 1"#), "{metrics}");
     assert!(metrics.contains("hush_webhook_admission_duration_seconds_count 1"), "{metrics}");
     assert!(metrics.contains("hush_webhook_registry_cache_hits_total 0"), "{metrics}");
+    let mutated = webhook.await_log(r#""result":"mutated""#).await;
     let log = webhook.logs.lock().unwrap().join("\n");
-    assert!(log.contains(r#""result":"mutated""#), "{log}");
+    assert!(mutated, "{log}");
     assert!(!log.contains("secret/data/app"), "references must not be logged: {log}");
 }
 
@@ -188,13 +189,13 @@ async fn a_new_certificate_is_used_without_dropping_requests_in_flight() {
     let answer = pending.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""uid":"reload""#), "{answer}");
-    assert!(webhook.logs.lock().unwrap().iter().any(|l| l.contains("reloaded the TLS certificate")));
+    assert!(webhook.await_log("reloaded the TLS certificate").await);
 
     // A broken file keeps the working certificate.
     std::fs::write(&webhook.certs.cert, "garbage").unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(fresh.get(webhook.url("/healthz")).send().await.is_ok());
-    assert!(webhook.logs.lock().unwrap().iter().any(|l| l.contains("keeping the old TLS certificate")));
+    assert!(webhook.await_log("keeping the old TLS certificate").await);
 }
 
 #[tokio::test]

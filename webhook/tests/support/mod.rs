@@ -112,6 +112,22 @@ impl Webhook {
         Webhook { child, addr, logs, certs, dir }
     }
 
+    /// Whether a log line containing `needle` arrives within 5 s: lines are read from the
+    /// child's stdout by another thread, so one written as an answer is sent may still be in
+    /// flight when the test looks.
+    pub async fn await_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.logs.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
     }
