@@ -359,7 +359,7 @@ impl<'a> Daemon<'a> {
 
     /// Fetches fresh secrets and applies the rotation policy.
     async fn rotate(&mut self) -> Result<Option<i32>, Failure> {
-        let fresh = match fetch_all(Arc::new(self.fresh_vault()?), &self.plan.requests, self.config.max_concurrency)
+        let fresh = match fetch_all(Arc::new(self.fresh_vault()), &self.plan.requests, self.config.max_concurrency)
             .await
         {
             Ok(fresh) => fresh,
@@ -397,9 +397,9 @@ impl<'a> Daemon<'a> {
     }
 
     /// The vault client for a new batch of requests: same token, fresh deadline.
-    fn fresh_vault(&mut self) -> Result<Vault, Failure> {
+    fn fresh_vault(&mut self) -> Vault {
         self.vault.refresh_deadline(self.batch_timeout());
-        Ok(self.vault.clone())
+        self.vault.clone()
     }
 
     /// How long one round of renewals or a rotation may retry: short, so that the loop

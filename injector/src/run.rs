@@ -26,17 +26,23 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let plan = plan(std::env::vars_os(), &config)?;
 
     if config.daemon && !plan.requests.is_empty() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)?;
-        return runtime.block_on(async {
-            let (vault, fetched, revoke) = connect_and_fetch(&config, &plan.requests).await?;
-            crate::daemon::Daemon::run(&config, &plan, &program, command, vault, fetched?, revoke).await
+        return runtime()?.block_on(async {
+            let (mut vault, fetched, revoke) = connect_and_fetch(&config, &plan.requests).await?;
+            match fetched {
+                Ok(fetched) => {
+                    crate::daemon::Daemon::run(&config, &plan, &program, command, vault, fetched, revoke).await
+                }
+                Err(e) => {
+                    release_token(&mut vault, revoke).await;
+                    Err(e.into())
+                }
+            }
         });
     }
     let answers = if plan.requests.is_empty() {
         Default::default()
     } else {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)?;
-        runtime.block_on(fetch(&config, &plan.requests))?
+        runtime()?.block_on(fetch(&config, &plan.requests))?
     };
     let rendered = render(&plan, &answers, config.ignore_missing)?;
     drop(answers);
@@ -65,15 +71,22 @@ async fn fetch(
     requests: &std::collections::BTreeSet<hush_contract::Request>,
 ) -> Result<Fetches, Failure> {
     let (mut vault, answers, revoke) = connect_and_fetch(config, requests).await?;
-    if revoke {
-        if let Err(e) = vault.revoke_self().await {
-            // The token dies with this process image anyway; Vault keeps it until its TTL.
-            tracing::warn!("{e}");
-        }
-    } else {
-        vault.forget_token();
-    }
+    release_token(&mut vault, revoke).await;
     answers.map_err(Failure::from)
+}
+
+/// Revokes the token when the policy says so, and forgets it either way.
+async fn release_token(vault: &mut Vault, revoke: bool) {
+    if !revoke {
+        vault.forget_token();
+    } else if let Err(e) = vault.revoke_self().await {
+        // The token dies with this process image anyway; Vault keeps it until its TTL.
+        tracing::warn!("{e}");
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)
 }
 
 type Fetches = std::collections::HashMap<hush_contract::Request, crate::vault::Fetched>;
