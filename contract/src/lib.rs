@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod env;
+pub mod landlock;
 pub mod reference;
 
 pub use reference::{Operation, ParseError, Part, Request, SecretRef, Template};

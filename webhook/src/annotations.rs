@@ -20,6 +20,12 @@
 //! | `client-timeout`             | `vault-client-timeout`          | `500ms`, `30s`, `2m`, `1h`              |
 //! | `injector-image`             | `vault-env-image`               | image of the init container             |
 //! | `injector-image-pull-policy` | `vault-env-image-pull-policy`   | `Always` `IfNotPresent` `Never`         |
+//! | `landlock`                   | —                               | policy → `HUSH_LANDLOCK` (validated)    |
+//! | `capabilities`               | —                               | `keep` `none` `NAME,NAME` → `HUSH_CAPABILITIES` |
+//! | `clear-bounding-set`         | —                               | bool → `HUSH_CLEAR_BOUNDING_SET`        |
+//! | `rotation`                   | —                               | `restart` `exit` → `HUSH_ROTATION`      |
+//! | `restart-grace`              | —                               | duration → `HUSH_RESTART_GRACE`         |
+//! | `kv-poll-interval`           | —                               | duration or `0` → `HUSH_KV_POLL_INTERVAL` |
 //! | `command`                    | —                               | JSON `{"container": ["argv", …]}`       |
 //! | `platform`                   | —                               | `os/arch[/variant]` for registry look-up |
 //!
@@ -53,6 +59,12 @@ enum Key {
     ClientTimeout,
     InjectorImage,
     InjectorImagePullPolicy,
+    Landlock,
+    Capabilities,
+    ClearBoundingSet,
+    Rotation,
+    RestartGrace,
+    KvPollInterval,
     Command,
     Platform,
 }
@@ -75,6 +87,12 @@ const KEYS: &[(Key, &str, Option<&str>)] = &[
     (Key::ClientTimeout, "client-timeout", Some("vault-client-timeout")),
     (Key::InjectorImage, "injector-image", Some("vault-env-image")),
     (Key::InjectorImagePullPolicy, "injector-image-pull-policy", Some("vault-env-image-pull-policy")),
+    (Key::Landlock, "landlock", None),
+    (Key::Capabilities, "capabilities", None),
+    (Key::ClearBoundingSet, "clear-bounding-set", None),
+    (Key::Rotation, "rotation", None),
+    (Key::RestartGrace, "restart-grace", None),
+    (Key::KvPollInterval, "kv-poll-interval", None),
     (Key::Command, "command", None),
     (Key::Platform, "platform", None),
 ];
@@ -234,6 +252,18 @@ pub struct Settings {
     pub injector_image: Option<String>,
     /// The init container's pull policy.
     pub injector_image_pull_policy: Option<PullPolicy>,
+    /// `HUSH_LANDLOCK`, validated with the shim's grammar, as written.
+    pub landlock: Option<String>,
+    /// `HUSH_CAPABILITIES`, as written.
+    pub capabilities: Option<String>,
+    /// `HUSH_CLEAR_BOUNDING_SET`.
+    pub clear_bounding_set: Option<bool>,
+    /// `HUSH_ROTATION`.
+    pub rotation: Option<String>,
+    /// `HUSH_RESTART_GRACE`, validated, as written.
+    pub restart_grace: Option<String>,
+    /// `HUSH_KV_POLL_INTERVAL`, validated, as written.
+    pub kv_poll_interval: Option<String>,
 }
 
 impl Settings {
@@ -258,6 +288,12 @@ impl Settings {
             client_timeout: pick(&self.client_timeout, &lower.client_timeout),
             injector_image: pick(&self.injector_image, &lower.injector_image),
             injector_image_pull_policy: pick(&self.injector_image_pull_policy, &lower.injector_image_pull_policy),
+            landlock: pick(&self.landlock, &lower.landlock),
+            capabilities: pick(&self.capabilities, &lower.capabilities),
+            clear_bounding_set: pick(&self.clear_bounding_set, &lower.clear_bounding_set),
+            rotation: pick(&self.rotation, &lower.rotation),
+            restart_grace: pick(&self.restart_grace, &lower.restart_grace),
+            kv_poll_interval: pick(&self.kv_poll_interval, &lower.kv_poll_interval),
         }
     }
 
@@ -283,6 +319,12 @@ impl Settings {
         put(vars::VAULT_JSON_LOG, self.json_log.map(bool_str));
         put(vars::VAULT_LOG_LEVEL, self.log_level.clone());
         put(vars::VAULT_CLIENT_TIMEOUT, self.client_timeout.clone());
+        put(vars::HUSH_LANDLOCK, self.landlock.clone());
+        put(vars::HUSH_CAPABILITIES, self.capabilities.clone());
+        put(vars::HUSH_CLEAR_BOUNDING_SET, self.clear_bounding_set.map(bool_str));
+        put(vars::HUSH_ROTATION, self.rotation.clone());
+        put(vars::HUSH_RESTART_GRACE, self.restart_grace.clone());
+        put(vars::HUSH_KV_POLL_INTERVAL, self.kv_poll_interval.clone());
         out
     }
 }
@@ -435,6 +477,43 @@ impl Annotations {
                     _ => return Err(invalid("expected `Always`, `IfNotPresent` or `Never`")),
                 })
             }
+            Key::Landlock => {
+                hush_contract::landlock::parse(value).map_err(|e| invalid(&e.to_string()))?;
+                s.landlock = Some(value.to_owned())
+            }
+            Key::Capabilities => {
+                let names_ok = value
+                    .split(',')
+                    .map(str::trim)
+                    .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                if !(matches!(value, "keep" | "none") || names_ok) {
+                    return Err(invalid(
+                        "expected `keep`, `none` or capability names such as `NET_BIND_SERVICE,CHOWN`",
+                    ));
+                }
+                s.capabilities = Some(value.to_owned())
+            }
+            Key::ClearBoundingSet => {
+                s.clear_bounding_set = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?)
+            }
+            Key::Rotation => {
+                if !matches!(value, "restart" | "exit") {
+                    return Err(invalid("expected `restart` or `exit`"));
+                }
+                s.rotation = Some(value.to_owned())
+            }
+            Key::RestartGrace => {
+                if !is_duration(value) {
+                    return Err(invalid("expected a duration such as `500ms`, `30s`, `2m` or `1h`"));
+                }
+                s.restart_grace = Some(value.to_owned())
+            }
+            Key::KvPollInterval => {
+                if value != "0" && !is_duration(value) {
+                    return Err(invalid("expected a duration such as `30s` or `2m`, or `0` to turn it off"));
+                }
+                s.kv_poll_interval = Some(value.to_owned())
+            }
             Key::Command => {
                 if source != Source::Pod {
                     return Err(AnnotationError::PodOnly(name.to_owned()));
@@ -456,9 +535,12 @@ impl Annotations {
 fn normalize(key: Key, value: &str) -> String {
     match key {
         Key::Inject if value == "skip" => "false".into(),
-        Key::Inject | Key::SkipVerify | Key::IgnoreMissingSecrets | Key::EnvDaemon | Key::JsonLog => {
-            parse_bool(value).map_or_else(|| value.to_owned(), |b| b.to_string())
-        }
+        Key::Inject
+        | Key::SkipVerify
+        | Key::IgnoreMissingSecrets
+        | Key::EnvDaemon
+        | Key::JsonLog
+        | Key::ClearBoundingSet => parse_bool(value).map_or_else(|| value.to_owned(), |b| b.to_string()),
         _ => value.to_owned(),
     }
 }
@@ -525,6 +607,41 @@ mod tests {
     fn parse(pairs: &[(&str, &str)]) -> Result<Annotations, AnnotationError> {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Annotations::parse(&map, Source::Pod)
+    }
+
+    #[test]
+    fn hardening_and_daemon_keys_become_shim_variables() {
+        let a = parse(&[
+            ("hush.dev/landlock", "ro:/usr;rw:/tmp;connect:5432"),
+            ("hush.dev/capabilities", "NET_BIND_SERVICE"),
+            ("hush.dev/clear-bounding-set", "true"),
+            ("hush.dev/rotation", "exit"),
+            ("hush.dev/restart-grace", "5s"),
+            ("hush.dev/kv-poll-interval", "0"),
+        ])
+        .unwrap();
+        let env = a.settings.env();
+        for (name, value) in [
+            ("HUSH_LANDLOCK", "ro:/usr;rw:/tmp;connect:5432"),
+            ("HUSH_CAPABILITIES", "NET_BIND_SERVICE"),
+            ("HUSH_CLEAR_BOUNDING_SET", "true"),
+            ("HUSH_ROTATION", "exit"),
+            ("HUSH_RESTART_GRACE", "5s"),
+            ("HUSH_KV_POLL_INTERVAL", "0"),
+        ] {
+            assert!(env.contains(&(name, value.to_owned())), "{name}: {env:?}");
+        }
+        for (key, value, says) in [
+            ("hush.dev/landlock", "ro:usr", "is not an absolute path"),
+            ("hush.dev/landlock", "write:/tmp", "unknown item"),
+            ("hush.dev/capabilities", "NET BIND", "capability names"),
+            ("hush.dev/rotation", "reboot", "`restart` or `exit`"),
+            ("hush.dev/restart-grace", "soon", "duration"),
+            ("hush.dev/kv-poll-interval", "often", "duration"),
+        ] {
+            let e = parse(&[(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 /// (crate directory, target) pairs.
-const TARGETS: &[(&str, &str)] = &[("contract", "reference")];
+const TARGETS: &[(&str, &str)] = &[("contract", "reference"), ("contract", "landlock")];
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
