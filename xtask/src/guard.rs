@@ -47,7 +47,7 @@ pub fn build() -> Result<Binaries> {
     Ok(Binaries { guard: dir.join("guard"), suite: dir.join("guard-suite") })
 }
 
-fn ensure_mounted(fstype: &str, at: &str) -> Result<()> {
+pub fn ensure_mounted(fstype: &str, at: &str) -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/mounts")?;
     if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some(fstype)) {
         return Ok(());

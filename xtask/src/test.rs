@@ -53,6 +53,8 @@ pub fn run(args: &Args) -> Result<()> {
     let counts = run_counting(&mut nextest)?;
     crate::guard::test()?;
     drop(server);
+    // The demo checks every step it shows; a demo that no longer tells the truth fails CI.
+    crate::demo::run()?;
     if args.filter.is_none() {
         // A short run: crashes found here become regression tests beside the parser.
         crate::fuzz::run(&crate::fuzz::Args { time: 15 })?;
