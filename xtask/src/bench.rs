@@ -3,8 +3,11 @@
 //! Commands are timed interleaved (A, B, C, A, B, C, ...) so that a noisy neighbour slows
 //! every variant alike; medians and ratios are reported, never absolute goals in tests.
 
+pub mod report;
+
 use crate::{cmd, openbao::DevServer, tools};
 use anyhow::{Context, Result, bail};
+use report::Row;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,9 +23,11 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     match args.which.as_deref() {
         None => {
+            let started = std::time::SystemTime::now();
             shim(args.runs)?;
             crate::webhook::bench()?;
-            crate::guard::bench()
+            crate::guard::bench()?;
+            report::summarize(started)
         }
         Some("shim") => shim(args.runs),
         Some("webhook") => crate::webhook::bench(),
@@ -118,41 +123,33 @@ fn shim(runs: usize) -> Result<()> {
 
     let shim_median = timings[0].median.as_secs_f64();
     let mut table = String::from("| variant | what | median ms | p90 ms | this ÷ shim |\n|---|---|---|---|---|\n");
-    let mut json = Vec::new();
     for (variant, timing) in variants.iter().zip(&timings) {
-        let ratio = timing.median.as_secs_f64() / shim_median;
         table.push_str(&format!(
             "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
             variant.name,
             variant.what,
             ms(timing.median),
             ms(timing.p90),
-            ratio
+            timing.median.as_secs_f64() / shim_median
         ));
-        json.push(serde_json::json!({
-            "variant": variant.name, "median_ms": ms(timing.median), "p90_ms": ms(timing.p90), "ratio_to_shim": ratio,
-        }));
     }
+    let [shim_t, bao_t, trip_t, floor_t] = &timings[..] else { unreachable!("four variants") };
     let mib = size as f64 / (1024.0 * 1024.0);
-    table.push_str(&format!(
-        "\nshim binary (static, stripped): {size} bytes = {mib:.2} MiB (goal: under 3 MiB)\n\
-         shim ÷ one round trip: {:.2} (goal: at most 1.5); bao script ÷ shim: {:.0}\n",
-        shim_median / timings[2].median.as_secs_f64(),
-        timings[1].median.as_secs_f64() / shim_median
-    ));
+    let rows = vec![
+        Row::new("shim: start with 10 references, exec", ms(shim_t.median), "ms median")
+            .beside("one Vault read by curl from a new process", ms(trip_t.median))
+            .goal("at most 1.5x the round trip", |r| r <= 1.5),
+        Row::new("shell script: `bao kv get -field` per variable", ms(bao_t.median), "ms median")
+            .beside("the shim, same 10 references", ms(shim_t.median)),
+        Row::new("exec floor: /bin/true alone", ms(floor_t.median), "ms median")
+            .beside("the shim, same run", ms(shim_t.median)),
+        Row::new("shim binary, static, stripped", mib, "MiB")
+            .beside("the goal's size", 3.0)
+            .goal("under 3 MiB", |r| r < 1.0),
+    ];
     let machine = machine();
     println!("\n## shim ({runs} interleaved runs each; {machine})\n\n{table}");
-    let out_dir = tools::target_dir().join("bench");
-    std::fs::create_dir_all(&out_dir)?;
-    std::fs::write(out_dir.join("shim.md"), format!("## shim\n\n{machine}\n\n{table}"))?;
-    std::fs::write(
-        out_dir.join("shim.json"),
-        serde_json::to_string_pretty(&serde_json::json!({
-            "machine": machine, "runs": runs, "binary_bytes": size, "variants": json,
-        }))?,
-    )?;
-    eprintln!("xtask: wrote {}", out_dir.join("shim.md").display());
-    Ok(())
+    report::write(&report::Component { component: "shim", machine, detail: table, rows })
 }
 
 fn ms(d: Duration) -> f64 {
