@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 — stopped by SIGTERM/SIGINT after draining; 2 — bad command line;
 //! 69 — cannot listen on the address; 78 — bad configuration (certificate, key,
-//! `--default`, `--namespace-defaults`).
+//! `--default`, `--namespace-defaults`, `--read-image-pull-secrets` outside a cluster).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ use bytes::Bytes;
 use clap::Parser;
 use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
 use webhook::config::MutationConfig;
+use webhook::kube::ApiClient;
 use webhook::metrics::Metrics;
 use webhook::registry::{Registry, RegistryConfig};
 use webhook::server::{App, CANNED, Limits, OnRegistryError};
@@ -83,6 +84,13 @@ struct Args {
     /// `timeoutSeconds` so that a slow registry gets a clear denial, not an API server timeout.
     #[arg(long, default_value_t = 3.0)]
     registry_timeout: f64,
+    /// Read the Pod's `imagePullSecrets` for registry look-ups (needs `get` on `secrets` in
+    /// the namespaces served; in-cluster API access). Off: anonymous look-ups only.
+    #[arg(long)]
+    read_image_pull_secrets: bool,
+    /// Directory with the ServiceAccount's `token` and the cluster's `ca.crt`.
+    #[arg(long, default_value = webhook::kube::SERVICE_ACCOUNT_DIR, requires = "read_image_pull_secrets")]
+    service_account_dir: PathBuf,
     /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
     #[arg(long, value_enum, default_value = "deny")]
     on_registry_error: OnRegistryError,
@@ -133,6 +141,7 @@ fn main() -> ExitCode {
 struct Configured {
     mutation: MutationConfig,
     cert: Arc<ReloadingCert>,
+    api: Option<ApiClient>,
 }
 
 fn parse_defaults(args: &Args) -> Result<Annotations> {
@@ -176,7 +185,15 @@ fn configure(args: &Args) -> Result<Configured> {
         default_platform: Platform::parse(&args.platform).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         ..MutationConfig::default()
     };
-    Ok(Configured { mutation, cert: Arc::new(cert) })
+    let api = if args.read_image_pull_secrets {
+        Some(
+            ApiClient::in_cluster(&args.service_account_dir, seconds(args.registry_timeout))
+                .context("--read-image-pull-secrets")?,
+        )
+    } else {
+        None
+    };
+    Ok(Configured { mutation, cert: Arc::new(cert), api })
 }
 
 fn seconds(value: f64) -> Duration {
@@ -200,13 +217,14 @@ async fn run(args: Args, config: Configured) -> ExitCode {
         }
     };
     let metrics = Arc::new(Metrics::default());
-    let registry = Registry::new(
+    let registry = Registry::with_pull_secrets(
         RegistryConfig {
             insecure: args.insecure_registry.clone(),
             ttl: Duration::from_secs(args.registry_cache_ttl),
             timeout: seconds(args.registry_timeout),
         },
         metrics.clone(),
+        config.api,
     );
     let app = Arc::new(App {
         mutation: config.mutation,

@@ -43,6 +43,16 @@ pub struct Spec {
     pub init_containers: Option<Vec<Container>>,
     /// `volumes`.
     pub volumes: Option<Vec<Volume>>,
+    /// `imagePullSecrets`.
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+}
+
+/// An `imagePullSecrets` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LocalObjectReference {
+    /// `name` (the API allows it empty; such an entry names nothing).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A container or init container.

@@ -1,8 +1,27 @@
-//! Image ENTRYPOINT/CMD from the registry (oci-client), cached by reference and platform.
+//! Image ENTRYPOINT/CMD from the registry (oci-client), cached by reference, platform and
+//! credential.
 //!
 //! References pinned by digest (`image@sha256:…`) never change and stay cached for the life
-//! of the process; tags are cached for the TTL. Anonymous pulls only: `imagePullSecrets`
-//! would need permission to read Secrets, which this webhook does not ask for.
+//! of the process; tags are cached for the TTL.
+//!
+//! Credentials: anonymous unless the webhook runs with `--read-image-pull-secrets` and the
+//! Pod lists `imagePullSecrets`. The Pod's own list is all there is to read: the API server's
+//! ServiceAccount admission plugin copies the ServiceAccount's `imagePullSecrets` into a Pod
+//! that has none ("If the spec of the incoming Pod doesn't already contain any
+//! imagePullSecrets, then the admission controller adds imagePullSecrets, copying them from
+//! the ServiceAccount", kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/),
+//! and it runs before any mutating webhook (`ServiceAccount` precedes
+//! `MutatingAdmissionWebhook` in kube-apiserver's `AllOrderedPlugins`,
+//! pkg/kubeapiserver/options/plugins.go; admission-controllers docs: webhooks run in the
+//! mutating phase after the compiled-in plugins).
+//!
+//! Tenancy: a cached config is keyed by the credential that fetched it (an HMAC of username
+//! and password under a key made at start, so the cache holds nothing password-equivalent).
+//! An anonymous entry proves the image public and serves every Pod; an entry fetched with
+//! tenant A's Secret serves only Pods presenting the same credential, so tenant B without
+//! one goes to the registry anonymously and is refused as the kubelet would be. Each
+//! credentialed look-up uses a fresh oci-client: its client keeps the first credential it
+//! sees per registry for later calls, which would lend A's login to B.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,19 +34,46 @@ use oci_client::{Client, Reference};
 use serde::Deserialize;
 
 use crate::annotations::Platform;
+use crate::kube::ApiClient;
 use crate::metrics::{Lookup, Metrics};
 use crate::mutate::{ImageConfig, ImageKey};
+use crate::pull_secrets::{self, Credential};
 
-/// A failed look-up, naming the image.
+/// A failed look-up, naming the image and the credentials used.
 #[derive(Debug, thiserror::Error)]
-#[error("looking up the ENTRYPOINT/CMD of image `{image}` ({platform}) in its registry: {problem}")]
+#[error("looking up the ENTRYPOINT/CMD of image `{image}` ({platform}) in its registry {how}: {problem}")]
 pub struct RegistryError {
     /// The image as written in the Pod.
     pub image: String,
     /// The platform looked for.
     pub platform: Platform,
+    /// Which credentials, and why those (never the credentials themselves).
+    pub how: String,
     /// What went wrong.
     pub problem: String,
+}
+
+/// What a Pod offers for pulling its images.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PullSecrets<'a> {
+    /// The Pod's namespace (Secrets are read there only).
+    pub namespace: &'a str,
+    /// Names in the Pod's `imagePullSecrets`.
+    pub names: &'a [String],
+}
+
+/// A cache entry's identity: the image, and who fetched it (`None`: anonymously).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    image: ImageKey,
+    credential: Option<[u8; 32]>,
+}
+
+/// The credentials of one admission's pull Secrets, read once, and what went wrong reading them.
+#[derive(Default)]
+struct Loaded {
+    credentials: Vec<Credential>,
+    notes: Vec<String>,
 }
 
 /// Registry client settings.
@@ -45,11 +91,15 @@ pub struct RegistryConfig {
 pub struct Registry {
     config: RegistryConfig,
     clients: Mutex<HashMap<Platform, Arc<Client>>>,
-    cache: Mutex<HashMap<ImageKey, (Instant, ImageConfig)>>,
+    cache: Mutex<HashMap<CacheKey, (Instant, ImageConfig)>>,
     /// One gate per image being looked up: when a Deployment scales out, its Pods wait for
     /// the first look-up instead of each asking the registry (rate limits).
-    in_flight: Mutex<HashMap<ImageKey, Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Arc<Metrics>,
+    /// Reads pull Secrets; `None` without `--read-image-pull-secrets`.
+    api: Option<ApiClient>,
+    /// Key of the credential identities in cache keys.
+    identity_key: ring::hmac::Key,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +118,11 @@ struct ContainerConfig {
 impl Registry {
     /// A registry client; nothing is contacted until a look-up.
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Self {
+        Registry::with_pull_secrets(config, metrics, None)
+    }
+
+    /// A registry client that reads the Pods' pull Secrets through `api`.
+    pub fn with_pull_secrets(config: RegistryConfig, metrics: Arc<Metrics>, api: Option<ApiClient>) -> Self {
         // reqwest (under oci-client, built without a provider so that aws-lc stays out) takes
         // rustls' process-wide provider and panics without one: make sure it is ring. An
         // error here means one is installed already, which is fine.
@@ -78,62 +133,137 @@ impl Registry {
             cache: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             metrics,
+            api,
+            // Invariant: the system's random source works (rustls needs it for every handshake too).
+            identity_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .expect("the system random source works"),
         }
     }
 
-    fn client(&self, platform: &Platform) -> Arc<Client> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(platform.clone())
-            .or_insert_with(|| {
-                let wanted = platform.clone();
-                let resolver = move |entries: &[ImageIndexEntry]| {
-                    entries
-                        .iter()
-                        .find(|e| {
-                            e.platform.as_ref().is_some_and(|p| {
-                                p.os.to_string() == wanted.os
-                                    && p.architecture.to_string() == wanted.arch
-                                    && (wanted.variant.is_none() || p.variant == wanted.variant)
-                            })
-                        })
-                        .map(|e| e.digest.clone())
-                };
-                Arc::new(Client::new(ClientConfig {
-                    protocol: ClientProtocol::HttpsExcept(self.config.insecure.clone()),
-                    platform_resolver: Some(Box::new(resolver)),
-                    connect_timeout: Some(self.config.timeout),
-                    read_timeout: Some(self.config.timeout),
-                    ..ClientConfig::default()
-                }))
-            })
-            .clone()
+    fn new_client(&self, platform: &Platform) -> Client {
+        let wanted = platform.clone();
+        let resolver = move |entries: &[ImageIndexEntry]| {
+            entries
+                .iter()
+                .find(|e| {
+                    e.platform.as_ref().is_some_and(|p| {
+                        p.os.to_string() == wanted.os
+                            && p.architecture.to_string() == wanted.arch
+                            && (wanted.variant.is_none() || p.variant == wanted.variant)
+                    })
+                })
+                .map(|e| e.digest.clone())
+        };
+        Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(self.config.insecure.clone()),
+            platform_resolver: Some(Box::new(resolver)),
+            connect_timeout: Some(self.config.timeout),
+            read_timeout: Some(self.config.timeout),
+            ..ClientConfig::default()
+        })
     }
 
-    fn cached(&self, key: &ImageKey) -> Option<ImageConfig> {
+    /// The shared client for anonymous look-ups (it never sees a credential).
+    fn anonymous_client(&self, platform: &Platform) -> Arc<Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.entry(platform.clone()).or_insert_with(|| Arc::new(self.new_client(platform))).clone()
+    }
+
+    fn identity(&self, credential: &Credential) -> [u8; 32] {
+        let mut context = ring::hmac::Context::with_key(&self.identity_key);
+        context.update(credential.username().as_bytes());
+        context.update(&[0]);
+        context.update(credential.password().as_bytes());
+        let mut out = [0; 32];
+        out.copy_from_slice(context.sign().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<ImageConfig> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let (at, config) = cache.get(key)?;
-        (key.image.contains('@') || at.elapsed() < self.config.ttl).then(|| config.clone())
+        (key.image.image.contains('@') || at.elapsed() < self.config.ttl).then(|| config.clone())
     }
 
-    /// The config of every key, from the cache or the registry.
-    pub async fn resolve(&self, keys: &BTreeSet<ImageKey>) -> Result<BTreeMap<ImageKey, ImageConfig>, RegistryError> {
+    /// The config of every key, from the cache or the registry, with the Pod's pull Secrets
+    /// read only when an image is not known to be public.
+    pub async fn resolve(
+        &self,
+        keys: &BTreeSet<ImageKey>,
+        pull: PullSecrets<'_>,
+    ) -> Result<BTreeMap<ImageKey, ImageConfig>, RegistryError> {
         let mut out = BTreeMap::new();
+        let mut loaded: Option<Loaded> = None;
         for key in keys {
-            let config = match self.cached(key) {
+            let anonymous = CacheKey { image: key.clone(), credential: None };
+            if let Some(config) = self.cached(&anonymous) {
+                self.metrics.cache_hit();
+                out.insert(key.clone(), config);
+                continue;
+            }
+            let loaded = match &mut loaded {
+                Some(loaded) => loaded,
+                None => loaded.insert(self.load(pull).await),
+            };
+            let credential = select_for(&loaded.credentials, &key.image);
+            let cache_key = CacheKey { image: key.clone(), credential: credential.map(|c| self.identity(c)) };
+            let config = match self.cached(&cache_key) {
                 Some(config) => {
                     self.metrics.cache_hit();
                     config
                 }
-                None => self.look_up(key).await?,
+                None => self.look_up(&cache_key, credential).await.map_err(|problem| RegistryError {
+                    image: key.image.clone(),
+                    platform: key.platform.clone(),
+                    how: self.how(pull, loaded, credential, &key.image),
+                    problem,
+                })?,
             };
             out.insert(key.clone(), config);
         }
         Ok(out)
     }
 
+    /// Reads and parses the Pod's pull Secrets (none without `--read-image-pull-secrets`).
+    async fn load(&self, pull: PullSecrets<'_>) -> Loaded {
+        let mut loaded = Loaded::default();
+        let Some(api) = &self.api else { return loaded };
+        for name in pull.names {
+            let parsed = match api.secret(pull.namespace, name).await {
+                Ok(body) => pull_secrets::parse_secret(name, &body).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match parsed {
+                Ok(credentials) => loaded.credentials.extend(credentials),
+                Err(note) => loaded.notes.push(note),
+            }
+        }
+        loaded
+    }
+
+    /// How a look-up was made, for its error message.
+    fn how(&self, pull: PullSecrets<'_>, loaded: &Loaded, credential: Option<&Credential>, image: &str) -> String {
+        if let Some(c) = credential {
+            return format!("with the credentials for `{}` from Secret `{}`", c.key, c.secret);
+        }
+        let why = if pull.names.is_empty() {
+            "the Pod has no imagePullSecrets".to_owned()
+        } else if self.api.is_none() {
+            "the webhook does not read imagePullSecrets; start it with --read-image-pull-secrets".to_owned()
+        } else {
+            let host = image.parse::<Reference>().map(|r| r.registry().to_owned()).unwrap_or_default();
+            let mut why = format!("no credentials for `{host}` in imagePullSecrets {}", pull.names.join(", "));
+            for note in &loaded.notes {
+                why.push_str("; ");
+                why.push_str(note);
+            }
+            why
+        };
+        format!("anonymously ({why})")
+    }
+
     /// Fetches `key` unless a look-up of it already running fills the cache first.
-    async fn look_up(&self, key: &ImageKey) -> Result<ImageConfig, RegistryError> {
+    async fn look_up(&self, key: &CacheKey, credential: Option<&Credential>) -> Result<ImageConfig, String> {
         let gate = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
         let result = {
             let _turn = gate.lock().await;
@@ -143,18 +273,12 @@ impl Registry {
                     Ok(config)
                 }
                 None => {
-                    let result = self.fetch(key).await;
+                    let result = self.fetch(&key.image, credential).await;
                     self.metrics.lookup(if result.is_ok() { Lookup::Ok } else { Lookup::Error });
-                    result
-                        .inspect(|config| {
-                            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                            cache.insert(key.clone(), (Instant::now(), config.clone()));
-                        })
-                        .map_err(|problem| RegistryError {
-                            image: key.image.clone(),
-                            platform: key.platform.clone(),
-                            problem,
-                        })
+                    result.inspect(|config| {
+                        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                        cache.insert(key.clone(), (Instant::now(), config.clone()));
+                    })
                 }
             }
         };
@@ -166,10 +290,16 @@ impl Registry {
         result
     }
 
-    async fn fetch(&self, key: &ImageKey) -> Result<ImageConfig, String> {
+    async fn fetch(&self, key: &ImageKey, credential: Option<&Credential>) -> Result<ImageConfig, String> {
         let reference: Reference = key.image.parse().map_err(|e| format!("invalid image reference: {e}"))?;
-        let client = self.client(&key.platform);
-        let pull = client.pull_manifest_and_config(&reference, &RegistryAuth::Anonymous);
+        let (client, auth) = match credential {
+            None => (self.anonymous_client(&key.platform), RegistryAuth::Anonymous),
+            Some(c) => (
+                Arc::new(self.new_client(&key.platform)),
+                RegistryAuth::Basic(c.username().to_owned(), c.password().to_owned()),
+            ),
+        };
+        let pull = client.pull_manifest_and_config(&reference, &auth);
         let (_, _, config) = tokio::time::timeout(self.config.timeout, pull)
             .await
             .map_err(|_| format!("no answer within {:?}", self.config.timeout))?
@@ -179,4 +309,13 @@ impl Registry {
         let inner = file.config.unwrap_or(ContainerConfig { entrypoint: None, cmd: None });
         Ok(ImageConfig { entrypoint: inner.entrypoint.unwrap_or_default(), cmd: inner.cmd.unwrap_or_default() })
     }
+}
+
+/// The credential the Pod's Secrets hold for `image`'s registry, if any.
+fn select_for<'a>(credentials: &'a [Credential], image: &str) -> Option<&'a Credential> {
+    if credentials.is_empty() {
+        return None;
+    }
+    let reference: Reference = image.parse().ok()?;
+    pull_secrets::select(credentials, reference.registry(), reference.repository())
 }

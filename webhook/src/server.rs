@@ -29,7 +29,7 @@ use crate::admission::{self, Answer, Subject};
 use crate::config::MutationConfig;
 use crate::metrics::{Metrics, Outcome};
 use crate::mutate;
-use crate::registry::Registry;
+use crate::registry::{PullSecrets, Registry};
 
 /// What to do when the registry cannot say what a container runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -190,7 +190,14 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
     let images = if needed.is_empty() {
         BTreeMap::new()
     } else {
-        match app.registry.resolve(&needed).await {
+        let pull_secrets: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+            .filter(|r| !r.name.is_empty())
+            .map(|r| r.name.clone())
+            .collect();
+        match app.registry.resolve(&needed, PullSecrets { namespace, names: &pull_secrets }).await {
             Ok(images) => images,
             Err(e) => match app.on_registry_error {
                 OnRegistryError::Deny => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),

@@ -1,10 +1,11 @@
 //! Registry look-ups against a real `docker-registry` on loopback: ENTRYPOINT/CMD of images
-//! without `command`, the cache, multi-platform indexes, and what happens when it fails.
+//! without `command`, the cache, multi-platform indexes, what happens when it fails, and
+//! private images with the Pod's `imagePullSecrets`.
 
 mod support;
 
 use serde_json::{Value, json};
-use support::registry::LocalRegistry;
+use support::registry::{LocalRegistry, SecretsApi, pull_secret};
 use support::{Webhook, apply, response, review};
 
 fn pod(image: &str, args: Option<&[&str]>, annotations: Value) -> Value {
@@ -132,4 +133,126 @@ async fn pods_of_a_scale_out_arriving_together_cause_one_registry_look_up() {
     let metrics = webhook.metrics(&client).await;
     assert!(metrics.contains(r#"hush_webhook_registry_lookups_total{result="Ok"} 1"#), "{metrics}");
     assert!(metrics.contains("hush_webhook_registry_cache_hits_total 15"), "{metrics}");
+}
+
+fn private_pod(image: &str, pull_secrets: &[&str]) -> Value {
+    let mut pod = pod(image, None, json!({}));
+    if !pull_secrets.is_empty() {
+        let names: Vec<Value> = pull_secrets.iter().map(|n| json!({"name": n})).collect();
+        pod["spec"]["imagePullSecrets"] = json!(names);
+    }
+    pod
+}
+
+/// Posts a review of a Pod of `image` with these pull secrets; returns (review, response).
+async fn ask(webhook: &Webhook, image: &str, uid: &str, namespace: &str, secrets: &[&str]) -> (Value, Value) {
+    let r = review(uid, namespace, &private_pod(image, secrets));
+    let (status, answer) = webhook.post(&webhook.client(), r.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let resp = response(&answer, uid).clone();
+    (r, resp)
+}
+
+/// `imagePullSecrets` against a real `docker-registry` that requires a login (htpasswd). The
+/// webhook's one API-server call, the `GET` of each pull Secret, is answered by a loopback
+/// HTTPS stand-in (`SecretsApi`): no kube-apiserver can run here. The webhook finds it the
+/// in-cluster way (`KUBERNETES_SERVICE_HOST`/`_PORT`, a token and CA file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs docker-registry (HUSH_TEST_DOCKER_REGISTRY, set by cargo xtask test)"]
+async fn private_images_use_the_pods_pull_secret_only_in_its_namespace_and_only_when_allowed() {
+    const PASSWORD: &str = "pw-9f3e1c7a-do-not-log";
+    const WRONG: &str = "wrong-5b2d8e4f-do-not-log";
+    let registry = LocalRegistry::start_with_login("puller", PASSWORD);
+    registry.push_image("team-a/private:1", "amd64", &["/private-entry"], &["--serve"]).await;
+    let image = format!("{}/team-a/private:1", registry.host);
+    let api = SecretsApi::start(vec![
+        (("team-a", "pull"), pull_secret(&registry.host, "puller", PASSWORD)),
+        (("team-a", "wrong"), pull_secret(&registry.host, "puller", WRONG)),
+        // Another registry's login only: nothing for this image.
+        (("team-a", "elsewhere"), pull_secret("other.example", "puller", PASSWORD)),
+    ])
+    .await;
+    let env = api.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sa_dir = api.dir.path().to_str().unwrap().to_owned();
+    let on = Webhook::start_with_env(
+        &["--insecure-registry", &registry.host, "--read-image-pull-secrets", "--service-account-dir", &sa_dir],
+        &env,
+        |_| {},
+    );
+    let client = on.client();
+    let denial = |resp: &Value| -> String {
+        assert_eq!(resp["allowed"], false, "{resp}");
+        let message = resp["status"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(&image), "the denial names the image: {message}");
+        assert!(!message.contains(PASSWORD) && !message.contains(WRONG), "{message}");
+        message
+    };
+
+    // No pull secret: the registry refuses the anonymous look-up.
+    let (_, resp) = ask(&on, &image, "none", "team-a", &[]).await;
+    let message = denial(&resp);
+    assert!(message.contains("anonymously (the Pod has no imagePullSecrets)"), "{message}");
+
+    // The Pod's Secret holds the login: ENTRYPOINT and CMD come from the private image.
+    let (r, resp) = ask(&on, &image, "with", "team-a", &["elsewhere", "pull"]).await;
+    let patched = apply(&r, &resp);
+    assert_eq!(
+        patched["spec"]["containers"][0]["command"],
+        json!(["/hush/injector", "--", "/private-entry", "--serve"])
+    );
+    let gets: Vec<_> = api.requests();
+    assert_eq!(
+        gets,
+        vec![
+            ("GET /api/v1/namespaces/team-a/secrets/elsewhere".to_owned(), true),
+            ("GET /api/v1/namespaces/team-a/secrets/pull".to_owned(), true)
+        ]
+    );
+
+    // Tenant B names a Secret of the same name in its own namespace, where there is none: the
+    // config cached for tenant A's login is not served to it.
+    let (_, resp) = ask(&on, &image, "tenant-b", "team-b", &["pull"]).await;
+    let message = denial(&resp);
+    assert!(message.contains("Secret team-b/pull does not exist"), "{message}");
+    // Nor to a Pod of tenant A's namespace that has no pull secret.
+    let (_, resp) = ask(&on, &image, "none-again", "team-a", &[]).await;
+    denial(&resp);
+    // A Secret for another registry only: anonymous, and the message says why.
+    let (_, resp) = ask(&on, &image, "elsewhere", "team-a", &["elsewhere"]).await;
+    let message = denial(&resp);
+    assert!(
+        message.contains(&format!("no credentials for `{}` in imagePullSecrets elsewhere", registry.host)),
+        "{message}"
+    );
+
+    // The wrong password: the registry refuses, and the message names the Secret used.
+    let (_, resp) = ask(&on, &image, "wrong", "team-a", &["wrong"]).await;
+    let message = denial(&resp);
+    assert!(message.contains("with the credentials for"), "{message}");
+    assert!(message.contains("from Secret `wrong`"), "{message}");
+
+    // Path tricks in a Secret name never reach the API server.
+    let before = api.requests().len();
+    let (_, resp) = ask(&on, &image, "trick", "team-a", &["../../../api/v1/secrets"]).await;
+    let message = denial(&resp);
+    assert!(message.contains("is not a valid Secret name"), "{message}");
+    assert_eq!(api.requests().len(), before);
+
+    // The flag off: pull secrets are ignored and the denial says how to turn them on.
+    let off = Webhook::start_with_env(&["--insecure-registry", &registry.host], &env, |_| {});
+    let before = api.requests().len();
+    let (_, resp) = ask(&off, &image, "off", "team-a", &["pull"]).await;
+    let message = denial(&resp);
+    assert!(message.contains("start it with --read-image-pull-secrets"), "{message}");
+    assert_eq!(api.requests().len(), before, "the webhook without the flag asked the API server");
+
+    let metrics = on.metrics(&client).await;
+    assert!(metrics.contains(r#"hush_webhook_registry_lookups_total{result="Ok"} 1"#), "{metrics}");
+    // Neither webhook logged a password, at debug level (oci-client's own lines included).
+    for webhook in [&on, &off] {
+        assert!(webhook.await_log(r#""result":"denied""#).await);
+        let log = webhook.logs.lock().unwrap().join("\n");
+        assert!(!log.contains(PASSWORD) && !log.contains(WRONG), "a password was logged: {log}");
+    }
 }

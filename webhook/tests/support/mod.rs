@@ -71,6 +71,11 @@ impl Webhook {
 
     /// Starts the binary; `prepare` may write files into the scratch directory first.
     pub fn start_with(extra: &[&str], prepare: impl FnOnce(&Path)) -> Webhook {
+        Webhook::start_with_env(extra, &[], prepare)
+    }
+
+    /// As [`Webhook::start_with`], with these environment variables set for the binary.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let certs = Certs::new(dir.path());
         prepare(dir.path());
@@ -83,6 +88,7 @@ impl Webhook {
             .args(["--cert-reload-interval", "0.1", "--default", "vault-addr=https://vault.vault.svc:8200"])
             .args(extra)
             .env("HUSH_LOG", "debug")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -249,3 +255,4 @@ pub fn apply(review: &Value, response: &Value) -> Value {
 }
 
 pub mod registry;
+pub mod restricted;
