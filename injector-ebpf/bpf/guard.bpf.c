@@ -58,6 +58,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536 * 2);
+	__type(key, __u32); /* global tid of a protected thread */
+	__type(value, struct hush_tid_keys);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hush_tids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64); /* cgroup v2 id of an allowlisted reader (node agent) */
 	__type(value, __u8);
@@ -100,6 +108,15 @@ static __always_inline void stat_inc(__u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* A record the ring buffer had no room for: counted per stream, so the audit log can say how
+ * many attempt lines and how many lifecycle lines it never saw. */
+static __always_inline void count_lost(__u32 action)
+{
+	stat_inc(HUSH_STAT_RINGBUF_FULL);
+	if (action == HUSH_ACTION_PROTECTED || action == HUSH_ACTION_RELEASED)
+		stat_inc(HUSH_STAT_RINGBUF_FULL_LIFECYCLE);
+}
+
 static __always_inline __u64 task_cgroup_id(struct task_struct *t)
 {
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
@@ -118,7 +135,7 @@ static __always_inline void emit(struct task_struct *target, __u32 hook, __u32 w
 {
 	struct hush_event *e = bpf_ringbuf_reserve(&hush_events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(HUSH_STAT_RINGBUF_FULL);
+		count_lost(action);
 		return;
 	}
 	e->boot_ns = bpf_ktime_get_boot_ns();
@@ -151,11 +168,14 @@ static __always_inline int upid_at(struct pid *pid, __u32 level, struct hush_vpi
 }
 
 /* Indexes thread `t` (of protected group `tgid`) under its number in every pid namespace it is
- * visible in, so ptrace/process_vm_* callers' namespaced pids can be resolved. */
+ * visible in, so ptrace/process_vm_* callers' namespaced pids can be resolved; remembers those
+ * keys under its global tid for unindex_tid. */
 static __always_inline void index_vpids(struct task_struct *t, __u32 tgid)
 {
 	struct pid *pid = BPF_CORE_READ(t, thread_pid);
 	__u32 level = BPF_CORE_READ(pid, level);
+	__u32 tid = BPF_CORE_READ(t, pid);
+	struct hush_tid_keys all = {};
 	struct hush_vpid_key key;
 
 	for (__u32 i = 0; i < HUSH_MAX_PID_LEVELS; i++) {
@@ -163,24 +183,31 @@ static __always_inline void index_vpids(struct task_struct *t, __u32 tgid)
 			break;
 		if (upid_at(pid, i, &key))
 			break;
-		if (bpf_map_update_elem(&hush_vpids, &key, &tgid, BPF_ANY))
+		if (bpf_map_update_elem(&hush_vpids, &key, &tgid, BPF_ANY)) {
 			stat_inc(HUSH_STAT_MAP_FULL);
+			break;
+		}
+		all.keys[i] = key;
+		all.n = i + 1;
 	}
+	if (bpf_map_update_elem(&hush_tids, &tid, &all, BPF_ANY))
+		stat_inc(HUSH_STAT_MAP_FULL);
 }
 
-static __always_inline void unindex_vpids(struct task_struct *t)
+/* Removes what index_vpids recorded for global thread id `tid`. By tid, not from the task's
+ * pid struct: after a non-leader execve the task carries the leader's pid struct. */
+static __always_inline void unindex_tid(__u32 tid)
 {
-	struct pid *pid = BPF_CORE_READ(t, thread_pid);
-	__u32 level = BPF_CORE_READ(pid, level);
-	struct hush_vpid_key key;
+	struct hush_tid_keys *all = bpf_map_lookup_elem(&hush_tids, &tid);
 
+	if (!all)
+		return;
 	for (__u32 i = 0; i < HUSH_MAX_PID_LEVELS; i++) {
-		if (i > level)
+		if (i >= all->n)
 			break;
-		if (upid_at(pid, i, &key))
-			break;
-		bpf_map_delete_elem(&hush_vpids, &key);
+		bpf_map_delete_elem(&hush_vpids, &all->keys[i]);
 	}
+	bpf_map_delete_elem(&hush_tids, &tid);
 }
 
 static __always_inline int is_protected(__u32 tgid)
@@ -201,14 +228,32 @@ static __always_inline int exe_is_shim(struct task_struct *t)
 	       buf[6] == 'o' && buf[7] == 'r';
 }
 
+/* The sched/sched_process_exec event format (stable since Linux 3.4). */
+struct sched_exec_ctx {
+	__u64 common;
+	__u32 filename_loc;
+	__s32 pid;
+	__s32 old_pid; /* the exec'ing thread's global tid before execve */
+};
+
 SEC("tracepoint/sched/sched_process_exec")
-int hush_sched_exec(void *ctx)
+int hush_sched_exec(struct sched_exec_ctx *ctx)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct hush_protected v = {};
 
-	if (!exe_is_shim(t) || is_protected(tgid))
+	if (is_protected(tgid)) {
+		/* A thread other than the leader exec'd: de_thread gave it the leader's tid (whose
+		 * entries went when the leader exited) and its own tid is about to be freed, so its
+		 * entries must go now, or a process that gets that tid next would be looked up as us. */
+		if (ctx->old_pid != ctx->pid) {
+			unindex_tid(ctx->old_pid);
+			index_vpids(t, tgid);
+		}
+		return 0;
+	}
+	if (!exe_is_shim(t))
 		return 0;
 	v.since_boot_ns = bpf_ktime_get_boot_ns();
 	v.registered_tgid = tgid;
@@ -259,7 +304,7 @@ int hush_sched_exit(void *ctx)
 	if (!v)
 		return 0;
 	registered = v->registered_tgid == tgid;
-	unindex_vpids(t);
+	unindex_tid(BPF_CORE_READ(t, pid));
 	/* signal->live is decremented before this tracepoint: 0 means the last thread is exiting.
 	 * The tgid cannot be reused before this task is reaped, so no other process can ever be
 	 * looked up under it while the entry exists. */
@@ -450,7 +495,7 @@ static __always_inline int on_pid_enter(struct sys_enter_ctx *ctx, long vpid, __
 		bpf_send_signal(SIGKILL);
 	e = bpf_ringbuf_reserve(&hush_events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(HUSH_STAT_RINGBUF_FULL);
+		count_lost(action);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));

@@ -86,11 +86,21 @@ struct hush_vpid_key {
 	__u32 vpid;
 };
 
+/* Value of `hush_tids`, keyed by a protected thread's global tid: the `hush_vpids` keys it was
+ * indexed under, so they can be removed by tid (a thread that execs from outside the group
+ * leader gives up its own tid for the leader's, and its pid struct goes with the old leader). */
+struct hush_tid_keys {
+	struct hush_vpid_key keys[HUSH_MAX_PID_LEVELS];
+	__u32 n;
+	__u32 _pad;
+};
+
 /* Indexes into the `stats` array. */
 enum hush_stat {
-	HUSH_STAT_RINGBUF_FULL = 0, /* events lost because the ring buffer was full */
-	HUSH_STAT_MAP_FULL = 1,	    /* registrations lost because a map was full */
-	HUSH_STAT_MAX = 2,
+	HUSH_STAT_RINGBUF_FULL = 0,	      /* events lost because the ring buffer was full */
+	HUSH_STAT_MAP_FULL = 1,		      /* registrations lost because a map was full */
+	HUSH_STAT_RINGBUF_FULL_LIFECYCLE = 2, /* the part of RINGBUF_FULL that were protect/release */
+	HUSH_STAT_MAX = 3,
 };
 
 #endif

@@ -32,6 +32,10 @@ int main(void)
 	SIZE(hush_vpid_key);
 	OFF(hush_vpid_key, ns_inum);
 	OFF(hush_vpid_key, vpid);
+	SIZE(hush_tid_keys);
+	OFF(hush_tid_keys, keys);
+	OFF(hush_tid_keys, n);
+	VAL(HUSH_MAX_PID_LEVELS);
 	VAL(HUSH_COMM_LEN);
 	VAL(HUSH_HOOK_SYS_EXIT_OPEN);
 	VAL(HUSH_HOOK_SYS_ENTER_PTRACE);
@@ -60,6 +64,7 @@ int main(void)
 	VAL(HUSH_MODE_ENFORCE);
 	VAL(HUSH_STAT_RINGBUF_FULL);
 	VAL(HUSH_STAT_MAP_FULL);
+	VAL(HUSH_STAT_RINGBUF_FULL_LIFECYCLE);
 	VAL(HUSH_STAT_MAX);
 	return 0;
 }

@@ -52,6 +52,21 @@ pub fn suppressed_line(lines: &str, suppressed: u64, window_secs: u64, wall_ns: 
     .to_string()
 }
 
+/// The line written when the ring buffer was full and `lost` records of stream `lines` never
+/// reached the guard (the decisions were still enforced; only their lines are missing).
+pub fn lost_line(lines: &str, lost: u64, wall_ns: i128, ctx: &LineCtx<'_>) -> String {
+    json!({
+        "time": rfc3339_ns(wall_ns),
+        "node": ctx.node,
+        "mode": ctx.mode,
+        "event": "lost",
+        "lines": lines,
+        "lost": lost,
+        "cause": "ring buffer full",
+    })
+    .to_string()
+}
+
 /// The hook, naming the exact syscall tracepoint where one program serves several.
 fn hook_name(ev: &Event) -> &'static str {
     match (Hook::from_u32(ev.hook), ev.syscall) {
@@ -249,5 +264,14 @@ mod tests {
         assert_eq!(v["event"], "rate_limited");
         assert_eq!(v["suppressed"], 17);
         assert_eq!(v["lines"], "attempt");
+    }
+
+    #[test]
+    fn lost_summary() {
+        let v: Value = serde_json::from_str(&lost_line("lifecycle", 9, 0, &CTX)).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["lines"].as_str(), v["lost"].as_u64()),
+            (Some("lost"), Some("lifecycle"), Some(9))
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! pins its programs, and hands out the event ring buffer and the pinned maps.
 //!
 //! Persistence: maps are pinned by name under the pin root (`hush_protected`, `hush_vpids`,
-//! `hush_allowed`, `hush_events`, `hush_stats`), so a restarted or upgraded guard reuses the
+//! `hush_tids`, `hush_allowed`, `hush_events`, `hush_stats`), so a restarted or upgraded guard reuses the
 //! protected set. Links are pinned under `<root>/links_<boot ns>` (bpffs refuses dots in names), so the programs stay attached
 //! while no guard runs; a new guard attaches its own links first and then removes older ones
 //! (protection overlaps, never gaps). `guard unload` removes the whole pin root.

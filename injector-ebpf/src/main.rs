@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use injector_ebpf::audit::{self, LineCtx};
 use injector_ebpf::loader::{self, Options, PIN_ROOT};
-use injector_ebpf::maps::{Action, Event, What};
+use injector_ebpf::maps::{Action, Event, STAT_MAP_FULL, STAT_RINGBUF_FULL, STAT_RINGBUF_FULL_LIFECYCLE, What};
 use injector_ebpf::metrics::{self, Counters};
 use injector_ebpf::mode::{self, Requested};
-use injector_ebpf::ratelimit::{RateLimiter, Verdict};
+use injector_ebpf::ratelimit::{Losses, RateLimiter, Verdict};
 use injector_ebpf::resolve::CgroupPaths;
 use injector_ebpf::{error_chain, sys};
 use std::io::Write;
@@ -88,11 +88,13 @@ fn run(cli: Cli) -> Result<()> {
         eprintln!("guard: metrics on http://{local}/metrics");
     }
     let mut out = std::io::stdout().lock();
+    let (lost_total, lost_lifecycle) = lost_counters(&guard);
+    let mut losses = Losses::new(lost_total, lost_lifecycle);
     writeln!(
         out,
         "{}",
         serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
-            "pid": std::process::id(), "pin_root": cli.pin_root})
+            "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total})
     )?;
     out.flush()?;
 
@@ -160,11 +162,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         if last_stats.elapsed().as_secs() >= 1 {
             last_stats = Instant::now();
-            let full = guard.stats.get(&0, 0).unwrap_or(0);
-            let map_full = guard.stats.get(&1, 0).unwrap_or(0);
+            let (full, lifecycle) = lost_counters(&guard);
+            let map_full = guard.stats.get(&STAT_MAP_FULL, 0).unwrap_or(0);
             if let Ok(mut c) = counters.lock() {
                 c.set("hush_guard_ringbuf_dropped_total", full);
                 c.set("hush_guard_map_full_total", map_full);
+            }
+            for (lines, n) in ["attempt", "lifecycle"].into_iter().zip(losses.update(full, lifecycle)) {
+                if n > 0 {
+                    writeln!(out, "{}", audit::lost_line(lines, n, wall_ns(&ctx)?, &ctx))?;
+                    out.flush()?;
+                }
             }
         }
     }
@@ -203,6 +211,13 @@ impl ContinueAfter {
         }
         true
     }
+}
+
+/// The ring-buffer drop counters: (all records, protect/release records). Lines the rate
+/// limiter suppressed are counted by the limiter; these are records it never saw.
+fn lost_counters(guard: &loader::Guard) -> (u64, u64) {
+    let get = |i| guard.stats.get(&i, 0).unwrap_or(0);
+    (get(STAT_RINGBUF_FULL), get(STAT_RINGBUF_FULL_LIFECYCLE))
 }
 
 fn proc_state(pid: i32) -> Option<char> {

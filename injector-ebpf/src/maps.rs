@@ -13,6 +13,13 @@ pub mod c {
 /// Length of `comm` fields (`HUSH_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 
+/// Indexes of the pinned `hush_stats` array (`enum hush_stat`; cumulative since the maps were
+/// pinned, across guard restarts).
+pub const STAT_RINGBUF_FULL: u32 = 0;
+pub const STAT_MAP_FULL: u32 = 1;
+/// The protect/release part of [`STAT_RINGBUF_FULL`].
+pub const STAT_RINGBUF_FULL_LIFECYCLE: u32 = 2;
+
 /// `struct hush_proc`: one side (reader or target) of an event.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,9 +62,26 @@ pub struct VpidKey {
     pub vpid: u32,
 }
 
+/// `HUSH_MAX_PID_LEVELS`: the deepest pid-namespace nesting indexed.
+pub const MAX_PID_LEVELS: usize = 4;
+
+/// `struct hush_tid_keys`: value of the pinned `hush_tids` map (key: a protected thread's global
+/// tid): the `hush_vpids` keys that thread is indexed under.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TidKeys {
+    pub keys: [VpidKey; MAX_PID_LEVELS],
+    pub n: u32,
+    pub pad: u32,
+}
+
 #[cfg(hush_bpf)]
 const _: () = {
     use core::mem::{offset_of, size_of};
+    assert!(c::HUSH_MAX_PID_LEVELS as usize == MAX_PID_LEVELS);
+    assert!(size_of::<TidKeys>() == c::SIZEOF_HUSH_TID_KEYS);
+    assert!(offset_of!(TidKeys, keys) == c::OFFSETOF_HUSH_TID_KEYS_KEYS);
+    assert!(offset_of!(TidKeys, n) == c::OFFSETOF_HUSH_TID_KEYS_N);
     assert!(c::HUSH_COMM_LEN as usize == COMM_LEN);
     assert!(size_of::<Proc>() == c::SIZEOF_HUSH_PROC);
     assert!(offset_of!(Proc, pid) == c::OFFSETOF_HUSH_PROC_PID);
@@ -104,7 +128,8 @@ const _: () = {
     assert!(c::HUSH_ACTION_PROTECTED == Action::Protected as u32);
     assert!(c::HUSH_ACTION_RELEASED == Action::Released as u32);
     assert!(c::HUSH_MODE_AUDIT == 0 && c::HUSH_MODE_ENFORCE == 1);
-    assert!(c::HUSH_STAT_RINGBUF_FULL == 0 && c::HUSH_STAT_MAP_FULL == 1 && c::HUSH_STAT_MAX == 2);
+    assert!(c::HUSH_STAT_RINGBUF_FULL == STAT_RINGBUF_FULL && c::HUSH_STAT_MAP_FULL == STAT_MAP_FULL);
+    assert!(c::HUSH_STAT_RINGBUF_FULL_LIFECYCLE == STAT_RINGBUF_FULL_LIFECYCLE && c::HUSH_STAT_MAX == 3);
 };
 
 /// `enum hush_hook`.

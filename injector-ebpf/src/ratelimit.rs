@@ -60,11 +60,47 @@ impl RateLimiter {
     }
 }
 
+/// Ring-buffer losses per line stream, from the BPF drop counters. The counters live in the
+/// pinned stats map and so are cumulative over every guard that used it; a guard reports only
+/// what was lost while it ran, each loss once.
+#[derive(Clone, Debug)]
+pub struct Losses {
+    reported: [u64; 2],
+}
+
+impl Losses {
+    /// `total` and `lifecycle`: the counters at start (the baseline).
+    pub fn new(total: u64, lifecycle: u64) -> Self {
+        Losses { reported: split(total, lifecycle) }
+    }
+
+    /// Losses not reported yet: `[attempt, lifecycle]`, from the counters' current values.
+    pub fn update(&mut self, total: u64, lifecycle: u64) -> [u64; 2] {
+        let now = split(total, lifecycle);
+        let new = [now[0].saturating_sub(self.reported[0]), now[1].saturating_sub(self.reported[1])];
+        self.reported = [self.reported[0].max(now[0]), self.reported[1].max(now[1])];
+        new
+    }
+}
+
+fn split(total: u64, lifecycle: u64) -> [u64; 2] {
+    [total.saturating_sub(lifecycle), lifecycle]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn losses_are_reported_once_per_stream_from_the_baseline() {
+        let mut l = Losses::new(100, 40);
+        assert_eq!(l.update(100, 40), [0, 0], "what was lost before this guard is not its to report");
+        assert_eq!(l.update(107, 42), [5, 2]);
+        assert_eq!(l.update(107, 42), [0, 0], "reported once");
+        assert_eq!(l.update(1107, 42), [1000, 0]);
+    }
 
     #[test]
     fn under_the_limit_everything_is_emitted() {

@@ -1,7 +1,7 @@
 //! Every `unsafe` of the crate. Each function is a thin, typed wrapper over one libc call; the
 //! invariants that make each block sound are stated beside it. Errors carry the call's name.
 
-use crate::maps::{Protected, VpidKey};
+use crate::maps::{Protected, TidKeys, VpidKey};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -25,6 +25,8 @@ fn check(call: &'static str, ret: libc::c_long) -> Result<libc::c_long, SyscallE
 unsafe impl aya::Pod for Protected {}
 // Safety: as above.
 unsafe impl aya::Pod for VpidKey {}
+// Safety: as above (an array of `VpidKey` and two u32s).
+unsafe impl aya::Pod for TidKeys {}
 
 /// `CLOCK_BOOTTIME` in nanoseconds (the clock of `bpf_ktime_get_boot_ns`).
 pub fn boottime_ns() -> Result<i128, SyscallError> {
@@ -362,4 +364,29 @@ pub fn io_uring_openat(path: &str) -> Result<Result<OwnedFd, io::Error>, Syscall
     }
     // Safety: the completion of our OPENAT installed this fd for us; nothing else owns it.
     Ok(Ok(unsafe { OwnedFd::from_raw_fd(res) }))
+}
+
+// ---- the suite's flood of killed attackers ---------------------------------------------------
+
+/// Forks a child that opens `path` read-only and `_exit`s 0 if the open succeeded, 1 if not;
+/// waits for it and returns its wait status. In tracepoint mode the guard kills the child inside
+/// the open, so each call is one attempt by a fresh attacker.
+pub fn fork_open(path: &std::ffi::CStr) -> Result<std::process::ExitStatus, SyscallError> {
+    use std::os::unix::process::ExitStatusExt;
+    // Safety: this process has threads, so the child may only make async-signal-safe calls:
+    // it calls open(2) on `path` (in its copy of our memory) and _exit(2), never returning into
+    // Rust code, running no destructor and taking no lock.
+    let pid = unsafe { libc::fork() };
+    check("fork", pid.into())?;
+    if pid == 0 {
+        // Safety: as above; `path` is NUL-terminated.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        // Safety: _exit takes an int and does not return.
+        unsafe { libc::_exit(if fd >= 0 { 0 } else { 1 }) }
+    }
+    let mut status = 0;
+    // Safety: `status` is a valid int to write; `pid` is our child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    check("waitpid", r.into())?;
+    Ok(std::process::ExitStatus::from_raw(status))
 }

@@ -136,20 +136,33 @@ fi
 poweroff -f
 "#;
 
+/// The VMs' churn: protected processes, and the pid_max that makes them recycle pids (pids
+/// 300..1024, of which the churn and its forks use most).
+const VM_CHURN: u32 = 400;
+const VM_PID_MAX: u32 = 1024;
+/// Forked attackers of the refused flood in the tracepoint VM (each is killed at its open).
+const VM_FLOOD_PROCS: u32 = 500;
+
 /// Boots the Debian cloud kernel twice: with BPF LSM (the suite in lsm mode, plus io_uring and a
 /// restart) and without it (`--mode auto` must fall back to tracepoint).
 pub fn vms(bins: &Binaries, shim: &Path) -> Result<()> {
     let (kernel, initrd) = vm_image(bins, shim)?;
     let base = "console=ttyS0 panic=-1 quiet loglevel=3";
+    // The VM is ours alone: counts must be exact, and a lowered pid_max makes the churn recycle
+    // pids. Exec is slow under TCG, hence fewer churned processes and forked attackers.
+    let load = format!(
+        "hush.extra=isolated hush.extra=pid-max={VM_PID_MAX} hush.extra=churn={VM_CHURN} \
+         hush.extra=flood-procs={VM_FLOOD_PROCS}"
+    );
     let mut failed = Vec::new();
     for (tag, append) in [
         (
             "vm-lsm",
             format!(
-                "{base} lsm=landlock,lockdown,yama,bpf hush.mode=lsm hush.expect=lsm hush.extra=restart hush.extra=io-uring"
+                "{base} lsm=landlock,lockdown,yama,bpf hush.mode=lsm hush.expect=lsm hush.extra=restart hush.extra=io-uring {load}"
             ),
         ),
-        ("vm-nobpf", format!("{base} lsm=landlock,lockdown,yama hush.mode=auto hush.expect=tracepoint")),
+        ("vm-nobpf", format!("{base} lsm=landlock,lockdown,yama hush.mode=auto hush.expect=tracepoint {load}")),
     ] {
         if let Err(e) = vm::boot(&kernel, &initrd, &append, Duration::from_secs(600), tag) {
             eprintln!("xtask: {e:#}");
