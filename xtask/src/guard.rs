@@ -211,23 +211,70 @@ fn vm_helper() -> Result<Vec<u8>> {
 }
 
 /// `cargo xtask bench guard`: ns per open()+close() of an ordinary file and of a /proc file,
-/// guard off vs each mode this kernel can run, interleaved in one run, with ratios.
+/// guard off vs each mode this kernel can run, interleaved in one run, with ratios; then the
+/// same inside the VM for lsm mode. Writes the rows of `target/bench/guard.json`.
 pub fn bench() -> Result<()> {
     let bins = build()?;
     ensure_mounted("tracefs", "/sys/kernel/tracing")?;
     ensure_mounted("bpf", "/sys/fs/bpf")?;
     // A mode the kernel cannot run (lsm where BPF LSM refuses programs) is reported, not timed.
     let modes = "audit,tracepoint,lsm";
-    cmd::run(Command::new(&bins.suite).args(["bench", "--modes", modes]).arg("--guard").arg(&bins.guard))?;
+    let host =
+        cmd::output(Command::new(&bins.suite).args(["bench", "--modes", modes]).arg("--guard").arg(&bins.guard))?;
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    print!("{host}");
     // lsm mode needs BPF LSM: the same comparison inside the VM (TCG: absolute figures are
     // slow and only the ratios, measured side by side in that one run, mean anything).
     let shim = tools::build_static_shim()?;
     let (kernel, initrd) = vm_image(&bins, &shim)?;
-    vm::boot(
+    let console = vm::boot(
         &kernel,
         &initrd,
         "console=ttyS0 panic=-1 quiet loglevel=3 lsm=landlock,lockdown,yama,bpf hush.bench",
         Duration::from_secs(600),
         "vm-bench",
-    )
+    )?;
+    let mut rows = bench_rows(host.lines(), &format!("host, Linux {}", kernel_release()))?;
+    rows.extend(bench_rows(console.iter().map(String::as_str), "qemu TCG, Debian 6.1 cloud kernel")?);
+    crate::bench::report::write(&crate::bench::report::Component {
+        component: "guard",
+        machine: crate::bench::machine(),
+        detail: host,
+        rows,
+    })
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
+}
+
+/// Rows from `guard-suite bench`'s `bench-json:` line: each mode beside the guard off.
+fn bench_rows<'a>(lines: impl Iterator<Item = &'a str>, place: &str) -> Result<Vec<crate::bench::report::Row>> {
+    use crate::bench::report::Row;
+    let line = lines
+        .filter_map(|l| l.split_once("bench-json: ").map(|(_, json)| json))
+        .last()
+        .with_context(|| format!("no bench-json line from guard-suite ({place})"))?;
+    let doc: serde_json::Value = serde_json::from_str(line).context("parsing guard-suite's bench-json line")?;
+    let modes = doc["modes"].as_array().context("bench-json has no modes")?;
+    let off = modes.iter().find(|m| m["mode"] == "off").context("bench-json has no guard-off baseline")?;
+    let figure = |m: &serde_json::Value, key: &str| m[key].as_f64().unwrap_or(f64::NAN);
+    let mut rows = Vec::new();
+    for m in modes.iter().filter(|m| m["mode"] != "off") {
+        let mode = m["mode"].as_str().unwrap_or("?");
+        rows.push(
+            Row::new(&format!("guard {mode}: open+close, ordinary file ({place})"), figure(m, "file_ns"), "ns median")
+                .beside("guard off, same run", figure(off, "file_ns"))
+                .goal("under 1.10x", |r| r < 1.10),
+        );
+        rows.push(
+            Row::new(
+                &format!("guard {mode}: open+close, /proc/<pid>/status ({place})"),
+                figure(m, "proc_ns"),
+                "ns median",
+            )
+            .beside("guard off, same run", figure(off, "proc_ns")),
+        );
+    }
+    Ok(rows)
 }

@@ -110,7 +110,8 @@ impl Cpio {
 /// Boots `kernel` with `initrd` and `append`, streams the serial console to stderr (prefixed),
 /// and returns whether `/init` printed `init: success`. Any other end (failure line, panic,
 /// timeout, qemu exiting without a verdict) is an error naming it.
-pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: &str) -> Result<()> {
+/// Boots the VM and returns its console lines once `/init` reports `init: success`.
+pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: &str) -> Result<Vec<String>> {
     // TCG only: nested KVM on hosts of this kind fails with "KVM internal error ... emulation
     // failure" in the guest kernel, and these tests need no speed.
     let mut qemu = Command::new("qemu-system-x86_64");
@@ -149,6 +150,7 @@ pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: 
         }
     });
     let deadline = Instant::now() + timeout;
+    let mut console = Vec::new();
     let verdict = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
@@ -158,6 +160,7 @@ pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: 
                 if line.starts_with("init: success") {
                     break Ok(());
                 }
+                console.push(line.clone());
                 if line.starts_with("init: failure") {
                     break Err(anyhow::anyhow!("{tag}: the VM reported `{line}`"));
                 }
@@ -189,7 +192,7 @@ pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: 
         let _ = child.kill();
         let _ = child.wait();
     }
-    verdict
+    verdict.map(|()| console)
 }
 
 /// Writes `bytes` to a file under the xtask's target dir and returns the path.

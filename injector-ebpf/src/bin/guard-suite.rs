@@ -15,7 +15,7 @@
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use injector_ebpf::sys;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
@@ -338,6 +338,13 @@ fn bench(b: &BenchArgs) -> Result<()> {
     for (v, (f, p)) in variants.iter().zip(&meds) {
         println!("{:<12} {:>22.0} {:>8.3} {:>26.0} {:>8.3}", v.unwrap_or("off"), f, f / meds[0].0, p, p / meds[0].1);
     }
+    // One machine-readable line for `cargo xtask bench`'s table (it reads the VM's console too).
+    let modes: Vec<_> = variants
+        .iter()
+        .zip(&meds)
+        .map(|(v, (f, p))| json!({"mode": v.unwrap_or("off"), "file_ns": f, "proc_ns": p}))
+        .collect();
+    println!("bench-json: {}", json!({"rounds": b.rounds, "iters": b.iters, "modes": modes}));
     Ok(())
 }
 
