@@ -1,9 +1,11 @@
-//! The webhook's own settings for the mutation, built once from its flags. Pure data.
+//! The webhook's own settings for the mutation, built from its flags (and the namespace
+//! defaults file, which is reloaded when it changes). Pure data, and the swap of a whole new
+//! value ([`Current`]).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::annotations::{Annotations, Platform, PullPolicy};
+use crate::annotations::{AnnotationError, Annotations, Platform, PullPolicy, Source};
 
 /// Name of the init container that installs the shim.
 pub const INIT_CONTAINER_NAME: &str = "hush-injector-install";
@@ -76,4 +78,56 @@ impl MutationConfig {
     pub fn shim_path(&self) -> String {
         format!("{}/{SHIM_FILE}", self.dir.trim_end_matches('/'))
     }
+}
+
+/// A value swapped whole while the server runs: a request takes the current one and keeps it
+/// to the end, so it never sees half of an update.
+#[derive(Debug)]
+pub struct Current<T>(RwLock<Arc<T>>);
+
+impl<T> Current<T> {
+    /// The value now.
+    pub fn get(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value for requests that start from now on.
+    pub fn set(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
+}
+
+impl<T> From<T> for Current<T> {
+    fn from(value: T) -> Self {
+        Current(RwLock::new(Arc::new(value)))
+    }
+}
+
+/// Why a namespace defaults file is rejected; names the namespace, never more of the file.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceDefaultsError {
+    /// Not `{"namespace": {"hush.dev/…": "…"}}`.
+    #[error("expected {{\"namespace\": {{\"hush.dev/…\": \"…\"}}}}: {0}")]
+    Shape(#[source] serde_json::Error),
+    /// A namespace's annotations are unknown or malformed.
+    #[error("namespace {namespace}: {source}")]
+    Annotation {
+        /// The namespace.
+        namespace: String,
+        /// What is wrong.
+        #[source]
+        source: AnnotationError,
+    },
+}
+
+/// Parses a namespace defaults file: `{"namespace": {"hush.dev/role": "…", …}}`.
+pub fn parse_namespace_defaults(text: &[u8]) -> Result<BTreeMap<String, Annotations>, NamespaceDefaultsError> {
+    let raw: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_slice(text).map_err(NamespaceDefaultsError::Shape)?;
+    raw.into_iter()
+        .map(|(namespace, annotations)| match Annotations::parse(&annotations, Source::Defaults) {
+            Ok(parsed) => Ok((namespace, parsed)),
+            Err(source) => Err(NamespaceDefaultsError::Annotation { namespace, source }),
+        })
+        .collect()
 }

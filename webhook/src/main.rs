@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
-use webhook::config::MutationConfig;
+use webhook::config::{MutationConfig, parse_namespace_defaults};
 use webhook::kube::ApiClient;
 use webhook::metrics::Metrics;
 use webhook::registry::{Registry, RegistryConfig};
@@ -140,6 +140,8 @@ fn main() -> ExitCode {
 
 struct Configured {
     mutation: MutationConfig,
+    /// The namespace defaults file as it was read, to notice changes.
+    namespace_defaults_text: Option<Vec<u8>>,
     cert: Arc<ReloadingCert>,
     api: Option<ApiClient>,
 }
@@ -157,15 +159,11 @@ fn parse_defaults(args: &Args) -> Result<Annotations> {
 fn configure(args: &Args) -> Result<Configured> {
     let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)?;
     let mut namespace_defaults = BTreeMap::new();
+    let mut namespace_defaults_text = None;
     if let Some(path) = &args.namespace_defaults {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(&text)
-            .with_context(|| format!("{}: expected {{\"namespace\": {{\"hush.dev/…\": \"…\"}}}}", path.display()))?;
-        for (namespace, annotations) in raw {
-            let parsed = Annotations::parse(&annotations, Source::Defaults)
-                .with_context(|| format!("{}: namespace {namespace}", path.display()))?;
-            namespace_defaults.insert(namespace, parsed);
-        }
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        namespace_defaults = parse_namespace_defaults(&text).with_context(|| path.display().to_string())?;
+        namespace_defaults_text = Some(text);
     }
     let pull_policy = match args.injector_image_pull_policy.as_deref() {
         Some("Always") => Some(PullPolicy::Always),
@@ -193,7 +191,7 @@ fn configure(args: &Args) -> Result<Configured> {
     } else {
         None
     };
-    Ok(Configured { mutation, cert: Arc::new(cert), api })
+    Ok(Configured { mutation, namespace_defaults_text, cert: Arc::new(cert), api })
 }
 
 fn seconds(value: f64) -> Duration {
@@ -227,7 +225,7 @@ async fn run(args: Args, config: Configured) -> ExitCode {
         config.api,
     );
     let app = Arc::new(App {
-        mutation: config.mutation,
+        mutation: config.mutation.into(),
         registry,
         metrics,
         on_registry_error: args.on_registry_error,
@@ -262,11 +260,45 @@ async fn run(args: Args, config: Configured) -> ExitCode {
             }
         }
     });
+    if let Some(path) = args.namespace_defaults.clone() {
+        tokio::spawn(reload_namespace_defaults(path, config.namespace_defaults_text, interval, app.clone()));
+    }
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address, "listening");
     webhook::server::serve(listener, tls, app, shutdown_signal()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Polls the namespace defaults file and swaps in each new valid version; a bad or missing
+/// file is logged once and the defaults in use stay.
+async fn reload_namespace_defaults(path: PathBuf, mut last: Option<Vec<u8>>, interval: Duration, app: Arc<App>) {
+    let file = path.display().to_string();
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let text = match std::fs::read(&path) {
+            Ok(text) if last.as_ref() != Some(&text) => text,
+            Ok(_) => continue,
+            Err(e) => {
+                if last.take().is_some() {
+                    tracing::error!(file, error = %e, "keeping the old namespace defaults");
+                }
+                continue;
+            }
+        };
+        match parse_namespace_defaults(&text) {
+            Ok(defaults) => {
+                let mut next = MutationConfig::clone(&app.mutation.get());
+                let namespaces = defaults.len();
+                next.namespace_defaults = defaults;
+                app.mutation.set(next);
+                tracing::info!(file, namespaces, "reloaded the namespace defaults");
+            }
+            Err(e) => tracing::error!(file, error = %e, "keeping the old namespace defaults"),
+        }
+        last = Some(text);
+    }
 }
 
 async fn shutdown_signal() {

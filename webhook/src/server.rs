@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Answer, Subject};
-use crate::config::MutationConfig;
+use crate::config::{Current, MutationConfig};
 use crate::metrics::{Metrics, Outcome};
 use crate::mutate;
 use crate::registry::{PullSecrets, Registry};
@@ -72,8 +72,8 @@ impl Default for Limits {
 
 /// Everything a request handler needs.
 pub struct App {
-    /// The mutation's settings.
-    pub mutation: MutationConfig,
+    /// The mutation's settings (swapped when the namespace defaults file changes).
+    pub mutation: Current<MutationConfig>,
     /// Image look-ups.
     pub registry: Registry,
     /// Metrics.
@@ -182,7 +182,8 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
     };
     let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
     let name = pod.metadata.name.as_deref().or(pod.metadata.generate_name.as_deref()).unwrap_or_default();
-    let plan = match mutate::plan(&pod, namespace, &app.mutation) {
+    let mutation = app.mutation.get();
+    let plan = match mutate::plan(&pod, namespace, &mutation) {
         Ok(plan) => plan,
         Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
     };

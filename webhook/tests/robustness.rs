@@ -23,7 +23,8 @@ fn app() -> App {
         mutation: MutationConfig {
             defaults: Annotations::parse(&defaults, Source::Defaults).unwrap(),
             ..MutationConfig::default()
-        },
+        }
+        .into(),
         // Nothing listens on port 9: a look-up fails at once, which is one more path to cover.
         registry: Registry::new(
             RegistryConfig {

@@ -283,6 +283,49 @@ async fn namespace_defaults_sit_between_the_pod_and_the_flags() {
     );
 }
 
+/// The role a Pod in `namespace` gets (from the namespace defaults; the Pod sets none).
+async fn role_in(webhook: &Webhook, client: &reqwest::Client, uid: &str, namespace: &str) -> Value {
+    let r = review(uid, namespace, &app_pod());
+    let (_, answer) = webhook.post(client, r.to_string()).await;
+    let patched = apply(&r, response(&answer, uid));
+    let env = patched["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+    env.into_iter().find(|v| v["name"] == "VAULT_ROLE").map(|v| v["value"].clone()).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_changed_namespace_defaults_file_is_used_and_a_bad_one_keeps_the_last_good() {
+    let webhook = Webhook::start_with(&["--namespace-defaults", "ns.json"], |dir| {
+        std::fs::write(dir.join("ns.json"), r#"{"team-a": {"hush.dev/role": "first"}}"#).unwrap();
+    });
+    let client = webhook.client();
+    let file = webhook.dir.path().join("ns.json");
+    assert_eq!(role_in(&webhook, &client, "u0", "team-a").await, json!("first"));
+
+    // Written in place, as a ConfigMap volume's atomic symlink swap also looks to a reader.
+    std::fs::write(&file, r#"{"team-a": {"hush.dev/role": "second"}, "team-b": {"hush.dev/role": "b"}}"#).unwrap();
+    let mut seen = Vec::new();
+    for i in 0..200 {
+        let role = role_in(&webhook, &client, &format!("u{i}"), "team-a").await;
+        seen.push(role.clone());
+        if role == json!("second") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.last(), Some(&json!("second")), "the new file was never used: {seen:?}");
+    // Every answer was one version or the other, never a mix.
+    assert!(seen.iter().all(|r| *r == json!("first") || *r == json!("second")), "{seen:?}");
+    assert_eq!(role_in(&webhook, &client, "b", "team-b").await, json!("b"));
+    assert!(webhook.await_log("reloaded the namespace defaults").await);
+
+    std::fs::write(&file, r#"{"team-a": {"hush.dev/rol": "typo"}}"#).unwrap();
+    let rejected = webhook.await_log("keeping the old namespace defaults").await;
+    let log = webhook.logs.lock().unwrap().join("\n");
+    assert!(rejected, "{log}");
+    assert!(log.contains("ns.json") && log.contains("hush.dev/rol"), "the error names the file and key: {log}");
+    assert_eq!(role_in(&webhook, &client, "kept", "team-a").await, json!("second"));
+}
+
 #[tokio::test]
 async fn http2_is_negotiated_by_alpn_as_the_api_server_does() {
     use http_body_util::{BodyExt, Full};
