@@ -205,7 +205,9 @@ impl Answer {
     pub fn encode(&self) -> Vec<u8> {
         // Invariant: strings and a Patch of JSON values always serialize.
         let string = |s: &str| serde_json::to_string(s).expect("a string serializes");
-        let mut out = String::with_capacity(256);
+        // Sized up front: the base64 patch is most of the answer, and regrowing copies it.
+        let patch_len = self.patch.as_ref().map_or(0, |p| p.as_json().len().div_ceil(3) * 4);
+        let mut out = String::with_capacity(256 + self.uid.len() + patch_len);
         out.push_str(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#);
         out.push_str(&string(&self.uid));
         out.push_str(if self.allowed { r#","allowed":true"# } else { r#","allowed":false"# });
@@ -214,7 +216,7 @@ impl Answer {
         }
         if let Some(patch) = &self.patch {
             out.push_str(r#","patchType":"JSONPatch","patch":""#);
-            base64::engine::general_purpose::STANDARD.encode_string(patch.to_json(), &mut out);
+            base64::engine::general_purpose::STANDARD.encode_string(patch.as_json(), &mut out);
             out.push('"');
         }
         if !self.warnings.is_empty() {

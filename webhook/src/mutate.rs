@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::annotations::{AnnotationError, Annotations, Platform, Source};
 use crate::config::{INIT_CONTAINER_NAME, MutationConfig, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME};
-use crate::patch::{Builder, JsonPatch, List};
+use crate::patch::{self, Builder, JsonPatch, List};
 use crate::pod::{Container, Pod, Spec, Volume};
 
 /// An image whose ENTRYPOINT/CMD the mutation needs, for one platform.
@@ -133,6 +133,8 @@ pub struct Plan<'a> {
     config: &'a MutationConfig,
     annotations: Annotations,
     targets: Vec<Target<'a>>,
+    /// Path of the shim in injected containers.
+    shim: String,
 }
 
 /// Decides which containers of `pod` (in `namespace`) to inject. Fails on bad annotations or references.
@@ -144,12 +146,12 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
     let empty = Annotations::default();
     let namespace_defaults = config.namespace_defaults.get(namespace).unwrap_or(&empty);
     let annotations = own.over(&namespace_defaults.over(&config.defaults));
-    let mut plan = Plan { spec: pod.spec.as_ref(), config, annotations, targets: Vec::new() };
+    let shim = config.shim_path();
+    let mut plan = Plan { spec: pod.spec.as_ref(), config, annotations, targets: Vec::new(), shim };
     let Some(spec) = plan.spec else { return Ok(plan) };
     if plan.annotations.inject == Some(false) {
         return Ok(plan);
     }
-    let shim = config.shim_path();
     let lists = [
         (List::Init, spec.init_containers.as_deref().unwrap_or_default()),
         (List::App, spec.containers.as_deref().unwrap_or_default()),
@@ -160,7 +162,7 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
                 continue;
             }
             let has_reference = literal_references(container)?;
-            let wrapped = is_wrapped(container, &shim);
+            let wrapped = is_wrapped(container, &plan.shim);
             if !(has_reference || wrapped || plan.annotations.inject == Some(true)) {
                 continue;
             }
@@ -325,11 +327,23 @@ impl<'a> Plan<'a> {
             env.push((vars::VAULT_CACERT, format!("{}/{TLS_CA_KEY}", config.tls_dir.trim_end_matches('/'))));
         }
 
-        let shim = config.shim_path();
+        // Serialized once, written into each injected container that lacks them.
+        let env: Vec<(&str, Vec<u8>)> = env
+            .iter()
+            .map(|(name, value)| {
+                let var = NewEnvVar {
+                    name: (*name).to_owned(),
+                    value: Some(escape_expansion(value)),
+                    ..NewEnvVar::default()
+                };
+                (*name, patch::item(&var))
+            })
+            .collect();
+        let mounts: Vec<(&NewVolumeMount, Vec<u8>)> = mounts.iter().map(|m| (m, patch::item(m))).collect();
         for target in &self.targets {
             let c = target.container;
             if let Some(original) = &target.original {
-                let mut command = vec![shim.clone(), "--".to_owned()];
+                let mut command = vec![self.shim.clone(), "--".to_owned()];
                 match original {
                     Original::Command(argv) => command.extend(argv.iter().cloned()),
                     Original::Image(key) => {
@@ -350,19 +364,15 @@ impl<'a> Plan<'a> {
                 out.set_command(target.list, target.index, &command);
             }
             let existing = c.env.as_deref().unwrap_or_default();
-            let add_env: Vec<NewEnvVar> = env
+            let add_env: Vec<&[u8]> = env
                 .iter()
                 .filter(|(name, _)| !existing.iter().any(|v| v.name == *name))
-                .map(|(name, value)| NewEnvVar {
-                    name: (*name).to_owned(),
-                    value: Some(escape_expansion(value)),
-                    ..NewEnvVar::default()
-                })
+                .map(|(_, json)| json.as_slice())
                 .collect();
             out.append_to_container(target.list, target.index, "env", c.env.is_some(), &add_env);
             let existing = c.volume_mounts.as_deref().unwrap_or_default();
-            let mut add_mounts = Vec::new();
-            for mount in &mounts {
+            let mut add_mounts: Vec<&[u8]> = Vec::new();
+            for (mount, json) in &mounts {
                 if existing.iter().any(|m| m.name == mount.name) {
                     continue;
                 }
@@ -373,7 +383,7 @@ impl<'a> Plan<'a> {
                         path: mount.mount_path.clone(),
                     });
                 }
-                add_mounts.push(mount.clone());
+                add_mounts.push(json);
             }
             out.append_to_container(target.list, target.index, "volumeMounts", c.volume_mounts.is_some(), &add_mounts);
         }

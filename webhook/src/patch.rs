@@ -33,10 +33,17 @@ impl List {
 }
 
 /// A JSON Patch (RFC 6902) as JSON text: an array of `add` operations.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonPatch {
-    text: Vec<u8>,
+    /// The whole array, `[…]`.
+    json: Vec<u8>,
     operations: usize,
+}
+
+impl Default for JsonPatch {
+    fn default() -> Self {
+        JsonPatch { json: b"[]".to_vec(), operations: 0 }
+    }
 }
 
 impl JsonPatch {
@@ -56,36 +63,37 @@ impl JsonPatch {
     }
 
     /// The JSON text, `[…]`.
+    pub fn as_json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The JSON text, `[…]`, copied.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.text.len() + 2);
-        out.push(b'[');
-        out.extend_from_slice(&self.text);
-        out.push(b']');
-        out
+        self.json.clone()
     }
 
     /// Parsed into json-patch's type (to apply it in tests).
     pub fn to_patch(&self) -> json_patch::Patch {
         // Invariant: the builder writes only well-formed `add` operations.
-        serde_json::from_slice(&self.to_json()).expect("the builder writes a valid JSON Patch")
+        serde_json::from_slice(&self.json).expect("the builder writes a valid JSON Patch")
     }
 }
 
 /// Collects operations; see the module documentation for the rules.
-#[derive(Default)]
 pub struct Builder {
-    patch: JsonPatch,
+    /// `[` and the operations so far, comma-separated; `]` is added by [`Builder::finish`].
+    text: Vec<u8>,
+    operations: usize,
     prepend_init: Option<Vec<u8>>,
 }
 
-fn operation(out: &mut Vec<u8>, path: &str, value: &[u8]) {
-    // Pointers are built from fixed names and indices only: nothing to escape.
-    debug_assert!(path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-'));
-    out.extend_from_slice(br#"{"op":"add","path":""#);
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(br#"","value":"#);
-    out.extend_from_slice(value);
-    out.push(b'}');
+impl Default for Builder {
+    fn default() -> Self {
+        // Room for a typical patch (about 2 KiB for three containers): no regrowth on the way.
+        let mut text = Vec::with_capacity(4096);
+        text.push(b'[');
+        Builder { text, operations: 0, prepend_init: None }
+    }
 }
 
 fn json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
@@ -93,50 +101,76 @@ fn json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("Kubernetes types serialize to JSON")
 }
 
+/// An item of an array, serialized once and written into as many operations as need it.
+pub fn item<T: Serialize>(value: &T) -> Vec<u8> {
+    json(value)
+}
+
 impl Builder {
-    fn add(&mut self, path: &str, value: &[u8]) {
-        if self.patch.operations > 0 {
-            self.patch.text.push(b',');
+    /// One `add` operation. The path is written straight into the patch (no `String` per
+    /// path); it holds fixed names and indices only, so there is nothing to escape.
+    fn add(&mut self, path: std::fmt::Arguments<'_>, value: &[u8]) {
+        use std::io::Write as _;
+        if self.operations > 0 {
+            self.text.push(b',');
         }
-        operation(&mut self.patch.text, path, value);
-        self.patch.operations += 1;
+        self.text.extend_from_slice(br#"{"op":"add","path":""#);
+        let at = self.text.len();
+        // Invariant: writing to a Vec cannot fail.
+        self.text.write_fmt(path).expect("writing to a Vec");
+        debug_assert!(self.text[at..].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-'));
+        self.text.extend_from_slice(br#"","value":"#);
+        self.text.extend_from_slice(value);
+        self.text.push(b'}');
+        self.operations += 1;
     }
 
-    /// Appends `items` to the array at `path`, creating it if `exists` is false.
-    fn append<T: Serialize>(&mut self, path: &str, exists: bool, items: &[T]) {
+    /// Appends `items` (each JSON text) to the array at `path`, creating it if `exists` is false.
+    fn append(&mut self, path: std::fmt::Arguments<'_>, exists: bool, items: &[&[u8]]) {
         if items.is_empty() {
             return;
         }
         if exists {
-            let path = format!("{path}/-");
             for item in items {
-                self.add(&path, &json(item));
+                self.add(format_args!("{path}/-"), item);
             }
         } else {
-            self.add(path, &json(items));
+            let mut array = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+            array.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    array.push(b',');
+                }
+                array.extend_from_slice(item);
+            }
+            array.push(b']');
+            self.add(path, &array);
         }
     }
 
     /// Sets the container's `command`.
     pub fn set_command(&mut self, list: List, index: usize, command: &[String]) {
-        self.add(&format!("/spec/{}/{index}/command", list.field()), &json(command));
+        self.add(format_args!("/spec/{}/{index}/command", list.field()), &json(command));
     }
 
-    /// Appends to a container's array field (`env`, `volumeMounts`), creating it when absent.
-    pub fn append_to_container<T: Serialize>(
+    /// Appends to a container's array field (`env`, `volumeMounts`), creating it when absent;
+    /// `items` are JSON text (see [`item`]).
+    pub fn append_to_container(
         &mut self,
         list: List,
         index: usize,
         field: &'static str,
         exists: bool,
-        items: &[T],
+        items: &[&[u8]],
     ) {
-        self.append(&format!("/spec/{}/{index}/{field}", list.field()), exists, items);
+        self.append(format_args!("/spec/{}/{index}/{field}", list.field()), exists, items);
     }
 
     /// Appends Pod volumes, creating `spec.volumes` when absent.
     pub fn append_volumes<T: Serialize>(&mut self, exists: bool, volumes: &[T]) {
-        self.append("/spec/volumes", exists, volumes);
+        let items: Vec<Vec<u8>> = volumes.iter().map(item).collect();
+        let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        self.append(format_args!("/spec/volumes"), exists, &items);
     }
 
     /// Puts the container (as JSON text) first in `spec.initContainers`, creating the list when absent.
@@ -144,20 +178,20 @@ impl Builder {
         if exists {
             self.prepend_init = Some(container.to_vec());
         } else {
-            let mut list = Vec::with_capacity(container.len() + 2);
-            list.push(b'[');
-            list.extend_from_slice(container);
-            list.push(b']');
-            self.add("/spec/initContainers", &list);
+            self.append(format_args!("/spec/initContainers"), false, &[container]);
         }
     }
 
     /// The patch, with the init-container insertion last.
     pub fn finish(mut self) -> JsonPatch {
         if let Some(init) = self.prepend_init.take() {
-            self.add("/spec/initContainers/0", &init);
+            self.add(format_args!("/spec/initContainers/0"), &init);
         }
-        self.patch
+        if self.operations == 0 {
+            return JsonPatch::empty();
+        }
+        self.text.push(b']');
+        JsonPatch { json: self.text, operations: self.operations }
     }
 }
 
@@ -171,7 +205,7 @@ mod tests {
         let mut b = Builder::default();
         b.prepend_init_container(true, br#"{"name":"init"}"#);
         b.set_command(List::Init, 0, &["/a".to_owned(), "\"q\"".to_owned()]);
-        b.append_to_container(List::App, 1, "env", false, &[json!({"name": "A", "value": "1"})]);
+        b.append_to_container(List::App, 1, "env", false, &[&item(&json!({"name": "A", "value": "1"}))]);
         b.append_volumes(true, &[json!({"name": "v1"}), json!({"name": "v2"})]);
         let patch = b.finish();
         assert_eq!(patch.len(), 5);
