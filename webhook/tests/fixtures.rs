@@ -53,55 +53,9 @@ fn has_env(c: &Value, name: &str, value: &str) -> bool {
     env_of(c).contains(&(name.to_owned(), value.to_owned()))
 }
 
-/// The container-level checks of the Pod Security Standards "restricted" profile
-/// (<https://kubernetes.io/docs/concepts/security/pod-security-standards/>), with Pod-level fallbacks.
+/// The "restricted" checks (shared with the chart's tests) on a Pod.
 fn restricted_violations(pod: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let psc = &pod["spec"]["securityContext"];
-    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-        let allowed = [
-            "configMap",
-            "csi",
-            "downwardAPI",
-            "emptyDir",
-            "ephemeral",
-            "persistentVolumeClaim",
-            "projected",
-            "secret",
-        ];
-        if !v.as_object().unwrap().keys().filter(|k| *k != "name").all(|k| allowed.contains(&k.as_str())) {
-            out.push(format!("volume {} has a disallowed type", v["name"]));
-        }
-    }
-    for list in ["initContainers", "containers"] {
-        for c in pod["spec"][list].as_array().into_iter().flatten() {
-            let sc = &c["securityContext"];
-            let name = c["name"].as_str().unwrap();
-            if sc["allowPrivilegeEscalation"] != false {
-                out.push(format!("{name}: allowPrivilegeEscalation is not false"));
-            }
-            if sc["privileged"] == true {
-                out.push(format!("{name}: privileged"));
-            }
-            if !sc["capabilities"]["drop"].as_array().is_some_and(|d| d.contains(&json!("ALL"))) {
-                out.push(format!("{name}: capabilities do not drop ALL"));
-            }
-            if sc["capabilities"]["add"].as_array().is_some_and(|a| a.iter().any(|c| c != "NET_BIND_SERVICE")) {
-                out.push(format!("{name}: adds capabilities"));
-            }
-            if !(sc["runAsNonRoot"] == true || (sc["runAsNonRoot"].is_null() && psc["runAsNonRoot"] == true)) {
-                out.push(format!("{name}: runAsNonRoot is not true"));
-            }
-            if sc["runAsUser"] == 0 || (sc["runAsUser"].is_null() && psc["runAsUser"] == 0) {
-                out.push(format!("{name}: runs as UID 0"));
-            }
-            let seccomp = if sc["seccompProfile"].is_null() { &psc["seccompProfile"] } else { &sc["seccompProfile"] };
-            if !(seccomp["type"] == "RuntimeDefault" || seccomp["type"] == "Localhost") {
-                out.push(format!("{name}: seccompProfile is not RuntimeDefault or Localhost"));
-            }
-        }
-    }
-    out
+    support::restricted::violations(&pod["spec"])
 }
 
 enum Expect {

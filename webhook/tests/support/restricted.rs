@@ -1,7 +1,7 @@
 //! The Pod Security Standards "restricted" profile's container-level checks
 //! (<https://kubernetes.io/docs/concepts/security/pod-security-standards/>), with Pod-level
-//! fallbacks, for any Pod spec (a Pod's or a workload template's). Same rules as the checker in
-//! tests/fixtures.rs, shared here for the chart's rendered workloads.
+//! fallbacks, for any Pod spec (a Pod's or a workload template's): the mutated fixtures and the
+//! chart's rendered workloads.
 
 use serde_json::{Value, json};
 

@@ -101,15 +101,17 @@ fn table(components: &[Value]) -> String {
                 Some(false) => "**no**",
                 None => "",
             };
+            // Rows without a baseline (the webhook's RSS, say) carry nulls: shown empty.
+            let number = |v: &Value| v.as_f64().map(|x| format!("{}", round(x))).unwrap_or_default();
             out.push_str(&format!(
                 "| {} | {} | {} {} | {} | {} | {} | {} | {} |\n",
                 c["component"].as_str().unwrap_or(""),
                 r["name"].as_str().unwrap_or(""),
-                r["value"],
+                number(&r["value"]),
                 r["unit"].as_str().unwrap_or(""),
                 r["baseline_name"].as_str().unwrap_or(""),
-                r["baseline_value"],
-                r["ratio"],
+                number(&r["baseline_value"]),
+                number(&r["ratio"]),
                 r["goal"].as_str().unwrap_or(""),
                 met
             ));
