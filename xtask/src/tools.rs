@@ -70,6 +70,8 @@ pub fn venv() -> Result<PathBuf> {
         return Ok(dir);
     }
     if !dir.join("bin/python3").exists() {
+        // Debian splits `venv` (and the pip it bootstraps) out of python3.
+        ensure_apt(&["python3", "python3-venv"])?;
         cmd::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
     }
     cmd::run(
