@@ -629,7 +629,7 @@ async fn wait_until_up(client: &reqwest::Client, url: &str) {
 }
 
 /// A consistency check, not a build (no docker daemon here): the Dockerfile's shim stage uses
-/// the RUSTFLAGS, profile, package and target of `cargo xtask build-shim`, and the shim image is
+/// the RUSTFLAGS, profile, package, target and dropped sections of `cargo xtask build-shim`, and the shim image is
 /// `FROM scratch` with `/injector` where the webhook's `--injector-binary` default expects it.
 #[test]
 fn dockerfile_builds_the_shim_like_xtask() {
@@ -660,6 +660,20 @@ fn dockerfile_builds_the_shim_like_xtask() {
         }
     }
     assert!(build.contains("target/x86_64-unknown-linux-gnu/shim/injector"));
+    let dropped = tools
+        .split("pub const SHIM_DROPPED_SECTIONS: &[&str] = &[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("SHIM_DROPPED_SECTIONS in xtask/src/tools.rs");
+    let sections: Vec<&str> =
+        dropped.split(',').map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty()).collect();
+    assert!(!sections.is_empty(), "no sections parsed from SHIM_DROPPED_SECTIONS");
+    for section in sections {
+        assert!(
+            build.contains(&format!("--remove-section={section} ")),
+            "the Dockerfile's shim stage keeps {section}, which xtask drops"
+        );
+    }
     let shim = stages["shim"];
     assert!(shim.starts_with("scratch AS shim"), "the shim image is FROM scratch");
     assert!(shim.contains("/out/injector /injector"));

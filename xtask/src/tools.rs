@@ -98,8 +98,17 @@ pub fn bao() -> Result<PathBuf> {
 pub const SHIM_RUSTFLAGS: &str =
     "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no -C link-arg=-Wl,--icf=all";
 
-/// Builds `injector` as a static glibc binary (it must run where there is no libc) and
-/// returns its path.
+/// Sections removed from the linked shim: the unwind tables and landing-pad data that the
+/// precompiled std and static glibc bring along (our own code is built without them). The
+/// shim never unwinds: it is built with `panic = "abort"`, and its threads end by returning,
+/// never through `pthread_exit` or cancellation, glibc's only other users of these tables.
+/// What is lost is the backtrace of a panic, which aborts either way. They are 410 KB of a
+/// binary that every injected Pod copies.
+pub const SHIM_DROPPED_SECTIONS: &[&str] = &[".eh_frame", ".eh_frame_hdr", ".gcc_except_table"];
+
+/// Builds `injector` as a static glibc binary (it must run where there is no libc), drops
+/// [`SHIM_DROPPED_SECTIONS`], and returns the path of the result (named `injector`: the
+/// guard recognises the shim's exec by that name).
 pub fn build_static_shim() -> Result<PathBuf> {
     let triple = "x86_64-unknown-linux-gnu";
     // `--target` keeps `crt-static` away from build scripts and proc macros.
@@ -109,10 +118,17 @@ pub fn build_static_shim() -> Result<PathBuf> {
             .args(["build", "--locked", "--profile", "shim", "--package", "injector", "--target", triple])
             .env("RUSTFLAGS", SHIM_RUSTFLAGS),
     )?;
-    let bin = target_dir().join(triple).join("shim").join("injector");
-    if !bin.exists() {
-        bail!("the static build did not produce {}", bin.display());
+    let linked = target_dir().join(triple).join("shim").join("injector");
+    if !linked.exists() {
+        bail!("the static build did not produce {}", linked.display());
     }
+    let dir = target_dir().join(triple).join("shim").join("image");
+    std::fs::create_dir_all(&dir)?;
+    let bin = dir.join("injector");
+    ensure_apt(&["binutils"])?;
+    let mut objcopy = Command::new("objcopy");
+    objcopy.args(SHIM_DROPPED_SECTIONS.iter().map(|s| format!("--remove-section={s}"))).arg(&linked).arg(&bin);
+    cmd::run(&mut objcopy)?;
     Ok(bin)
 }
 
