@@ -508,6 +508,8 @@ mod tests {
         let cases = [
             (vec![("VAULT_ADDR", "vault:8200")], "VAULT_ADDR"),
             (vec![("VAULT_ADDR", "ftp://vault")], "VAULT_ADDR"),
+            // Host names are ASCII only (idna_adapter is pinned to its ASCII-only version).
+            (vec![("VAULT_ADDR", "https://vaült.example:8200")], "VAULT_ADDR"),
             (vec![("VAULT_AUTH_METHOD", "ldap")], "VAULT_AUTH_METHOD"),
             (vec![("VAULT_TOKEN", "t"), ("VAULT_SKIP_VERIFY", "maybe")], "VAULT_SKIP_VERIFY"),
             (vec![("VAULT_TOKEN", "t"), ("VAULT_CLIENT_TIMEOUT", "soon")], "VAULT_CLIENT_TIMEOUT"),

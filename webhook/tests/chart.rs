@@ -668,6 +668,16 @@ fn dockerfile_builds_the_shim_like_xtask() {
     let sections: Vec<&str> =
         dropped.split(',').map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty()).collect();
     assert!(!sections.is_empty(), "no sections parsed from SHIM_DROPPED_SECTIONS");
+    let emptied = tools
+        .split("pub const SHIM_EMPTIED_SECTION: &str = ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').nth(1))
+        .expect("SHIM_EMPTIED_SECTION in xtask/src/tools.rs");
+    assert!(
+        build.contains(&format!("--update-section={emptied}=/tmp/eh_frame.terminator"))
+            && build.contains("printf '\\0\\0\\0\\0' > /tmp/eh_frame.terminator"),
+        "the Dockerfile's shim stage does not empty {emptied} to its zero terminator, as xtask does"
+    );
     for section in sections {
         assert!(
             build.contains(&format!("--remove-section={section} ")),

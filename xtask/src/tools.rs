@@ -98,16 +98,19 @@ pub fn bao() -> Result<PathBuf> {
 pub const SHIM_RUSTFLAGS: &str =
     "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no -C link-arg=-Wl,--icf=all";
 
-/// Sections removed from the linked shim: the unwind tables and landing-pad data that the
-/// precompiled std and static glibc bring along (our own code is built without them). The
-/// shim never unwinds: it is built with `panic = "abort"`, and its threads end by returning,
-/// never through `pthread_exit` or cancellation, glibc's only other users of these tables.
-/// What is lost is the backtrace of a panic, which aborts either way. They are 410 KB of a
-/// binary that every injected Pod copies.
-pub const SHIM_DROPPED_SECTIONS: &[&str] = &[".eh_frame", ".eh_frame_hdr", ".gcc_except_table"];
+/// Unwind tables and landing-pad data that the precompiled std and static glibc bring into
+/// the linked shim (our own code is built without them): removed, and `.eh_frame` emptied to
+/// its 4-byte zero terminator rather than removed, because the C runtime's start-up code
+/// (crtbeginT's `frame_dummy`) registers `.eh_frame` and reads its first word. The shim never
+/// unwinds: it is built with `panic = "abort"`, and its threads end by returning, never
+/// through `pthread_exit` or cancellation, glibc's only other users of these tables. What is
+/// lost is the backtrace of a panic, which aborts either way. They are 350 KB of a binary that
+/// every injected Pod copies.
+pub const SHIM_DROPPED_SECTIONS: &[&str] = &[".eh_frame_hdr", ".gcc_except_table"];
+pub const SHIM_EMPTIED_SECTION: &str = ".eh_frame";
 
 /// Builds `injector` as a static glibc binary (it must run where there is no libc), drops
-/// [`SHIM_DROPPED_SECTIONS`], and returns the path of the result (named `injector`: the
+/// [`SHIM_DROPPED_SECTIONS`] and empties [`SHIM_EMPTIED_SECTION`], and returns the path of the result (named `injector`: the
 /// guard recognises the shim's exec by that name).
 pub fn build_static_shim() -> Result<PathBuf> {
     let triple = "x86_64-unknown-linux-gnu";
@@ -125,9 +128,15 @@ pub fn build_static_shim() -> Result<PathBuf> {
     let dir = target_dir().join(triple).join("shim").join("image");
     std::fs::create_dir_all(&dir)?;
     let bin = dir.join("injector");
+    let terminator = dir.join("eh_frame.terminator");
+    std::fs::write(&terminator, [0u8; 4])?;
     ensure_apt(&["binutils"])?;
     let mut objcopy = Command::new("objcopy");
-    objcopy.args(SHIM_DROPPED_SECTIONS.iter().map(|s| format!("--remove-section={s}"))).arg(&linked).arg(&bin);
+    objcopy
+        .arg(format!("--update-section={SHIM_EMPTIED_SECTION}={}", terminator.display()))
+        .args(SHIM_DROPPED_SECTIONS.iter().map(|s| format!("--remove-section={s}")))
+        .arg(&linked)
+        .arg(&bin);
     cmd::run(&mut objcopy)?;
     Ok(bin)
 }
