@@ -182,9 +182,15 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
 }
 
 /// Whether any literal env value may hold a reference; fails on one that does not parse.
+/// The shim's own settings (`VAULT_ADDR`, `VAULT_PATH`, …) are never references: the shim
+/// reads them as configuration and resolves nothing in them, and this webhook writes them
+/// from annotations, so scanning them would make a second pass refuse what the first wrote.
 fn literal_references(container: &Container) -> Result<bool, MutateError> {
     let mut found = false;
     for var in container.env.iter().flatten() {
+        if vars::is_config_variable(&var.name) {
+            continue;
+        }
         let Some(value) = &var.value else { continue };
         if reference::may_hold_reference(value.as_bytes()) {
             reference::parse(value.as_bytes()).map_err(|source| MutateError::BadReference {

@@ -70,6 +70,27 @@ fn a_container_with_a_reference_starts_through_the_shim() {
     assert!(run(&pod(out), &config()).unwrap().0.is_empty());
 }
 
+/// Found by the `admission` fuzz target: a setting written from an annotation whose value looks
+/// like a broken reference (`hush.dev/auth-path: ">>vault:es"` became `VAULT_PATH`) made the
+/// second pass refuse the Pod the first pass had patched.
+#[test]
+fn the_shims_settings_are_not_scanned_for_references() {
+    let mut raw = app_pod();
+    raw["metadata"]["annotations"] = json!({"hush.dev/auth-path": ">>vault:es"});
+    let patch = run(&pod(raw.clone()), &config()).unwrap();
+    let out = apply(&raw, &patch);
+    assert!(
+        out["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "VAULT_PATH", "value": ">>vault:es"}))
+    );
+    assert!(run(&pod(out), &config()).unwrap().0.is_empty(), "the second pass patches nothing");
+    let mut only_settings = app_pod();
+    only_settings["spec"]["containers"][0]["env"] = json!([{"name": "VAULT_ROLE", "value": "vault:not/a#reference"}]);
+    assert!(run(&pod(only_settings), &config()).unwrap().0.is_empty(), "a setting alone injects nothing");
+}
+
 #[test]
 fn no_reference_and_no_annotation_means_no_patch() {
     let raw = json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a",
