@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -432,29 +431,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// An HTTPS client that trusts only `ca_pem` and reaches `host` at `addr`, as the API server
-/// reaches the Service.
-fn client_for(ca_pem: &[u8], host: &str, addr: SocketAddr) -> reqwest::Client {
-    support::install_crypto();
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .resolve(host, addr)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
 /// Writes the rendered Secret / ConfigMap `data` into `dir` as the kubelet would mount them.
 fn mount(data: &Value, dir: &Path, base64: bool) {
     std::fs::create_dir_all(dir).unwrap();
@@ -577,7 +553,7 @@ async fn rendered_registration_and_the_webhooks_flags_agree() {
     let ca =
         base64::engine::general_purpose::STANDARD.decode(hook["clientConfig"]["caBundle"].as_str().unwrap()).unwrap();
     let host = format!("{}.{}.svc", svc_ref["name"].as_str().unwrap(), svc_ref["namespace"].as_str().unwrap());
-    let client = client_for(&ca, &host, SocketAddr::from(([127, 0, 0, 1], target)));
+    let client = support::client_for(&ca, &host, SocketAddr::from(([127, 0, 0, 1], target)));
     let url = |path: &str| format!("https://{host}:{target}{path}");
     wait_until_up(&client, &url("/healthz")).await;
 

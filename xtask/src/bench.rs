@@ -165,6 +165,6 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let kernel = cmd::stdout(Command::new("uname").arg("-r")).unwrap_or_default();
+    let kernel = tools::kernel_release();
     format!("{cpu}, {cores} cores, Linux {kernel}")
 }

@@ -80,7 +80,7 @@ pub fn run() -> Result<()> {
 
     step(5, "The guard starts on the node (it would run as a DaemonSet): BPF programs attached, audit on stdout.");
     let mut guard = Guard::start(&guard)?;
-    say(&format!("guard mode: {} (this kernel: {})", guard.mode, kernel_release()));
+    say(&format!("guard mode: {} (this kernel: {})", guard.mode, tools::kernel_release()));
 
     step(6, "The kubelet runs the init container (`injector install`), then the app's rewritten command.");
     let volume = work.join("hush-volume");
@@ -256,10 +256,6 @@ fn files_holding(dir: &Path, needle: &str) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
-}
-
 fn describe_exit(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -278,7 +274,7 @@ struct Webhook {
 
 impl Webhook {
     fn start(bin: &Path, tls: &pki::Tls, vault_addr: &str) -> Result<Webhook> {
-        let port = free_port()?;
+        let port = crate::openbao::free_port()?;
         let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--tls-cert")
@@ -366,10 +362,6 @@ impl Drop for Webhook {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The guard, with its audit lines arriving on a channel.

@@ -234,7 +234,7 @@ pub fn bench() -> Result<()> {
         Duration::from_secs(600),
         "vm-bench",
     )?;
-    let mut rows = bench_rows(host.lines(), &format!("host, Linux {}", kernel_release()))?;
+    let mut rows = bench_rows(host.lines(), &format!("host, Linux {}", tools::kernel_release()))?;
     rows.extend(bench_rows(console.iter().map(String::as_str), "qemu TCG, Debian 6.1 cloud kernel")?);
     crate::bench::report::write(&crate::bench::report::Component {
         component: "guard",
@@ -242,10 +242,6 @@ pub fn bench() -> Result<()> {
         detail: host,
         rows,
     })
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
 }
 
 /// Rows from `guard-suite bench`'s `bench-json:` line: each mode beside the guard off.

@@ -141,6 +141,11 @@ pub fn build_static_shim() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
+}
+
 /// The directory of the Debian PostgreSQL server binaries (`/usr/lib/postgresql/N/bin`).
 pub fn postgres_bin() -> Result<PathBuf> {
     let base = Path::new("/usr/lib/postgresql");

@@ -180,11 +180,17 @@ impl Drop for Webhook {
 
 /// An HTTPS client trusting only `ca_pem`, resolving `localhost` to `addr`.
 pub fn client(ca_pem: &str, addr: SocketAddr) -> reqwest::Client {
+    client_for(ca_pem.as_bytes(), "localhost", addr)
+}
+
+/// An HTTPS client trusting only `ca_pem`, resolving `host` to `addr` (as the API server
+/// reaches a Service by its DNS name).
+pub fn client_for(ca_pem: &[u8], host: &str, addr: SocketAddr) -> reqwest::Client {
     install_crypto();
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.unwrap()).unwrap();
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -194,7 +200,7 @@ pub fn client(ca_pem: &str, addr: SocketAddr) -> reqwest::Client {
         .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
-        .resolve("localhost", addr)
+        .resolve(host, addr)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
