@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod cluster;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -38,6 +39,8 @@ enum Task {
     Fuzz(fuzz::Args),
     /// The guard's attack suite alone: host kernel (tracepoint) and qemu VMs (lsm, fallback).
     GuardTest(guard::Args),
+    /// A one-node Kubernetes cluster on this machine (`up` / `down`), from HUSH_KUBE_BIN.
+    Cluster(cluster::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::GuardTest(args) => guard::run(&args),
+        Task::Cluster(args) => cluster::run(&args),
         Task::BuildShim => {
             println!("{}", tools::build_static_shim()?.display());
             Ok(())
