@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use hush_contract::env as vars;
 use hush_contract::reference;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, ResourceRequirements,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume, VolumeMount as NewVolumeMount,
+    Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, KeyToPath,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume,
+    VolumeMount as NewVolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -315,12 +316,23 @@ impl<'a> Plan<'a> {
         }];
         let mut env = settings.env();
         if let Some(secret) = &settings.tls_secret {
+            // Only the CA certificate is projected: the Secret a Vault operator made (Bank-Vaults'
+            // `vault-tls`) also holds `ca.key` and `server.key`, and this volume is mounted into
+            // the application's container.
             match volumes.iter().find(|v| v.name == TLS_VOLUME_NAME) {
-                Some(v) if v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(secret) => {}
+                Some(v) if projects_only_the_ca(v, secret) => {}
                 Some(_) => return Err(MutateError::NameTaken { what: "volume", name: TLS_VOLUME_NAME.into() }),
                 None => new_volumes.push(NewVolume {
                     name: TLS_VOLUME_NAME.into(),
-                    secret: Some(SecretVolumeSource { secret_name: Some(secret.clone()), ..Default::default() }),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(secret.clone()),
+                        items: Some(vec![KeyToPath {
+                            key: TLS_CA_KEY.into(),
+                            path: TLS_CA_KEY.into(),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }),
                     ..NewVolume::default()
                 }),
             }
@@ -415,6 +427,14 @@ impl<'a> Plan<'a> {
 
 fn is_our_init(container: &Container, config: &MutationConfig) -> bool {
     matches!(container.command.as_deref(), Some([_, install, dir]) if install == "install" && *dir == config.dir)
+}
+
+/// Whether `volume` is the TLS volume an earlier pass added: `secret`, projecting `ca.crt` alone.
+fn projects_only_the_ca(volume: &Volume, secret: &str) -> bool {
+    volume.secret.as_ref().is_some_and(|s| {
+        s.secret_name.as_deref() == Some(secret)
+            && matches!(s.items.as_deref(), Some([item]) if item.key == TLS_CA_KEY && item.path == TLS_CA_KEY)
+    })
 }
 
 /// `hush-injector`, or the first of `hush-injector-1`, `-2`, … that the Pod does not use.

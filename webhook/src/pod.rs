@@ -109,4 +109,15 @@ pub struct Volume {
 pub struct SecretSource {
     /// `secretName`.
     pub secret_name: Option<String>,
+    /// `items`: which keys are projected (absent: every key of the Secret).
+    pub items: Option<Vec<KeyToPath>>,
+}
+
+/// `volumes[].secret.items[]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct KeyToPath {
+    /// `key` in the Secret.
+    pub key: String,
+    /// `path` of the file in the volume.
+    pub path: String,
 }

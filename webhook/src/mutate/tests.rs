@@ -258,8 +258,36 @@ fn settings_come_from_pod_then_namespace_then_flags_and_never_override_the_conta
             {"name": "VAULT_CACERT", "value": "/hush-tls/ca.crt"},
         ])
     );
-    assert_eq!(out["spec"]["volumes"][1], json!({"name": "hush-vault-tls", "secret": {"secretName": "vault-ca"}}));
+    assert_eq!(
+        out["spec"]["volumes"][1],
+        json!({"name": "hush-vault-tls", "secret": {"secretName": "vault-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
+    );
     assert_eq!(out["spec"]["containers"][0]["volumeMounts"][1]["mountPath"], "/hush-tls");
+}
+
+/// Bank-Vaults' operator makes a `vault-tls` Secret holding `ca.crt`, `ca.key`, `server.crt` and
+/// `server.key`; the volume is mounted into the application's container, so only `ca.crt` may
+/// be projected (the whole Secret was, before).
+#[test]
+fn the_tls_secret_projects_the_ca_certificate_alone() {
+    let mut raw = app_pod();
+    raw["metadata"]["annotations"] = json!({"vault.security.banzaicloud.io/vault-tls-secret": "vault-tls"});
+    let out = apply(&raw, &run(&pod(raw.clone()), &config()).unwrap());
+    let volume = out["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "hush-vault-tls").unwrap();
+    assert_eq!(volume["secret"]["items"], json!([{"key": "ca.crt", "path": "ca.crt"}]), "{volume}");
+    // A second pass accepts its own volume and changes nothing.
+    assert!(run(&pod(out.clone()), &config()).unwrap().0.is_empty());
+    // A volume of that name that projects the whole Secret (or more keys) is not taken as ours.
+    for items in [json!(null), json!([{"key": "ca.crt", "path": "ca.crt"}, {"key": "ca.key", "path": "ca.key"}])] {
+        let mut taken = raw.clone();
+        let mut secret = json!({"secretName": "vault-tls"});
+        if !items.is_null() {
+            secret["items"] = items;
+        }
+        taken["spec"]["volumes"] = json!([{"name": "hush-vault-tls", "secret": secret}]);
+        let e = run(&pod(taken), &config()).unwrap_err();
+        assert!(matches!(e, MutateError::NameTaken { .. }), "{e}");
+    }
 }
 
 #[test]
