@@ -94,9 +94,20 @@ struct Args {
     /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
     #[arg(long, value_enum, default_value = "deny")]
     on_registry_error: OnRegistryError,
-    /// Most open connections.
+    /// Most open connections. Past it, a new connection takes the slot of the one idle
+    /// longest (closed with GOAWAY); it is refused only when every connection is busy.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds of silence from an HTTP/2 peer before a PING; the connection is closed if the
+    /// PING is not answered within `--keepalive-timeout` seconds.
+    #[arg(long, default_value_t = 30.0)]
+    keepalive_interval: f64,
+    /// Seconds an HTTP/2 PING may go unanswered.
+    #[arg(long, default_value_t = 10.0)]
+    keepalive_timeout: f64,
     /// Seconds to let open requests finish on SIGTERM.
     #[arg(long, default_value_t = 20.0)]
     shutdown_grace: f64,
@@ -242,6 +253,9 @@ async fn run(args: Args, config: Configured) -> ExitCode {
         },
         limits: Limits {
             max_connections: args.max_connections,
+            idle_timeout: seconds(args.idle_timeout),
+            keepalive_interval: seconds(args.keepalive_interval).max(Duration::from_millis(100)),
+            keepalive_timeout: seconds(args.keepalive_timeout),
             shutdown_grace: seconds(args.shutdown_grace),
             ..Limits::default()
         },

@@ -20,16 +20,18 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+
+use self::slots::{Admission, Connection, Slots};
 
 use crate::admission::{self, Answer, Subject};
 use crate::config::{Current, MutationConfig};
 use crate::metrics::{Metrics, Outcome};
 use crate::mutate;
 use crate::registry::{PullSecrets, Registry};
+
+mod slots;
 
 /// What to do when the registry cannot say what a container runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,8 +53,15 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Deadline for the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Most connections open at once; more are closed at once.
+    /// Most connections open at once. A new one past this takes the slot of the connection
+    /// idle longest (closed with GOAWAY); it is closed at once only if every one is busy.
     pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed (GOAWAY).
+    pub idle_timeout: Duration,
+    /// HTTP/2 keep-alive: a PING after this long without frames from the peer…
+    pub keepalive_interval: Duration,
+    /// …and the connection is closed if the PING is not answered within this.
+    pub keepalive_timeout: Duration,
     /// How long shutdown waits for open requests.
     pub shutdown_grace: Duration,
 }
@@ -65,6 +74,9 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            idle_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -235,8 +247,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(app.limits.max_connections));
+    let slots = Arc::new(Slots::new(app.limits.max_connections));
     let limits = app.limits;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -251,40 +262,122 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(max = limits.max_connections, "too many connections; closing a new one");
-            continue;
+        let (id, connection) = match slots.admit() {
+            Admission::Admitted { id, connection, evicted } => {
+                if evicted {
+                    tracing::debug!(max = limits.max_connections, "all connections open; closing the longest idle");
+                }
+                (id, connection)
+            }
+            Admission::Refused => {
+                tracing::warn!(max = limits.max_connections, "too many busy connections; closing a new one");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let watcher = graceful.watcher();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
-            let service = service_fn(move |request| handle(app.clone(), request));
-            let stream = FirstByteDeadline::new(stream, limits.header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            serve_connection(acceptor, tcp, app, &connection).await;
+            slots.release(id);
         });
     }
     app.ready.store(false, Ordering::Relaxed);
     drop(listener);
     tracing::info!(grace = ?limits.shutdown_grace, "shutting down: draining open connections");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    slots.close_all();
+    let drained = async {
+        while slots.len() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
         tracing::warn!("grace period over; closing the remaining connections");
+    }
+}
+
+/// How long a connection told to close (evicted or idle) may take to finish its GOAWAY
+/// exchange; it has no request in flight, so only a peer that ignores the close needs this.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// One connection: TLS handshake, then HTTP/1 or HTTP/2 until the peer leaves, the idle
+/// deadline passes, or the connection is told to close (evicted for a new one, or shutdown).
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    app: Arc<App>,
+    connection: &Arc<Connection>,
+) {
+    let limits = app.limits;
+    let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    // Pings find peers that are gone without a FIN (a half-open TCP connection answers
+    // nothing); the idle deadline below finds peers that answer pings but send no request.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(limits.keepalive_interval))
+        .keep_alive_timeout(limits.keepalive_timeout);
+    let in_service = connection.clone();
+    let service = service_fn(move |request| {
+        let busy = in_service.busy();
+        let app = app.clone();
+        async move {
+            let reply = handle(app, request).await;
+            drop(busy);
+            reply
+        }
+    });
+    let stream = FirstByteDeadline::new(stream, limits.header_timeout);
+    let mut served = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
+    // Until told to close: the idle deadline, re-read after each wake (a request may have
+    // come and gone meanwhile). Once closing: `hard` is when the connection is dropped if the
+    // peer has not finished the GOAWAY exchange; a request still in flight extends it, up to
+    // the shutdown grace.
+    let mut closing: Option<(Instant, Instant)> = None;
+    let result = loop {
+        let wake = match (closing, connection.idle_deadline(limits.idle_timeout)) {
+            (Some((_, hard)), _) => hard,
+            (None, Some(idle)) => idle,
+            (None, None) => Instant::now() + limits.idle_timeout,
+        };
+        tokio::select! {
+            result = served.as_mut() => break result,
+            () = connection.close.notified(), if closing.is_none() => {
+                served.as_mut().graceful_shutdown();
+                let now = Instant::now();
+                let grace = if connection.draining() { limits.shutdown_grace } else { CLOSE_GRACE };
+                closing = Some((now, now + grace));
+            }
+            () = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if let Some((started, _)) = closing {
+                    let idle = connection.idle_deadline(limits.idle_timeout).is_some();
+                    if idle || now >= started + limits.shutdown_grace {
+                        tracing::debug!("the connection did not close in time; dropping it");
+                        return;
+                    }
+                    closing = Some((started, now + CLOSE_GRACE));
+                } else if connection.idle_deadline(limits.idle_timeout).is_some_and(|at| at <= now) {
+                    tracing::debug!(idle = ?limits.idle_timeout, "closing an idle connection");
+                    served.as_mut().graceful_shutdown();
+                    closing = Some((now, now + CLOSE_GRACE));
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
