@@ -8,10 +8,14 @@
  * its own later execve (the key is the tgid, which execve keeps), passes it to children it
  * forks, and loses it when its last thread exits. See REGISTRATION.md.
  *
- * Two enforcement flavours share the detection code:
- *   - tracepoint: syscall tracepoints; the offender is SIGKILLed before it returns to user space;
- *   - lsm: BPF LSM hooks file_open and ptrace_access_check return -EPERM.
- * With `mode` = HUSH_MODE_AUDIT both only report.
+ * Three enforcement flavours share the detection code:
+ *   - lsm: BPF LSM hooks (file_open, ptrace_access_check, inode_follow_link, task_alloc,
+ *     bprm_check_security) return -EPERM;
+ *   - fentry: the same security_* functions through fentry (kernels with BPF trampolines but
+ *     without `bpf` in lsm=); the offender is SIGKILLed before it returns to user space;
+ *   - tracepoint: syscall tracepoints (all ABIs: native ones through syscalls:*, 32-bit and x32
+ *     ones through raw_tp/sys_{enter,exit}); SIGKILL as in fentry.
+ * With `mode` = HUSH_MODE_AUDIT all only report.
  *
  * The file is identified from the opened `struct file` (procfs superblock magic, then the
  * f_op->read address from kallsyms or the kernel-made dentry name, and the target from the
@@ -34,11 +38,20 @@ char LICENSE[] SEC("license") = "GPL";
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
 #define PIDTYPE_PID 0
+#define TASK_NEW 0x0800		/* __state from sched_fork until wake_up_new_task */
+#define TS_COMPAT 0x0002	/* x86 thread_info.status: in a 32-bit syscall */
+#define X32_SYSCALL_BIT 0x40000000
+#define PF_IO_WORKER 0x00000010
+#define PTRACE_MODE_READ 0x01
+#define PERF_FLAG_PID_CGROUP (1UL << 2)
 
 /* Set by the loader before load (aya `override_global`). */
 const volatile __u32 mode = HUSH_MODE_AUDIT;
 const volatile __u64 environ_read_addr = 0; /* kallsyms `environ_read`, 0 if unknown */
 const volatile __u64 mem_read_addr = 0;	    /* kallsyms `mem_read`, 0 if unknown */
+/* Tracepoint mode: SIGKILL io_uring_setup by non-allowlisted processes (io_uring's opens run no
+ * syscall tracepoint). 0 with `guard --allow-io-uring`. */
+const volatile __u32 refuse_io_uring = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -71,6 +84,16 @@ struct {
 	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hush_allowed SEC(".maps");
+
+/* lsm/fentry: tasks a protected process is creating, from security_task_alloc (before the new
+ * pid is attached and visible) until sched_process_fork indexes them; keyed by task address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32); /* creator's tgid */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hush_newborn SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -131,21 +154,36 @@ static __always_inline void fill_proc(struct hush_proc *p, struct task_struct *t
 	BPF_CORE_READ_STR_INTO(&p->comm, t, comm);
 }
 
-static __always_inline void emit(struct task_struct *target, __u32 hook, __u32 what, __u32 action, __s32 syscall)
+static __always_inline void emit_flagged(struct task_struct *reader, struct task_struct *target, __u32 hook,
+					__u32 what, __u32 action, __s32 syscall, __u32 target_flags)
 {
 	struct hush_event *e = bpf_ringbuf_reserve(&hush_events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(action);
 		return;
 	}
+	__builtin_memset(e, 0, sizeof(*e));
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	fill_proc(&e->reader, (struct task_struct *)bpf_get_current_task());
-	fill_proc(&e->target, target);
+	fill_proc(&e->reader, reader);
+	if (target)
+		fill_proc(&e->target, target);
+	e->target._pad = target_flags;
 	e->hook = hook;
 	e->what = what;
 	e->action = action;
 	e->syscall = syscall;
 	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit_as(struct task_struct *reader, struct task_struct *target, __u32 hook, __u32 what,
+				   __u32 action, __s32 syscall)
+{
+	emit_flagged(reader, target, hook, what, action, syscall, 0);
+}
+
+static __always_inline void emit(struct task_struct *target, __u32 hook, __u32 what, __u32 action, __s32 syscall)
+{
+	emit_as((struct task_struct *)bpf_get_current_task(), target, hook, what, action, syscall);
 }
 
 /* Number and namespace of `pid` at `level` (numbers[] is a flexible array: aya-obj 0.3 rejects
@@ -236,6 +274,38 @@ struct sched_exec_ctx {
 	__s32 old_pid; /* the exec'ing thread's global tid before execve */
 };
 
+/* Perf events attached to `t` (by another process, or inherited from before the shim's exec):
+ * their samples (PERF_SAMPLE_STACK_USER) would carry the app's stack, environment included. */
+static __always_inline int perf_monitored(struct task_struct *t)
+{
+	struct perf_event_context *ctx = 0;
+
+	if (bpf_core_field_exists(((struct task_struct___perf62 *)0)->perf_event_ctxp)) {
+		ctx = BPF_CORE_READ((struct task_struct___perf62 *)t, perf_event_ctxp);
+		return ctx && BPF_CORE_READ(ctx, nr_events) > 0;
+	}
+	if (bpf_core_field_exists(((struct task_struct___perf61 *)0)->perf_event_ctxp)) {
+		for (int i = 0; i < 2; i++) {
+			ctx = BPF_CORE_READ((struct task_struct___perf61 *)t, perf_event_ctxp[i]);
+			if (ctx && BPF_CORE_READ(ctx, nr_events) > 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Why `t` may not start the shim: HUSH_WHAT_TRACED_EXEC, HUSH_WHAT_PERF_EXEC, or 0. A tracer
+ * attached before the exec (PTRACE_TRACEME, a seized supervisor) would read the secrets the shim
+ * fetches and the app's environment; the guard's attach checks only see attaches made later. */
+static __always_inline __u32 monitored(struct task_struct *t)
+{
+	if (BPF_CORE_READ(t, ptrace))
+		return HUSH_WHAT_TRACED_EXEC;
+	if (perf_monitored(t))
+		return HUSH_WHAT_PERF_EXEC;
+	return 0;
+}
+
 SEC("tracepoint/sched/sched_process_exec")
 int hush_sched_exec(struct sched_exec_ctx *ctx)
 {
@@ -264,6 +334,18 @@ int hush_sched_exec(struct sched_exec_ctx *ctx)
 	/* execve left one thread, now the leader: index it (de_thread kept its pid numbers). */
 	index_vpids(t, tgid);
 	emit(t, HUSH_HOOK_SCHED_EXEC, HUSH_WHAT_PROTECT, HUSH_ACTION_PROTECTED, -1);
+	/* Fail closed on a traced or perf-monitored start (lsm mode already refused the exec in
+	 * bprm_check_security). Protected first, so no one else can open it while it dies; the
+	 * SIGKILL lands before the shim's first instruction, and a pending SIGKILL also skips the
+	 * PTRACE_EVENT_EXEC stop, so the tracer never sees it stopped. */
+	__u32 why = monitored(t);
+	if (why) {
+		struct task_struct *tracer = why == HUSH_WHAT_TRACED_EXEC ? BPF_CORE_READ(t, parent) : t;
+		__u32 action = mode == HUSH_MODE_ENFORCE ? HUSH_ACTION_KILLED : HUSH_ACTION_AUDITED;
+		if (action == HUSH_ACTION_KILLED)
+			bpf_send_signal(SIGKILL);
+		emit_as(tracer, t, HUSH_HOOK_SCHED_EXEC, why, action, -1);
+	}
 	return 0;
 }
 
@@ -278,6 +360,10 @@ int hush_sched_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct hush_protected *pv = bpf_map_lookup_elem(&hush_protected, &ptgid);
 	struct hush_protected v = {};
 
+	__u64 child_addr = (__u64)child;
+
+	/* Indexed below: the task_alloc entry (lsm/fentry) has done its job. */
+	bpf_map_delete_elem(&hush_newborn, &child_addr);
 	if (!pv)
 		return 0;
 	if (ctgid != ptgid) { /* a new process: it inherits protection */
@@ -365,6 +451,25 @@ static __always_inline struct task_struct *proc_file_task(struct file *f)
 	return pid_task0(BPF_CORE_READ(pi, pid));
 }
 
+/* The task behind /proc/<pid>/fd/N or /proc/<pid>/map_files/R (also under task/<tid>/), for a
+ * symlink being followed; NULL for every other link (ns/, cwd, root, exe stay usable: nsenter
+ * and kubectl exec need them). Procfs makes these dentry names itself. */
+static __always_inline struct task_struct *proc_fd_link_task(struct dentry *d, struct inode *inode)
+{
+	char n[10] = {};
+	struct proc_inode *pi;
+
+	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != PROC_SUPER_MAGIC)
+		return 0;
+	bpf_probe_read_kernel_str(n, sizeof(n), BPF_CORE_READ(d, d_parent, d_name.name));
+	if (!((n[0] == 'f' && n[1] == 'd' && n[2] == 0) ||
+	      (n[0] == 'm' && n[1] == 'a' && n[2] == 'p' && n[3] == '_' && n[4] == 'f' && n[5] == 'i' && n[6] == 'l' &&
+	       n[7] == 'e' && n[8] == 's' && n[9] == 0)))
+		return 0;
+	pi = (void *)inode - bpf_core_field_offset(struct proc_inode, vfs_inode);
+	return pid_task0(BPF_CORE_READ(pi, pid));
+}
+
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -381,80 +486,250 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 
 enum verdict {
 	V_PASS = 0,
-	V_BLOCK = 1, /* enforce: deny (lsm) or kill (tracepoint) */
+	V_BLOCK = 1, /* enforce: deny (lsm) or kill (tracepoint, fentry) */
 };
 
-/* Shared by every hook: is `target` protected from the current task, and what do we do. */
-static __always_inline enum verdict judge(struct task_struct *target, __u32 hook, __u32 what, __u32 block_action,
-					  __s32 syscall)
+/* How a blocked attempt ends. */
+enum enforcement {
+	E_DENY = 0, /* lsm: the hook returns -EPERM */
+	E_KILL = 1, /* tracepoint, fentry: SIGKILL before the reader returns to user space */
+};
+
+static __always_inline int sigkill_pending(struct task_struct *t)
 {
+	return (BPF_CORE_READ(t, pending.signal.sig[0]) >> (SIGKILL - 1)) & 1;
+}
+
+/* The protected tgid `t` belongs to, or 0. Also a task still being created (TASK_NEW) by a
+ * protected process: copy_process makes the new pid visible in /proc (attach_pid) before
+ * sched_process_fork runs, and in that window the child's copy of the environment must already
+ * be protected. The state is read before the map: sched_process_fork runs before
+ * wake_up_new_task ends TASK_NEW, so a task seen past TASK_NEW is already in the map. */
+static __always_inline __u32 protected_tgid(struct task_struct *t, __u32 *flags)
+{
+	__u32 state = BPF_CORE_READ(t, __state);
+	__u32 tgid = BPF_CORE_READ(t, tgid);
+	__u64 addr = (__u64)t;
+
+	if (is_protected(tgid))
+		return tgid;
+	if (state != TASK_NEW)
+		return 0;
+	*flags = HUSH_TARGET_IN_CREATION;
+	if (is_protected(BPF_CORE_READ(t, real_parent, tgid)))
+		return tgid;
+	/* CLONE_PARENT children have the creator's parent as real_parent: task_alloc recorded them. */
+	if (bpf_map_lookup_elem(&hush_newborn, &addr))
+		return tgid;
+	return 0;
+}
+
+/* Whether the current task shares its fd table with another process (CLONE_FILES without
+ * CLONE_THREAD): every task using the table holds a reference, threads included. */
+static __always_inline int files_shared(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(t, files, count.counter) > BPF_CORE_READ(t, signal, nr_threads);
+}
+
+/* The action a kill-mode block reports: `killed`, or `exposed` when the attempt leaves an fd in
+ * a table another (surviving) process shares, which could read through it. */
+static __always_inline __u32 kill_action(int gives_fd)
+{
+	return gives_fd && files_shared() ? HUSH_ACTION_EXPOSED : HUSH_ACTION_KILLED;
+}
+
+/* Shared by every hook: is `target` protected from the current task, and what do we do. */
+static __always_inline enum verdict judge(struct task_struct *target, __u32 hook, __u32 what, enum enforcement how,
+					  int gives_fd, __s32 syscall)
+{
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
 	__u32 me = bpf_get_current_pid_tgid() >> 32;
-	__u32 ttgid;
+	__u32 ttgid, flags = 0;
 	__u64 cg;
 
 	if (!target)
 		return V_PASS;
-	ttgid = BPF_CORE_READ(target, tgid);
-	if (ttgid == me || !is_protected(ttgid))
+	ttgid = protected_tgid(target, &flags);
+	if (!ttgid || BPF_CORE_READ(target, tgid) == me)
 		return V_PASS;
 	cg = bpf_get_current_cgroup_id();
 	if (bpf_map_lookup_elem(&hush_allowed, &cg)) {
-		emit(target, hook, what, HUSH_ACTION_ALLOWED, syscall);
+		emit_flagged(cur, target, hook, what, HUSH_ACTION_ALLOWED, syscall, flags);
 		return V_PASS;
 	}
 	if (mode != HUSH_MODE_ENFORCE) {
-		emit(target, hook, what, HUSH_ACTION_AUDITED, syscall);
+		emit_flagged(cur, target, hook, what, HUSH_ACTION_AUDITED, syscall, flags);
 		return V_PASS;
 	}
-	emit(target, hook, what, block_action, syscall);
+	if (how == E_KILL) {
+		/* Already dying from an earlier hook of the same attempt (e.g. file_open then the
+		 * ptrace check inside mem_open): one line per attempt. */
+		if (sigkill_pending(cur))
+			return V_BLOCK;
+		bpf_send_signal(SIGKILL);
+		emit_flagged(cur, target, hook, what, kill_action(gives_fd), syscall, flags);
+		return V_BLOCK;
+	}
+	emit_flagged(cur, target, hook, what, HUSH_ACTION_DENIED, syscall, flags);
 	return V_BLOCK;
 }
 
-static __always_inline void kill_if(enum verdict v)
+/* ---- syscall ABIs ----------------------------------------------------------------------- */
+
+enum abi {
+	ABI_NATIVE = 0,
+	ABI_IA32 = 1, /* int $0x80, sysenter, 32-bit syscall: syscalls:* tracepoints skip these */
+	ABI_X32 = 2,  /* x32: skipped too (the number carries __X32_SYSCALL_BIT) */
+};
+
+enum op {
+	OP_NONE = 0,
+	OP_OPEN,	/* open, creat, openat, openat2, open_by_handle_at */
+	OP_PTRACE,
+	OP_VM_READ,
+	OP_VM_WRITE,
+	OP_PIDFD_GETFD,
+	OP_PERF,
+	OP_IO_URING_SETUP,
+};
+
+static __always_inline enum abi abi_of(long nr)
 {
-	if (v == V_BLOCK)
-		bpf_send_signal(SIGKILL);
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	if (nr >= 0 && (nr & X32_SYSCALL_BIT))
+		return ABI_X32;
+	return (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT) ? ABI_IA32 : ABI_NATIVE;
+}
+
+/* Syscall numbers per ABI (arch/x86/entry/syscalls/syscall_{64,32}.tbl). */
+static __always_inline enum op op_of(enum abi abi, long nr)
+{
+	if (abi == ABI_IA32) {
+		switch (nr) {
+		case 5: case 8: case 295: case 437: case 342:
+			return OP_OPEN;
+		case 26:
+			return OP_PTRACE;
+		case 347:
+			return OP_VM_READ;
+		case 348:
+			return OP_VM_WRITE;
+		case 438:
+			return OP_PIDFD_GETFD;
+		case 336:
+			return OP_PERF;
+		case 425:
+			return OP_IO_URING_SETUP;
+		}
+		return OP_NONE;
+	}
+	if (abi == ABI_X32)
+		nr &= ~X32_SYSCALL_BIT;
+	switch (nr) {
+	case 2: case 85: case 257: case 437: case 304:
+		return OP_OPEN;
+	case 101: case 521: /* x32 has its own ptrace and process_vm_* entries */
+		return OP_PTRACE;
+	case 310: case 539:
+		return OP_VM_READ;
+	case 311: case 540:
+		return OP_VM_WRITE;
+	case 438:
+		return OP_PIDFD_GETFD;
+	case 298:
+		return OP_PERF;
+	case 425:
+		return OP_IO_URING_SETUP;
+	}
+	return OP_NONE;
+}
+
+/* The syscall number as reported in events: i386 numbers marked with HUSH_SYSCALL_IA32. */
+static __always_inline __s32 reported_nr(enum abi abi, long nr)
+{
+	return abi == ABI_IA32 ? (__s32)(nr | HUSH_SYSCALL_IA32) : (__s32)nr;
+}
+
+/* The current task's syscall, from its saved registers (lsm/fentry hooks), -1 outside one. */
+static __always_inline long current_nr(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return regs ? (long)BPF_CORE_READ(regs, orig_ax) : -1;
+}
+
+static __always_inline enum op current_op(void)
+{
+	long nr = current_nr();
+
+	return nr < 0 ? OP_NONE : op_of(abi_of(nr), nr);
+}
+
+static __always_inline __s32 current_syscall(void)
+{
+	long nr = current_nr();
+
+	return nr < 0 ? -1 : reported_nr(abi_of(nr), nr);
 }
 
 /* ---- tracepoint mode ------------------------------------------------------------------- */
 
-static __always_inline int on_open_exit(struct sys_exit_ctx *ctx)
+static __always_inline void on_open_exit(long ret, __s32 sc, __u32 hook)
 {
 	struct file *f;
 	__u32 what;
 
-	if (ctx->ret < 0)
-		return 0;
-	f = fd_file((struct task_struct *)bpf_get_current_task(), ctx->ret);
+	if (ret < 0)
+		return;
+	f = fd_file((struct task_struct *)bpf_get_current_task(), ret);
 	if (!f)
-		return 0;
+		return;
 	what = classify_proc_file(f);
 	if (!what)
-		return 0;
-	kill_if(judge(proc_file_task(f), HUSH_HOOK_SYS_EXIT_OPEN, what, HUSH_ACTION_KILLED, ctx->syscall_nr));
-	return 0;
+		return;
+	judge(proc_file_task(f), hook, what, E_KILL, 1, sc);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")
 int hush_exit_open(struct sys_exit_ctx *ctx)
 {
-	return on_open_exit(ctx);
+	on_open_exit(ctx->ret, ctx->syscall_nr, HUSH_HOOK_SYS_EXIT_OPEN);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int hush_exit_openat(struct sys_exit_ctx *ctx)
 {
-	return on_open_exit(ctx);
+	on_open_exit(ctx->ret, ctx->syscall_nr, HUSH_HOOK_SYS_EXIT_OPEN);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int hush_exit_openat2(struct sys_exit_ctx *ctx)
 {
-	return on_open_exit(ctx);
+	on_open_exit(ctx->ret, ctx->syscall_nr, HUSH_HOOK_SYS_EXIT_OPEN);
+	return 0;
 }
 
-/* The task a caller-namespaced pid names, if it belongs to a protected group; else NULL. */
-static __always_inline struct task_struct *protected_by_vpid(long vpid, __u32 *tgid_out)
+SEC("tracepoint/syscalls/sys_exit_creat")
+int hush_exit_creat(struct sys_exit_ctx *ctx)
+{
+	on_open_exit(ctx->ret, ctx->syscall_nr, HUSH_HOOK_SYS_EXIT_OPEN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
+int hush_exit_open_by_handle_at(struct sys_exit_ctx *ctx)
+{
+	on_open_exit(ctx->ret, ctx->syscall_nr, HUSH_HOOK_SYS_EXIT_OPEN);
+	return 0;
+}
+
+/* The global tgid of the protected process a caller-namespaced pid names, or 0. */
+static __always_inline __u32 protected_by_vpid(long vpid)
 {
 	struct task_struct *me = (struct task_struct *)bpf_get_current_task();
 	struct pid *mypid = BPF_CORE_READ(me, thread_pid);
@@ -466,86 +741,89 @@ static __always_inline struct task_struct *protected_by_vpid(long vpid, __u32 *t
 		return 0;
 	key.vpid = vpid;
 	tgid = bpf_map_lookup_elem(&hush_vpids, &key);
-	if (!tgid)
-		return 0;
-	*tgid_out = *tgid;
-	return me;
+	return tgid ? *tgid : 0;
 }
 
 /* Tracepoint hooks that take a pid: the target task is not at hand, only its tgid; the event's
  * target fields are filled from the map (tgid) and the reader stays the current task. */
-static __always_inline int on_pid_enter(struct sys_enter_ctx *ctx, long vpid, __u32 hook, __u32 what)
+static __always_inline void on_pid_enter(long vpid, __u32 hook, __u32 what, int gives_fd, __s32 sc)
 {
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
 	__u32 me = bpf_get_current_pid_tgid() >> 32;
-	__u32 ttgid = 0;
+	__u32 ttgid = protected_by_vpid(vpid);
 	struct hush_event *e;
 	__u64 cg;
 	__u32 action;
 
-	if (!protected_by_vpid(vpid, &ttgid) || ttgid == me)
-		return 0;
+	if (!ttgid || ttgid == me)
+		return;
 	cg = bpf_get_current_cgroup_id();
 	if (bpf_map_lookup_elem(&hush_allowed, &cg))
 		action = HUSH_ACTION_ALLOWED;
 	else if (mode != HUSH_MODE_ENFORCE)
 		action = HUSH_ACTION_AUDITED;
+	else if (sigkill_pending(cur))
+		return;
 	else
-		action = HUSH_ACTION_KILLED;
-	if (action == HUSH_ACTION_KILLED)
+		action = kill_action(gives_fd);
+	if (action == HUSH_ACTION_KILLED || action == HUSH_ACTION_EXPOSED)
 		bpf_send_signal(SIGKILL);
 	e = bpf_ringbuf_reserve(&hush_events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(action);
-		return 0;
+		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	fill_proc(&e->reader, (struct task_struct *)bpf_get_current_task());
+	fill_proc(&e->reader, cur);
 	/* target.pid/tgid from the map; user space completes comm/uid/cgroup from /proc */
 	e->target.tgid = ttgid;
 	e->target.pid = vpid;
 	e->hook = hook;
 	e->what = what;
 	e->action = action;
-	e->syscall = ctx->syscall_nr;
+	e->syscall = sc;
 	bpf_ringbuf_submit(e, 0);
-	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_ptrace")
-int hush_enter_ptrace(struct sys_enter_ctx *ctx)
+static __always_inline void on_ptrace_enter(long request, long vpid, __u32 hook, __s32 sc)
 {
-	long request = ctx->args[0];
-
 	if (request != PTRACE_ATTACH && request != PTRACE_SEIZE)
-		return 0;
-	return on_pid_enter(ctx, ctx->args[1], HUSH_HOOK_SYS_ENTER_PTRACE, HUSH_WHAT_PTRACE);
+		return;
+	on_pid_enter(vpid, hook, HUSH_WHAT_PTRACE, 0, sc);
 }
 
-SEC("tracepoint/syscalls/sys_enter_process_vm_readv")
-int hush_enter_vm_readv(struct sys_enter_ctx *ctx)
+/* After a successful ptrace call: the newest tracee (ptrace_link adds at the head of ->ptraced).
+ * Catches an attach the entry check could not resolve: a child of a protected process attached
+ * in the window before sched_process_fork indexed its pid. The tracer dies before it returns to
+ * user space, so it never issues a PEEK; its death detaches it. */
+static __always_inline void on_ptrace_exit(long ret, __u32 hook, __s32 sc)
 {
-	return on_pid_enter(ctx, ctx->args[0], HUSH_HOOK_SYS_ENTER_VM_RW, HUSH_WHAT_VM_READ);
-}
+	struct task_struct *me = (struct task_struct *)bpf_get_current_task();
+	struct list_head *head = (void *)me + bpf_core_field_offset(struct task_struct, ptraced);
+	struct list_head *first;
+	struct task_struct *tracee;
 
-SEC("tracepoint/syscalls/sys_enter_process_vm_writev")
-int hush_enter_vm_writev(struct sys_enter_ctx *ctx)
-{
-	return on_pid_enter(ctx, ctx->args[0], HUSH_HOOK_SYS_ENTER_VM_RW, HUSH_WHAT_VM_WRITE);
+	if (ret != 0)
+		return;
+	first = BPF_CORE_READ(me, ptraced.next);
+	if (!first || first == head)
+		return;
+	tracee = (void *)first - bpf_core_field_offset(struct task_struct, ptrace_entry);
+	judge(tracee, hook, HUSH_WHAT_PTRACE, E_KILL, 0, sc);
 }
 
 /* pidfd_getfd(pidfd, targetfd): the pidfd file names the target through its struct pid, kept
  * in the pidfs inode's i_private since Linux 6.9 and in file->private_data of the "[pidfd]" anon
  * inode file before. */
-SEC("tracepoint/syscalls/sys_enter_pidfd_getfd")
-int hush_enter_pidfd_getfd(struct sys_enter_ctx *ctx)
+static __always_inline void on_pidfd_getfd(long pidfd, __u32 hook, __s32 sc)
 {
-	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), ctx->args[0]);
+	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), pidfd);
 	struct pid *pid;
 	unsigned long magic;
 
 	if (!f)
-		return 0;
+		return;
 	magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
 	if (magic == PIDFS_MAGIC) {
 		pid = BPF_CORE_READ(f, f_inode, i_private);
@@ -553,24 +831,168 @@ int hush_enter_pidfd_getfd(struct sys_enter_ctx *ctx)
 		char n[8] = {};
 		bpf_probe_read_kernel_str(n, sizeof(n), BPF_CORE_READ(f, f_path.dentry, d_name.name));
 		if (!(n[0] == '[' && n[1] == 'p' && n[2] == 'i' && n[3] == 'd' && n[4] == 'f' && n[5] == 'd' && n[6] == ']'))
-			return 0;
+			return;
 		pid = BPF_CORE_READ(f, private_data);
 	} else {
-		return 0;
+		return;
 	}
-	kill_if(judge(pid_task0(pid), HUSH_HOOK_SYS_ENTER_PIDFD_GETFD, HUSH_WHAT_PIDFD_GETFD, HUSH_ACTION_KILLED,
-		      ctx->syscall_nr));
+	judge(pid_task0(pid), hook, HUSH_WHAT_PIDFD_GETFD, E_KILL, 1, sc);
+}
+
+/* perf_event_open(attr, pid, cpu, group_fd, flags) on a protected process: its samples
+ * (PERF_SAMPLE_STACK_USER, _REGS_USER) copy the app's stack, environment strings included.
+ * pid <= 0 is the caller itself or every task on a CPU (CAP_PERFMON, out of scope: see
+ * SECURITY.md); PERF_FLAG_PID_CGROUP makes pid a cgroup fd (per-CPU, CAP_PERFMON too). */
+static __always_inline void on_perf_enter(long pid, unsigned long flags, __u32 hook, __s32 sc)
+{
+	if (pid <= 0 || (flags & PERF_FLAG_PID_CGROUP))
+		return;
+	on_pid_enter(pid, hook, HUSH_WHAT_PERF, 1, sc);
+}
+
+/* io_uring's opens run no syscall tracepoint, so tracepoint mode refuses new rings by
+ * non-allowlisted processes (the kill lands before the ring's fd is usable). */
+static __always_inline void on_io_uring_setup(__u32 hook, __s32 sc)
+{
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
+	__u64 cg = bpf_get_current_cgroup_id();
+
+	if (!refuse_io_uring || bpf_map_lookup_elem(&hush_allowed, &cg))
+		return;
+	if (mode != HUSH_MODE_ENFORCE) {
+		emit(0, hook, HUSH_WHAT_IO_URING_SETUP, HUSH_ACTION_AUDITED, sc);
+		return;
+	}
+	if (sigkill_pending(cur))
+		return;
+	bpf_send_signal(SIGKILL);
+	emit(0, hook, HUSH_WHAT_IO_URING_SETUP, HUSH_ACTION_KILLED, sc);
+}
+
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int hush_enter_ptrace(struct sys_enter_ctx *ctx)
+{
+	on_ptrace_enter(ctx->args[0], ctx->args[1], HUSH_HOOK_SYS_ENTER_PTRACE, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int hush_exit_ptrace(struct sys_exit_ctx *ctx)
+{
+	on_ptrace_exit(ctx->ret, HUSH_HOOK_SYS_EXIT_PTRACE, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_process_vm_readv")
+int hush_enter_vm_readv(struct sys_enter_ctx *ctx)
+{
+	on_pid_enter(ctx->args[0], HUSH_HOOK_SYS_ENTER_VM_RW, HUSH_WHAT_VM_READ, 0, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_process_vm_writev")
+int hush_enter_vm_writev(struct sys_enter_ctx *ctx)
+{
+	on_pid_enter(ctx->args[0], HUSH_HOOK_SYS_ENTER_VM_RW, HUSH_WHAT_VM_WRITE, 0, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_pidfd_getfd")
+int hush_enter_pidfd_getfd(struct sys_enter_ctx *ctx)
+{
+	on_pidfd_getfd(ctx->args[0], HUSH_HOOK_SYS_ENTER_PIDFD_GETFD, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_perf_event_open")
+int hush_enter_perf(struct sys_enter_ctx *ctx)
+{
+	on_perf_enter((int)ctx->args[1], ctx->args[4], HUSH_HOOK_SYS_ENTER_PERF, ctx->syscall_nr);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_io_uring_setup")
+int hush_enter_io_uring_setup(struct sys_enter_ctx *ctx)
+{
+	on_io_uring_setup(HUSH_HOOK_SYS_ENTER_IO_URING, ctx->syscall_nr);
+	return 0;
+}
+
+/* 32-bit and x32 syscalls: the syscalls:* tracepoints skip them (in_32bit_syscall()), the raw
+ * sys_enter/sys_exit tracepoints do not. Native syscalls return at once: the tracepoints above
+ * have them. Arguments come from the saved registers in each ABI's calling convention. */
+SEC("raw_tp/sys_enter")
+int hush_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = ctx->args[1];
+	enum abi abi = abi_of(nr);
+	unsigned long a0, a1, a4;
+	__s32 sc;
+
+	if (abi == ABI_NATIVE)
+		return 0;
+	sc = reported_nr(abi, nr);
+	if (abi == ABI_IA32) {
+		a0 = (__u32)BPF_CORE_READ(regs, bx);
+		a1 = (__u32)BPF_CORE_READ(regs, cx);
+		a4 = (__u32)BPF_CORE_READ(regs, di);
+	} else {
+		a0 = BPF_CORE_READ(regs, di);
+		a1 = BPF_CORE_READ(regs, si);
+		a4 = BPF_CORE_READ(regs, r8);
+	}
+	switch (op_of(abi, nr)) {
+	case OP_PTRACE:
+		on_ptrace_enter((int)a0, (int)a1, HUSH_HOOK_RAW_SYS_ENTER, sc);
+		break;
+	case OP_VM_READ:
+		on_pid_enter((int)a0, HUSH_HOOK_RAW_SYS_ENTER, HUSH_WHAT_VM_READ, 0, sc);
+		break;
+	case OP_VM_WRITE:
+		on_pid_enter((int)a0, HUSH_HOOK_RAW_SYS_ENTER, HUSH_WHAT_VM_WRITE, 0, sc);
+		break;
+	case OP_PIDFD_GETFD:
+		on_pidfd_getfd((int)a0, HUSH_HOOK_RAW_SYS_ENTER, sc);
+		break;
+	case OP_PERF:
+		on_perf_enter((int)a1, a4, HUSH_HOOK_RAW_SYS_ENTER, sc);
+		break;
+	case OP_IO_URING_SETUP:
+		on_io_uring_setup(HUSH_HOOK_RAW_SYS_ENTER, sc);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int hush_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long ret = ctx->args[1];
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	enum abi abi = abi_of(nr);
+
+	if (abi == ABI_NATIVE)
+		return 0;
+	if (abi == ABI_IA32)
+		ret = (int)ret;
+	switch (op_of(abi, nr)) {
+	case OP_OPEN:
+		on_open_exit(ret, reported_nr(abi, nr), HUSH_HOOK_RAW_SYS_EXIT);
+		break;
+	case OP_PTRACE:
+		on_ptrace_exit(ret, HUSH_HOOK_RAW_SYS_EXIT, reported_nr(abi, nr));
+		break;
+	default:
+		break;
+	}
 	return 0;
 }
 
 /* ---- lsm mode -------------------------------------------------------------------------- */
-
-static __always_inline __s32 current_syscall(void)
-{
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-	return regs ? (__s32)BPF_CORE_READ(regs, orig_ax) : -1;
-}
 
 SEC("lsm/file_open")
 int BPF_PROG(hush_file_open, struct file *file, int ret)
@@ -582,23 +1004,142 @@ int BPF_PROG(hush_file_open, struct file *file, int ret)
 	what = classify_proc_file(file);
 	if (!what)
 		return 0;
-	if (judge(proc_file_task(file), HUSH_HOOK_LSM_FILE_OPEN, what, HUSH_ACTION_DENIED, current_syscall()) == V_BLOCK)
+	if (judge(proc_file_task(file), HUSH_HOOK_LSM_FILE_OPEN, what, E_DENY, 0, current_syscall()) == V_BLOCK)
 		return -EPERM;
 	return 0;
 }
 
 /* ATTACH mode gates ptrace attach, /proc/<pid>/mem, process_vm_{readv,writev} and pidfd_getfd.
- * READ mode (environ_open, ns/, fd/, root) is left alone: kubectl exec and nsenter need it, and
- * environ itself is caught at file_open. */
+ * READ mode gates environ_open, ns/, fd/ and root too: kubectl exec and nsenter need those, so
+ * it is judged only for perf_event_open (perf's check on the monitored task), and environ is
+ * caught at file_open, fd/ at inode_follow_link. */
+static __always_inline int ptrace_access_blocked(struct task_struct *child, unsigned int mode_, __u32 hook,
+						 enum enforcement how)
+{
+	enum op op = current_op();
+
+	if (mode_ & PTRACE_MODE_ATTACH)
+		return judge(child, hook, HUSH_WHAT_ATTACH, how, op == OP_PIDFD_GETFD, current_syscall()) == V_BLOCK;
+	if ((mode_ & PTRACE_MODE_READ) && op == OP_PERF)
+		return judge(child, hook, HUSH_WHAT_PERF, how, 1, current_syscall()) == V_BLOCK;
+	return 0;
+}
+
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(hush_ptrace_access, struct task_struct *child, unsigned int mode_, int ret)
 {
 	if (ret)
 		return ret;
-	if (!(mode_ & PTRACE_MODE_ATTACH))
-		return 0;
-	if (judge(child, HUSH_HOOK_LSM_PTRACE_ACCESS, HUSH_WHAT_ATTACH, HUSH_ACTION_DENIED, current_syscall()) ==
-	    V_BLOCK)
+	return ptrace_access_blocked(child, mode_, HUSH_HOOK_LSM_PTRACE_ACCESS, E_DENY) ? -EPERM : 0;
+}
+
+/* Following /proc/<pid>/fd/N reopens the app's own files (a pipe it holds, a memfd, a deleted
+ * file): the same capability pidfd_getfd gives. readlink (ls -l, lsof's names) is untouched. */
+SEC("lsm/inode_follow_link")
+int BPF_PROG(hush_follow_link, struct dentry *dentry, struct inode *inode, bool rcu, int ret)
+{
+	if (ret)
+		return ret;
+	if (judge(proc_fd_link_task(dentry, inode), HUSH_HOOK_LSM_FOLLOW_LINK, HUSH_WHAT_FD_LINK, E_DENY, 0,
+		  current_syscall()) == V_BLOCK)
 		return -EPERM;
+	return 0;
+}
+
+/* Before the new task's pid exists: remember that a protected process is creating it. */
+static __always_inline void note_newborn(struct task_struct *task)
+{
+	__u32 me = bpf_get_current_pid_tgid() >> 32;
+	__u64 addr = (__u64)task;
+
+	if (is_protected(me) && bpf_map_update_elem(&hush_newborn, &addr, &me, BPF_ANY))
+		stat_inc(HUSH_STAT_MAP_FULL);
+}
+
+SEC("lsm/task_alloc")
+int BPF_PROG(hush_task_alloc, struct task_struct *task, unsigned long clone_flags, int ret)
+{
+	if (ret)
+		return ret;
+	note_newborn(task);
+	return 0;
+}
+
+static __always_inline int is_shim_file(struct file *f)
+{
+	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	char buf[10] = {};
+
+	if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) != 9)
+		return 0;
+	return buf[0] == 'i' && buf[1] == 'n' && buf[2] == 'j' && buf[3] == 'e' && buf[4] == 'c' && buf[5] == 't' &&
+	       buf[6] == 'o' && buf[7] == 'r';
+}
+
+/* lsm mode refuses a traced or perf-monitored start outright: execve of the shim fails with
+ * EPERM, so nothing of the shim runs (kill modes SIGKILL it at sched_process_exec instead). */
+SEC("lsm/bprm_check_security")
+int BPF_PROG(hush_bprm_check, struct linux_binprm *bprm, int ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u32 why;
+
+	if (ret)
+		return ret;
+	if (!is_shim_file(BPF_CORE_READ(bprm, file)))
+		return 0;
+	why = monitored(t);
+	if (!why)
+		return 0;
+	if (mode != HUSH_MODE_ENFORCE) {
+		emit_as(why == HUSH_WHAT_TRACED_EXEC ? BPF_CORE_READ(t, parent) : t, t, HUSH_HOOK_LSM_BPRM_CHECK, why,
+			HUSH_ACTION_AUDITED, current_syscall());
+		return 0;
+	}
+	emit_as(why == HUSH_WHAT_TRACED_EXEC ? BPF_CORE_READ(t, parent) : t, t, HUSH_HOOK_LSM_BPRM_CHECK, why,
+		HUSH_ACTION_DENIED, current_syscall());
+	return -EPERM;
+}
+
+/* ---- fentry mode ------------------------------------------------------------------------ */
+/* The same security_* functions, for kernels with BPF trampolines but without `bpf` in lsm=.
+ * fentry cannot change a return value (aya 0.14 has no fmod_ret), so a block is a SIGKILL: the
+ * operation completes in the kernel, and the reader dies before it returns to user space. */
+
+SEC("fentry/security_file_open")
+int BPF_PROG(hush_fe_file_open, struct file *file)
+{
+	__u32 what = classify_proc_file(file);
+
+	if (what)
+		judge(proc_file_task(file), HUSH_HOOK_FENTRY_FILE_OPEN, what, E_KILL, 1, current_syscall());
+	return 0;
+}
+
+SEC("fentry/security_ptrace_access_check")
+int BPF_PROG(hush_fe_ptrace_access, struct task_struct *child, unsigned int mode_)
+{
+	ptrace_access_blocked(child, mode_, HUSH_HOOK_FENTRY_PTRACE_ACCESS, E_KILL);
+	return 0;
+}
+
+/* Killing is harsher than EPERM: only opens through the link are judged (an open syscall, or an
+ * io_uring worker), not stat() by lsof-like tools. */
+SEC("fentry/security_inode_follow_link")
+int BPF_PROG(hush_fe_follow_link, struct dentry *dentry, struct inode *inode, bool rcu)
+{
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
+
+	if (current_op() != OP_OPEN && !(BPF_CORE_READ(cur, flags) & PF_IO_WORKER))
+		return 0;
+	judge(proc_fd_link_task(dentry, inode), HUSH_HOOK_FENTRY_FOLLOW_LINK, HUSH_WHAT_FD_LINK, E_KILL, 1,
+	      current_syscall());
+	return 0;
+}
+
+SEC("fentry/security_task_alloc")
+int BPF_PROG(hush_fe_task_alloc, struct task_struct *task, unsigned long clone_flags)
+{
+	note_newborn(task);
 	return 0;
 }

@@ -23,6 +23,16 @@ enum hush_hook {
 	HUSH_HOOK_LSM_PTRACE_ACCESS = 6, /* lsm/ptrace_access_check (ATTACH mode only) */
 	HUSH_HOOK_SCHED_EXEC = 7,	 /* registration: tracepoint sched/sched_process_exec */
 	HUSH_HOOK_SCHED_EXIT = 8,	 /* release: tracepoint sched/sched_process_exit */
+	HUSH_HOOK_RAW_SYS_ENTER = 9,	 /* raw_tp/sys_enter: 32-bit (int $0x80, sysenter) and x32 syscalls */
+	HUSH_HOOK_RAW_SYS_EXIT = 10,	 /* raw_tp/sys_exit: the same ABIs' opens and ptrace */
+	HUSH_HOOK_SYS_EXIT_PTRACE = 11,	 /* tracepoint syscalls/sys_exit_ptrace: the newest tracee */
+	HUSH_HOOK_SYS_ENTER_PERF = 12,	 /* tracepoint syscalls/sys_enter_perf_event_open */
+	HUSH_HOOK_SYS_ENTER_IO_URING = 13, /* tracepoint syscalls/sys_enter_io_uring_setup */
+	HUSH_HOOK_LSM_FOLLOW_LINK = 14,	 /* lsm/inode_follow_link: /proc/<pid>/fd/N, map_files/ */
+	HUSH_HOOK_LSM_BPRM_CHECK = 15,	 /* lsm/bprm_check_security: exec of the shim while traced */
+	HUSH_HOOK_FENTRY_FILE_OPEN = 16, /* fentry/security_file_open */
+	HUSH_HOOK_FENTRY_PTRACE_ACCESS = 17, /* fentry/security_ptrace_access_check */
+	HUSH_HOOK_FENTRY_FOLLOW_LINK = 18, /* fentry/security_inode_follow_link */
 };
 
 /* What was attempted on the target. */
@@ -36,6 +46,11 @@ enum hush_what {
 	HUSH_WHAT_ATTACH = 7,	   /* LSM: a PTRACE_MODE_ATTACH access check (ptrace, vm_rw, getfd, mem) */
 	HUSH_WHAT_PROTECT = 8,	   /* registration: the process exec'd the shim */
 	HUSH_WHAT_RELEASE = 9,	   /* the protected thread group exited */
+	HUSH_WHAT_FD_LINK = 10,	   /* open through /proc/<pid>/fd/N or map_files/ (the app's own files) */
+	HUSH_WHAT_PERF = 11,	   /* perf_event_open on the target (samples carry its stack) */
+	HUSH_WHAT_IO_URING_SETUP = 12, /* io_uring_setup (tracepoint mode cannot see io_uring's opens) */
+	HUSH_WHAT_TRACED_EXEC = 13,  /* exec of the shim by a ptraced process */
+	HUSH_WHAT_PERF_EXEC = 14,    /* exec of the shim with perf events attached to the process */
 };
 
 enum hush_action {
@@ -45,7 +60,17 @@ enum hush_action {
 	HUSH_ACTION_ALLOWED = 4,   /* reader is allowlisted: logged only */
 	HUSH_ACTION_PROTECTED = 5, /* lifecycle: registration */
 	HUSH_ACTION_RELEASED = 6,  /* lifecycle: exit */
+	HUSH_ACTION_EXPOSED = 7,   /* reader SIGKILLed, but it shares its fd table with another
+				    * process that may still read through the new fd: treat as read */
 };
+
+/* `syscall` of an event from a 32-bit (int $0x80/sysenter) task: the i386 number with this bit;
+ * x32 numbers keep the kernel's __X32_SYSCALL_BIT (0x40000000). */
+#define HUSH_SYSCALL_IA32 0x10000000
+
+/* `_pad` of an event's target: it was caught while still being created (TASK_NEW, its pid
+ * already visible in /proc, before sched_process_fork): the fork window. */
+#define HUSH_TARGET_IN_CREATION 1
 
 /* Values of the `mode` rodata constant. */
 enum hush_mode {
@@ -57,7 +82,7 @@ struct hush_proc {
 	__u32 pid; /* thread id, global */
 	__u32 tgid; /* process id, global */
 	__u32 uid;
-	__u32 _pad;
+	__u32 _pad; /* target only: HUSH_TARGET_IN_CREATION */
 	__u64 cgroup_id; /* cgroup v2 id (kernfs inode number) */
 	char comm[HUSH_COMM_LEN];
 };

@@ -46,6 +46,7 @@ struct qstr {
 };
 
 struct dentry {
+	struct dentry *d_parent;
 	struct qstr d_name;
 };
 
@@ -79,6 +80,7 @@ struct fdtable {
 };
 
 struct files_struct {
+	atomic_t count; /* one per task sharing the table (threads included) */
 	struct fdtable *fdt;
 };
 
@@ -129,6 +131,33 @@ struct cred {
 
 struct signal_struct {
 	atomic_t live;
+	int nr_threads;
+};
+
+struct list_head {
+	struct list_head *next;
+	struct list_head *prev;
+};
+
+typedef struct {
+	unsigned long sig[1];
+} sigset_t;
+
+struct sigpending {
+	sigset_t signal;
+};
+
+/* x86: in_ia32_syscall() is thread_info.status & TS_COMPAT. */
+struct thread_info {
+	__u32 status;
+};
+
+struct perf_event_context {
+	int nr_events;
+};
+
+struct linux_binprm {
+	struct file *file;
 };
 
 struct kernfs_node {
@@ -144,6 +173,15 @@ struct css_set {
 };
 
 struct task_struct {
+	struct thread_info thread_info;
+	unsigned int __state;
+	unsigned int flags;
+	unsigned int ptrace;
+	struct task_struct *real_parent;
+	struct task_struct *parent; /* the tracer while ptraced */
+	struct list_head ptraced;
+	struct list_head ptrace_entry;
+	struct sigpending pending;
 	int pid;
 	int tgid;
 	char comm[16];
@@ -158,7 +196,27 @@ struct task_struct {
 };
 
 struct pt_regs {
+	unsigned long bp;
+	unsigned long bx;
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long r9;
+	unsigned long ax;
+	unsigned long cx;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
 	unsigned long orig_ax;
+};
+
+/* perf_event_ctxp changed type in Linux 6.2 (one context instead of one per context type):
+ * two flavours, each relocated only where it matches (the other branch is never executed). */
+struct task_struct___perf62 {
+	struct perf_event_context *perf_event_ctxp;
+};
+
+struct task_struct___perf61 {
+	struct perf_event_context *perf_event_ctxp[2];
 };
 
 #pragma clang attribute pop

@@ -2,7 +2,7 @@
 //! node name, the mode, the boot-to-wall clock offset and each side's cgroup path.
 
 use crate::cgroup;
-use crate::maps::{Action, Event, Hook, Proc, What};
+use crate::maps::{Action, Event, Hook, Proc, SYSCALL_IA32, SYSCALL_X32, What};
 use serde_json::{Value, json};
 
 /// Context of every line of one guard run.
@@ -22,7 +22,7 @@ pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>
         Some(Action::Released) => "release",
         _ => "attempt",
     };
-    let v = json!({
+    let mut v = json!({
         "time": rfc3339_ns(i128::from(ev.boot_ns) + ctx.boot_to_wall_ns),
         "node": ctx.node,
         "mode": ctx.mode,
@@ -34,7 +34,52 @@ pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>
         "reader": party(&ev.reader, reader_cgroup),
         "target": party(&ev.target, target_cgroup),
     });
+    if ev.target.pad & crate::maps::TARGET_IN_CREATION != 0 {
+        v["target"]["in_creation"] = json!(true);
+    }
+    if action == Some(Action::Exposed) {
+        // Never "killed" where the data could still be read (see SECURITY.md, shared fd table).
+        v["note"] = json!(
+            "reader killed, but it shares its fd table with another process (CLONE_FILES) that may still \
+             read through the fd: treat the target's data as read"
+        );
+    }
     v.to_string()
+}
+
+/// The x86_64 number of the same syscall for an event's (possibly i386 or x32) number, and the
+/// ABI's name; i386 numbers come marked with [`SYSCALL_IA32`], x32 ones with [`SYSCALL_X32`].
+pub fn native_syscall(nr: i32) -> (i32, Option<&'static str>) {
+    if nr < 0 {
+        return (nr, None);
+    }
+    let n = nr as u32;
+    if n & SYSCALL_X32 != 0 {
+        let n = (n & !SYSCALL_X32) as i32;
+        let native = match n {
+            521 => 101,
+            539 => 310,
+            540 => 311,
+            n => n,
+        };
+        return (native, Some("x32"));
+    }
+    if n & SYSCALL_IA32 != 0 {
+        let native = match (n & !SYSCALL_IA32) as i32 {
+            5 => 2,
+            8 => 85,
+            26 => 101,
+            295 => 257,
+            298 | 336 => 298,
+            342 => 304,
+            347 => 310,
+            348 => 311,
+            n @ (425 | 426 | 437 | 438) => n,
+            n => return (-(n + 1), Some("i386")),
+        };
+        return (native, Some("i386"));
+    }
+    (nr, None)
 }
 
 /// The summary line written when the rate limiter suppressed lines.
@@ -69,9 +114,11 @@ pub fn lost_line(lines: &str, lost: u64, wall_ns: i128, ctx: &LineCtx<'_>) -> St
 
 /// The hook, naming the exact syscall tracepoint where one program serves several.
 fn hook_name(ev: &Event) -> &'static str {
-    match (Hook::from_u32(ev.hook), ev.syscall) {
+    match (Hook::from_u32(ev.hook), native_syscall(ev.syscall).0) {
         (Some(Hook::SysExitOpen), 257) => "tracepoint/sys_exit_openat",
         (Some(Hook::SysExitOpen), 437) => "tracepoint/sys_exit_openat2",
+        (Some(Hook::SysExitOpen), 85) => "tracepoint/sys_exit_creat",
+        (Some(Hook::SysExitOpen), 304) => "tracepoint/sys_exit_open_by_handle_at",
         (Some(Hook::SysEnterVmRw), 310) => "tracepoint/sys_enter_process_vm_readv",
         (Some(Hook::SysEnterVmRw), 311) => "tracepoint/sys_enter_process_vm_writev",
         (h, _) => h.map_or("unknown", Hook::name),
@@ -81,7 +128,7 @@ fn hook_name(ev: &Event) -> &'static str {
 /// What was attempted. The LSM ATTACH-mode check is shared by ptrace, process_vm_* and
 /// pidfd_getfd; the reader's syscall says which.
 fn attempt_name(ev: &Event) -> &'static str {
-    match (What::from_u32(ev.what), ev.syscall) {
+    match (What::from_u32(ev.what), native_syscall(ev.syscall).0) {
         (Some(What::Attach), 101) => What::Ptrace.name(),
         (Some(What::Attach), 310) => What::VmRead.name(),
         (Some(What::Attach), 311) => What::VmWrite.name(),
@@ -104,11 +151,19 @@ fn party(p: &Proc, cgroup_path: Option<&str>) -> Value {
     })
 }
 
-/// x86_64 syscall numbers the hooks can see.
+/// Syscall names the hooks can see: x86_64 numbers, and i386/x32 ones prefixed with their ABI
+/// (`i386:openat`).
 pub fn syscall_name(nr: i32) -> Value {
-    let name = match nr {
-        n if n < 0 => return Value::Null,
+    if nr < 0 {
+        return Value::Null;
+    }
+    let (native, abi) = native_syscall(nr);
+    let name = match native {
+        n if n < 0 => return Value::String(format!("{}:nr_{}", abi.unwrap_or("?"), -(n + 1))),
         2 => "open",
+        85 => "creat",
+        298 => "perf_event_open",
+        304 => "open_by_handle_at",
         101 => "ptrace",
         257 => "openat",
         310 => "process_vm_readv",
@@ -117,9 +172,12 @@ pub fn syscall_name(nr: i32) -> Value {
         426 => "io_uring_enter",
         437 => "openat2",
         438 => "pidfd_getfd",
-        n => return Value::String(format!("nr_{n}")),
+        n => return Value::String(format!("{}nr_{n}", abi.map(|a| format!("{a}:")).unwrap_or_default())),
     };
-    Value::String(name.to_owned())
+    Value::String(match abi {
+        Some(a) => format!("{a}:{name}"),
+        None => name.to_owned(),
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for nanoseconds since the Unix epoch (UTC, proleptic
@@ -248,6 +306,31 @@ mod tests {
         assert_eq!(syscall_name(438), "pidfd_getfd");
         assert_eq!(syscall_name(426), "io_uring_enter");
         assert_eq!(syscall_name(0), "nr_0");
+        assert_eq!(syscall_name((SYSCALL_IA32 | 295) as i32), "i386:openat");
+        assert_eq!(syscall_name((SYSCALL_IA32 | 26) as i32), "i386:ptrace");
+        assert_eq!(syscall_name((SYSCALL_IA32 | 1) as i32), "i386:nr_1");
+        assert_eq!(syscall_name((SYSCALL_X32 | 257) as i32), "x32:openat");
+        assert_eq!(syscall_name((SYSCALL_X32 | 521) as i32), "x32:ptrace");
+    }
+
+    #[test]
+    fn compat_numbers_refine_hook_and_attempt() {
+        let e = Event { what: What::Attach as u32, syscall: (SYSCALL_IA32 | 347) as i32, ..ev(Action::Denied) };
+        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        assert_eq!(v["attempt"], "process_vm_readv");
+        assert_eq!(v["syscall"], "i386:process_vm_readv");
+        let e = Event { hook: Hook::RawSysExit as u32, syscall: (SYSCALL_IA32 | 295) as i32, ..ev(Action::Killed) };
+        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        assert_eq!((v["hook"].as_str(), v["attempt"].as_str()), (Some("raw_tp/sys_exit"), Some("open environ")));
+    }
+
+    #[test]
+    fn exposed_is_not_killed_and_says_why() {
+        let v: Value = serde_json::from_str(&line(&ev(Action::Exposed), None, None, &CTX)).unwrap();
+        assert_eq!(v["action"], "exposed");
+        assert!(v["note"].as_str().unwrap().contains("treat the target's data as read"));
+        let v: Value = serde_json::from_str(&line(&ev(Action::Killed), None, None, &CTX)).unwrap();
+        assert_eq!(v["note"], Value::Null);
     }
 
     #[test]

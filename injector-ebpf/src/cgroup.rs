@@ -63,6 +63,11 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<&str> {
     })
 }
 
+/// The cgroup v2 path in a `/proc/<pid>/cgroup` text (its `0::` line).
+pub fn v2_path(proc_cgroup: &str) -> Option<&str> {
+    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +144,12 @@ mod tests {
         assert_eq!(cgroup2_mount(mi), Some("/sys/fs/cgroup/unified"));
         assert_eq!(cgroup2_mount("41 30 0:36 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu"), None);
         assert_eq!(cgroup2_mount(""), None);
+    }
+
+    #[test]
+    fn v2_path_from_proc_cgroup() {
+        assert_eq!(v2_path("0::/kubepods/pod1/c1\n"), Some("/kubepods/pod1/c1"));
+        assert_eq!(v2_path("12:cpu:/x\n0::/\n"), Some("/"));
+        assert_eq!(v2_path("12:cpu:/x\n"), None);
     }
 }

@@ -11,7 +11,7 @@ use crate::mode::{self, HostFacts, Mode, PreflightError, Requested};
 use crate::sys;
 use aya::maps::{Array, HashMap, MapData, RingBuf};
 use aya::programs::links::FdLink;
-use aya::programs::{Lsm, RawTracePoint, TracePoint};
+use aya::programs::{FEntry, Lsm, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,9 @@ pub struct Options {
     pub pin_root: PathBuf,
     /// cgroup v2 ids whose processes may read protected processes (node agents).
     pub allowed_cgroups: Vec<u64>,
+    /// Tracepoint mode: let io_uring_setup through (`--allow-io-uring`; leaves io_uring's
+    /// opens unseen).
+    pub allow_io_uring: bool,
 }
 
 impl HostFacts {
@@ -139,12 +142,36 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hush_exit_open", "syscalls", "sys_exit_open"),
     ("hush_exit_openat", "syscalls", "sys_exit_openat"),
     ("hush_exit_openat2", "syscalls", "sys_exit_openat2"),
+    ("hush_exit_creat", "syscalls", "sys_exit_creat"),
+    ("hush_exit_open_by_handle_at", "syscalls", "sys_exit_open_by_handle_at"),
     ("hush_enter_ptrace", "syscalls", "sys_enter_ptrace"),
+    ("hush_exit_ptrace", "syscalls", "sys_exit_ptrace"),
     ("hush_enter_vm_readv", "syscalls", "sys_enter_process_vm_readv"),
     ("hush_enter_vm_writev", "syscalls", "sys_enter_process_vm_writev"),
     ("hush_enter_pidfd_getfd", "syscalls", "sys_enter_pidfd_getfd"),
+    ("hush_enter_perf", "syscalls", "sys_enter_perf_event_open"),
+    ("hush_enter_io_uring_setup", "syscalls", "sys_enter_io_uring_setup"),
 ];
-const LSM_HOOKS: &[(&str, &str)] = &[("hush_file_open", "file_open"), ("hush_ptrace_access", "ptrace_access_check")];
+/// Syscall tracepoints a kernel may lack (the syscall is configured out: CONFIG_FHANDLE,
+/// CONFIG_IO_URING, CONFIG_PERF_EVENTS): without the syscall there is nothing to guard.
+const OPTIONAL_TRACEPOINTS: &[&str] =
+    &["sys_exit_open_by_handle_at", "sys_enter_io_uring_setup", "sys_enter_perf_event_open", "sys_enter_pidfd_getfd"];
+/// Raw tracepoints of tracepoint mode: the 32-bit and x32 syscalls the syscalls:* ones skip.
+const RAW_SYSCALL_TRACEPOINTS: &[(&str, &str)] =
+    &[("hush_raw_sys_enter", "sys_enter"), ("hush_raw_sys_exit", "sys_exit")];
+const LSM_HOOKS: &[(&str, &str)] = &[
+    ("hush_file_open", "file_open"),
+    ("hush_ptrace_access", "ptrace_access_check"),
+    ("hush_follow_link", "inode_follow_link"),
+    ("hush_task_alloc", "task_alloc"),
+    ("hush_bprm_check", "bprm_check_security"),
+];
+const FENTRY_HOOKS: &[(&str, &str)] = &[
+    ("hush_fe_file_open", "security_file_open"),
+    ("hush_fe_ptrace_access", "security_ptrace_access_check"),
+    ("hush_fe_follow_link", "security_inode_follow_link"),
+    ("hush_fe_task_alloc", "security_task_alloc"),
+];
 
 fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     std::fs::create_dir_all(&opts.pin_root).map_err(|e| LoadError::PinDir(opts.pin_root.clone(), e))?;
@@ -152,8 +179,10 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     let environ_read = kallsyms_addr(&syms, "environ_read");
     let mem_read = kallsyms_addr(&syms, "mem_read");
     let enforce: u32 = if mode == Mode::Audit { 0 } else { 1 };
+    let refuse_io_uring: u32 = u32::from(!opts.allow_io_uring);
     let mut ebpf = EbpfLoader::new()
         .override_global("mode", &enforce, true)
+        .override_global("refuse_io_uring", &refuse_io_uring, true)
         .override_global("environ_read_addr", &environ_read, true)
         .override_global("mem_read_addr", &mem_read, true)
         .default_map_pin_directory(&opts.pin_root)
@@ -212,11 +241,19 @@ fn attach_err<E: std::error::Error + Send + Sync + 'static>(
 }
 
 fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadError> {
+    let syscall_tracepoints = matches!(mode, Mode::Tracepoint | Mode::Audit);
     let mut tps: Vec<(&'static str, &'static str, &'static str)> = TRACEPOINTS.to_vec();
-    if mode != Mode::Lsm {
+    if syscall_tracepoints {
         tps.extend_from_slice(SYSCALL_TRACEPOINTS);
     }
     for &(name, cat, tp) in &tps {
+        if OPTIONAL_TRACEPOINTS.contains(&tp)
+            && !Path::new("/sys/kernel/tracing/events").join(cat).join(tp).exists()
+            && !Path::new("/sys/kernel/debug/tracing/events").join(cat).join(tp).exists()
+        {
+            eprintln!("guard: this kernel has no tracepoint {cat}/{tp} (the syscall is configured out); skipped");
+            continue;
+        }
         let prog: &mut TracePoint =
             ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
         prog.load().map_err(|source| LoadError::LoadProgram { name, source })?;
@@ -229,14 +266,32 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
         drop(pinned);
     }
 
-    let name = "hush_sched_fork";
-    let prog: &mut RawTracePoint =
-        ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
-    prog.load().map_err(|source| LoadError::LoadProgram { name, source })?;
-    let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
-    let link = sys::raw_tracepoint_open(fd.as_fd(), Some("sched_process_fork"))
-        .map_err(attach_err(name, "raw_tp sched_process_fork"))?;
-    sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, "raw_tp sched_process_fork"))?;
+    let mut raws = vec![("hush_sched_fork", "sched_process_fork")];
+    if syscall_tracepoints {
+        raws.extend_from_slice(RAW_SYSCALL_TRACEPOINTS);
+    }
+    for (name, tp) in raws {
+        let prog: &mut RawTracePoint =
+            ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
+        prog.load().map_err(|source| LoadError::LoadProgram { name, source })?;
+        let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
+        let what = format!("raw_tp {tp}");
+        let link = sys::raw_tracepoint_open(fd.as_fd(), Some(tp)).map_err(attach_err(name, &what))?;
+        sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, &what))?;
+    }
+
+    if mode == Mode::Fentry {
+        let btf = Btf::from_sys_fs().map_err(LoadError::Btf)?;
+        for &(name, func) in FENTRY_HOOKS {
+            let prog: &mut FEntry =
+                ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
+            prog.load(func, &btf).map_err(|source| LoadError::LoadProgram { name, source })?;
+            let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
+            let what = format!("fentry/{func}");
+            let link = sys::raw_tracepoint_open(fd.as_fd(), None).map_err(attach_err(name, &what))?;
+            sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, &what))?;
+        }
+    }
 
     if mode == Mode::Lsm {
         let btf = Btf::from_sys_fs().map_err(LoadError::Btf)?;

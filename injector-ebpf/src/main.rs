@@ -39,6 +39,10 @@ struct Cli {
     /// Serve Prometheus counters on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     metrics: Option<String>,
+    /// Tracepoint mode: do not SIGKILL io_uring_setup by processes outside --allow-cgroup
+    /// (io_uring's opens then go unseen: a named gap, see SECURITY.md).
+    #[arg(long)]
+    allow_io_uring: bool,
     /// At most this many audit lines per second; the rest are counted in a summary line.
     #[arg(long, default_value_t = 200)]
     max_lines_per_sec: u32,
@@ -68,11 +72,17 @@ fn run(cli: Cli) -> Result<()> {
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.ino()).with_context(|| format!("--allow-cgroup {}", p.display())))
         .collect::<Result<Vec<_>>>()?;
-    let opts = Options { requested: cli.mode, pin_root: cli.pin_root.clone(), allowed_cgroups };
+    let opts = Options {
+        requested: cli.mode,
+        pin_root: cli.pin_root.clone(),
+        allowed_cgroups,
+        allow_io_uring: cli.allow_io_uring,
+    };
     let (mut guard, facts) = loader::start(&opts).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    for w in mode::warnings(guard.mode, &facts) {
+    for w in mode::warnings(guard.mode, &facts, !cli.allow_io_uring) {
         eprintln!("guard: warning: {w}");
     }
+    let gaps = mode::gaps(guard.mode, !cli.allow_io_uring);
     let node = cli
         .node
         .or_else(|| std::env::var("NODE_NAME").ok())
@@ -83,6 +93,11 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = LineCtx { node: &node, mode: &mode_name, boot_to_wall_ns: wall_now - sys::boottime_ns()? };
 
     let counters = Arc::new(Mutex::new(Counters::default()));
+    if let Ok(mut c) = counters.lock() {
+        for gap in &gaps {
+            c.add("hush_guard_mode_gap", &[("mode", &mode_name), ("gap", gap)], 1);
+        }
+    }
     if let Some(addr) = &cli.metrics {
         let local = metrics::serve(addr, counters.clone()).with_context(|| format!("--metrics {addr}"))?;
         eprintln!("guard: metrics on http://{local}/metrics");
@@ -94,7 +109,8 @@ fn run(cli: Cli) -> Result<()> {
         out,
         "{}",
         serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
-            "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total})
+            "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total,
+            "gaps": gaps, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
     )?;
     out.flush()?;
 
@@ -119,14 +135,16 @@ fn run(cli: Cli) -> Result<()> {
                     continue;
                 };
                 drop(item);
-                if ev.action == Action::Killed as u32 && ev.what == What::Ptrace as u32 {
+                if (ev.action == Action::Killed as u32 || ev.action == Action::Exposed as u32)
+                    && (ev.what == What::Ptrace as u32 || ev.what == What::Attach as u32)
+                {
                     stopped_by_attach.push(ContinueAfter::new(&ev));
                 }
-                let reader_cg = paths.path(ev.reader.cgroup_id);
-                let target_cg = if ev.target.comm[0] == 0 {
+                let reader_cg = paths.path_of(ev.reader.cgroup_id, ev.reader.tgid);
+                let target_cg = if ev.target.comm[0] == 0 && ev.target.tgid != 0 {
                     paths.fill_from_proc(&mut ev.target)
                 } else {
-                    paths.path(ev.target.cgroup_id)
+                    paths.path_of(ev.target.cgroup_id, ev.target.tgid)
                 };
                 if let Ok(mut c) = counters.lock() {
                     let action = Action::from_u32(ev.action).map_or("unknown", Action::name);

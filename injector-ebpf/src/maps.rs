@@ -112,6 +112,16 @@ const _: () = {
     assert!(c::HUSH_HOOK_LSM_PTRACE_ACCESS == Hook::LsmPtraceAccess as u32);
     assert!(c::HUSH_HOOK_SCHED_EXEC == Hook::SchedExec as u32);
     assert!(c::HUSH_HOOK_SCHED_EXIT == Hook::SchedExit as u32);
+    assert!(c::HUSH_HOOK_RAW_SYS_ENTER == Hook::RawSysEnter as u32);
+    assert!(c::HUSH_HOOK_RAW_SYS_EXIT == Hook::RawSysExit as u32);
+    assert!(c::HUSH_HOOK_SYS_EXIT_PTRACE == Hook::SysExitPtrace as u32);
+    assert!(c::HUSH_HOOK_SYS_ENTER_PERF == Hook::SysEnterPerf as u32);
+    assert!(c::HUSH_HOOK_SYS_ENTER_IO_URING == Hook::SysEnterIoUring as u32);
+    assert!(c::HUSH_HOOK_LSM_FOLLOW_LINK == Hook::LsmFollowLink as u32);
+    assert!(c::HUSH_HOOK_LSM_BPRM_CHECK == Hook::LsmBprmCheck as u32);
+    assert!(c::HUSH_HOOK_FENTRY_FILE_OPEN == Hook::FentryFileOpen as u32);
+    assert!(c::HUSH_HOOK_FENTRY_PTRACE_ACCESS == Hook::FentryPtraceAccess as u32);
+    assert!(c::HUSH_HOOK_FENTRY_FOLLOW_LINK == Hook::FentryFollowLink as u32);
     assert!(c::HUSH_WHAT_ENVIRON == What::Environ as u32);
     assert!(c::HUSH_WHAT_MEM == What::Mem as u32);
     assert!(c::HUSH_WHAT_PTRACE == What::Ptrace as u32);
@@ -121,12 +131,20 @@ const _: () = {
     assert!(c::HUSH_WHAT_ATTACH == What::Attach as u32);
     assert!(c::HUSH_WHAT_PROTECT == What::Protect as u32);
     assert!(c::HUSH_WHAT_RELEASE == What::Release as u32);
+    assert!(c::HUSH_WHAT_FD_LINK == What::FdLink as u32);
+    assert!(c::HUSH_WHAT_PERF == What::Perf as u32);
+    assert!(c::HUSH_WHAT_IO_URING_SETUP == What::IoUringSetup as u32);
+    assert!(c::HUSH_WHAT_TRACED_EXEC == What::TracedExec as u32);
+    assert!(c::HUSH_WHAT_PERF_EXEC == What::PerfExec as u32);
     assert!(c::HUSH_ACTION_DENIED == Action::Denied as u32);
     assert!(c::HUSH_ACTION_KILLED == Action::Killed as u32);
     assert!(c::HUSH_ACTION_AUDITED == Action::Audited as u32);
     assert!(c::HUSH_ACTION_ALLOWED == Action::Allowed as u32);
     assert!(c::HUSH_ACTION_PROTECTED == Action::Protected as u32);
     assert!(c::HUSH_ACTION_RELEASED == Action::Released as u32);
+    assert!(c::HUSH_ACTION_EXPOSED == Action::Exposed as u32);
+    assert!(c::HUSH_SYSCALL_IA32 == SYSCALL_IA32);
+    assert!(c::HUSH_TARGET_IN_CREATION == TARGET_IN_CREATION);
     assert!(c::HUSH_MODE_AUDIT == 0 && c::HUSH_MODE_ENFORCE == 1);
     assert!(c::HUSH_STAT_RINGBUF_FULL == STAT_RINGBUF_FULL && c::HUSH_STAT_MAP_FULL == STAT_MAP_FULL);
     assert!(c::HUSH_STAT_RINGBUF_FULL_LIFECYCLE == STAT_RINGBUF_FULL_LIFECYCLE && c::HUSH_STAT_MAX == 3);
@@ -143,7 +161,25 @@ pub enum Hook {
     LsmPtraceAccess = 6,
     SchedExec = 7,
     SchedExit = 8,
+    RawSysEnter = 9,
+    RawSysExit = 10,
+    SysExitPtrace = 11,
+    SysEnterPerf = 12,
+    SysEnterIoUring = 13,
+    LsmFollowLink = 14,
+    LsmBprmCheck = 15,
+    FentryFileOpen = 16,
+    FentryPtraceAccess = 17,
+    FentryFollowLink = 18,
 }
+
+/// `HUSH_SYSCALL_IA32`: marks an event's syscall number as i386 (int $0x80, sysenter).
+pub const SYSCALL_IA32: u32 = 0x1000_0000;
+/// `HUSH_TARGET_IN_CREATION` in an event target's `pad`: caught while still being created (the
+/// fork window).
+pub const TARGET_IN_CREATION: u32 = 1;
+/// The kernel's `__X32_SYSCALL_BIT`: x32 syscall numbers carry it.
+pub const SYSCALL_X32: u32 = 0x4000_0000;
 
 /// `enum hush_what`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +193,11 @@ pub enum What {
     Attach = 7,
     Protect = 8,
     Release = 9,
+    FdLink = 10,
+    Perf = 11,
+    IoUringSetup = 12,
+    TracedExec = 13,
+    PerfExec = 14,
 }
 
 /// `enum hush_action`.
@@ -168,6 +209,7 @@ pub enum Action {
     Allowed = 4,
     Protected = 5,
     Released = 6,
+    Exposed = 7,
 }
 
 impl Hook {
@@ -182,6 +224,16 @@ impl Hook {
             LsmPtraceAccess,
             SchedExec,
             SchedExit,
+            RawSysEnter,
+            RawSysExit,
+            SysExitPtrace,
+            SysEnterPerf,
+            SysEnterIoUring,
+            LsmFollowLink,
+            LsmBprmCheck,
+            FentryFileOpen,
+            FentryPtraceAccess,
+            FentryFollowLink,
         ]
         .into_iter()
         .find(|h| *h as u32 == v)
@@ -197,6 +249,16 @@ impl Hook {
             Hook::LsmPtraceAccess => "lsm/ptrace_access_check",
             Hook::SchedExec => "tracepoint/sched_process_exec",
             Hook::SchedExit => "tracepoint/sched_process_exit",
+            Hook::RawSysEnter => "raw_tp/sys_enter",
+            Hook::RawSysExit => "raw_tp/sys_exit",
+            Hook::SysExitPtrace => "tracepoint/sys_exit_ptrace",
+            Hook::SysEnterPerf => "tracepoint/sys_enter_perf_event_open",
+            Hook::SysEnterIoUring => "tracepoint/sys_enter_io_uring_setup",
+            Hook::LsmFollowLink => "lsm/inode_follow_link",
+            Hook::LsmBprmCheck => "lsm/bprm_check_security",
+            Hook::FentryFileOpen => "fentry/security_file_open",
+            Hook::FentryPtraceAccess => "fentry/security_ptrace_access_check",
+            Hook::FentryFollowLink => "fentry/security_inode_follow_link",
         }
     }
 }
@@ -204,9 +266,24 @@ impl Hook {
 impl What {
     pub fn from_u32(v: u32) -> Option<Self> {
         use What::*;
-        [Environ, Mem, Ptrace, VmRead, VmWrite, PidfdGetfd, Attach, Protect, Release]
-            .into_iter()
-            .find(|w| *w as u32 == v)
+        [
+            Environ,
+            Mem,
+            Ptrace,
+            VmRead,
+            VmWrite,
+            PidfdGetfd,
+            Attach,
+            Protect,
+            Release,
+            FdLink,
+            Perf,
+            IoUringSetup,
+            TracedExec,
+            PerfExec,
+        ]
+        .into_iter()
+        .find(|w| *w as u32 == v)
     }
 
     pub fn name(self) -> &'static str {
@@ -220,6 +297,11 @@ impl What {
             What::Attach => "ptrace attach access",
             What::Protect => "protect",
             What::Release => "release",
+            What::FdLink => "open fd link",
+            What::Perf => "perf_event_open",
+            What::IoUringSetup => "io_uring_setup",
+            What::TracedExec => "exec of the shim while traced",
+            What::PerfExec => "exec of the shim while perf-monitored",
         }
     }
 }
@@ -227,7 +309,7 @@ impl What {
 impl Action {
     pub fn from_u32(v: u32) -> Option<Self> {
         use Action::*;
-        [Denied, Killed, Audited, Allowed, Protected, Released].into_iter().find(|a| *a as u32 == v)
+        [Denied, Killed, Audited, Allowed, Protected, Released, Exposed].into_iter().find(|a| *a as u32 == v)
     }
 
     pub fn name(self) -> &'static str {
@@ -238,6 +320,7 @@ impl Action {
             Action::Allowed => "allowed",
             Action::Protected => "protected",
             Action::Released => "released",
+            Action::Exposed => "exposed",
         }
     }
 
@@ -365,7 +448,7 @@ mod tests {
 
     #[test]
     fn enums_round_trip_and_reject_unknown() {
-        for v in 0..20 {
+        for v in 0..40 {
             if let Some(h) = Hook::from_u32(v) {
                 assert_eq!(h as u32, v);
             }
@@ -377,8 +460,8 @@ mod tests {
             }
         }
         assert_eq!(Hook::from_u32(0), None);
-        assert_eq!(What::from_u32(10), None);
-        assert_eq!(Action::from_u32(7), None);
+        assert_eq!(What::from_u32(15), None);
+        assert_eq!(Action::from_u32(8), None);
         assert!(Action::Protected.is_lifecycle() && !Action::Killed.is_lifecycle());
     }
 }

@@ -6,10 +6,13 @@ use std::fmt;
 /// `--mode` as given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Requested {
-    /// The strongest that loads: lsm, else tracepoint.
+    /// The strongest that loads: lsm, else fentry, else tracepoint.
     Auto,
     /// BPF LSM hooks deny with EPERM (needs `bpf` in the kernel's `lsm=` list).
     Lsm,
+    /// fentry on the same security_* functions SIGKILLs the offender (BPF trampolines; no
+    /// syscall slow path).
+    Fentry,
     /// Syscall tracepoints SIGKILL the offender before it returns to user space.
     Tracepoint,
     /// Log only.
@@ -20,6 +23,7 @@ pub enum Requested {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Lsm,
+    Fentry,
     Tracepoint,
     Audit,
 }
@@ -28,6 +32,7 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Mode::Lsm => "lsm",
+            Mode::Fentry => "fentry",
             Mode::Tracepoint => "tracepoint",
             Mode::Audit => "audit",
         })
@@ -109,18 +114,54 @@ pub fn lsm_active(f: &HostFacts) -> bool {
 pub fn candidates(req: Requested, f: &HostFacts) -> Result<Vec<Mode>, PreflightError> {
     let lsm = lsm_active(f);
     match req {
-        Requested::Auto if lsm => Ok(vec![Mode::Lsm, Mode::Tracepoint]),
-        Requested::Auto | Requested::Tracepoint => Ok(vec![Mode::Tracepoint]),
+        Requested::Auto if lsm => Ok(vec![Mode::Lsm, Mode::Fentry, Mode::Tracepoint]),
+        Requested::Auto => Ok(vec![Mode::Fentry, Mode::Tracepoint]),
+        Requested::Fentry => Ok(vec![Mode::Fentry]),
+        Requested::Tracepoint => Ok(vec![Mode::Tracepoint]),
         Requested::Lsm if lsm => Ok(vec![Mode::Lsm]),
         Requested::Lsm => Err(PreflightError::LsmNotActive(f.lsm_list.clone().unwrap_or_else(|| "unreadable".into()))),
         Requested::Audit => Ok(vec![Mode::Audit]),
     }
 }
 
+/// The attack classes a mode does not close (SECURITY.md's table, "gap" rows): named in the start
+/// line and as `hush_guard_mode_gap{mode,gap}` metrics. `io_uring_refused` is tracepoint mode's
+/// SIGKILL of io_uring_setup (off with `--allow-io-uring`).
+pub fn gaps(mode: Mode, io_uring_refused: bool) -> Vec<&'static str> {
+    // Sampling every task on a CPU (or in a cgroup) needs CAP_PERFMON: node-level privilege.
+    let mut g = vec!["perf_cpu_wide_privileged"];
+    match mode {
+        Mode::Lsm => {}
+        Mode::Fentry => g.push("shared_fd_table"),
+        Mode::Tracepoint => {
+            g.extend([
+                "shared_fd_table",
+                "proc_fd_link",
+                "fork_window_vm_rw_perf",
+                "fork_window_clone_parent",
+                "sibling_thread_race",
+            ]);
+            if !io_uring_refused {
+                g.push("io_uring");
+            }
+        }
+        Mode::Audit => g = vec!["enforces_nothing"],
+    }
+    g
+}
+
 /// Warnings to print at start for a mode (gaps the operator can close).
-pub fn warnings(mode: Mode, f: &HostFacts) -> Vec<String> {
+pub fn warnings(mode: Mode, f: &HostFacts, io_uring_refused: bool) -> Vec<String> {
     let mut w = Vec::new();
-    if mode != Mode::Lsm && f.io_uring_disabled.unwrap_or(0) == 0 {
+    if mode == Mode::Tracepoint && io_uring_refused {
+        w.push(
+            "tracepoint mode: io_uring_setup by processes outside --allow-cgroup is SIGKILLed (io_uring's opens \
+             run no syscall tracepoint); --allow-io-uring turns this off and leaves the gap open"
+                .to_owned(),
+        );
+    }
+    if (mode == Mode::Audit || (mode == Mode::Tracepoint && !io_uring_refused)) && f.io_uring_disabled.unwrap_or(0) == 0
+    {
         w.push(
             "kernel.io_uring_disabled is 0: in tracepoint/audit mode an io_uring IORING_OP_OPENAT of \
              /proc/<pid>/environ is not seen; set `sysctl kernel.io_uring_disabled=2` (Linux 6.6+), run pods \
@@ -168,11 +209,12 @@ mod tests {
 
     #[test]
     fn auto_prefers_lsm_and_falls_back() {
-        assert_eq!(candidates(Requested::Auto, &good()), Ok(vec![Mode::Lsm, Mode::Tracepoint]));
+        assert_eq!(candidates(Requested::Auto, &good()), Ok(vec![Mode::Lsm, Mode::Fentry, Mode::Tracepoint]));
         let no_bpf = HostFacts { lsm_list: Some("lockdown,capability,landlock,yama".into()), ..good() };
-        assert_eq!(candidates(Requested::Auto, &no_bpf), Ok(vec![Mode::Tracepoint]));
+        assert_eq!(candidates(Requested::Auto, &no_bpf), Ok(vec![Mode::Fentry, Mode::Tracepoint]));
         let unreadable = HostFacts { lsm_list: None, ..good() };
-        assert_eq!(candidates(Requested::Auto, &unreadable), Ok(vec![Mode::Tracepoint]));
+        assert_eq!(candidates(Requested::Auto, &unreadable), Ok(vec![Mode::Fentry, Mode::Tracepoint]));
+        assert_eq!(candidates(Requested::Fentry, &no_bpf), Ok(vec![Mode::Fentry]));
     }
 
     #[test]
@@ -187,10 +229,25 @@ mod tests {
     #[test]
     fn io_uring_warning_only_where_it_is_a_gap() {
         let open = HostFacts { io_uring_disabled: Some(0), ..good() };
-        assert_eq!(warnings(Mode::Tracepoint, &open).len(), 1);
-        assert_eq!(warnings(Mode::Audit, &HostFacts { io_uring_disabled: None, ..good() }).len(), 1);
-        assert!(warnings(Mode::Lsm, &open).is_empty());
-        assert!(warnings(Mode::Tracepoint, &good()).is_empty());
+        let w = warnings(Mode::Tracepoint, &open, false);
+        assert!(w.len() == 1 && w[0].contains("io_uring_disabled is 0"), "{w:?}");
+        let w = warnings(Mode::Tracepoint, &open, true);
+        assert!(w.len() == 1 && w[0].contains("SIGKILLed"), "{w:?}");
+        assert_eq!(warnings(Mode::Audit, &HostFacts { io_uring_disabled: None, ..good() }, true).len(), 1);
+        assert!(warnings(Mode::Lsm, &open, true).is_empty());
+        assert!(warnings(Mode::Fentry, &open, true).is_empty());
+        assert!(warnings(Mode::Tracepoint, &good(), false).is_empty());
         assert_eq!(Mode::Tracepoint.to_string(), "tracepoint");
+        assert_eq!(Mode::Fentry.to_string(), "fentry");
+    }
+
+    #[test]
+    fn gaps_per_mode() {
+        assert_eq!(gaps(Mode::Lsm, true), ["perf_cpu_wide_privileged"]);
+        assert_eq!(gaps(Mode::Fentry, true), ["perf_cpu_wide_privileged", "shared_fd_table"]);
+        let tp = gaps(Mode::Tracepoint, true);
+        assert!(tp.contains(&"proc_fd_link") && tp.contains(&"shared_fd_table") && !tp.contains(&"io_uring"));
+        assert!(gaps(Mode::Tracepoint, false).contains(&"io_uring"));
+        assert_eq!(gaps(Mode::Audit, true), ["enforces_nothing"]);
     }
 }

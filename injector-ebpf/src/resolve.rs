@@ -23,6 +23,31 @@ impl CgroupPaths {
         CgroupPaths { root, cache: HashMap::new(), last_walk: None }
     }
 
+    /// The path of cgroup `id`, which process `tgid` was in when the event was recorded. Read
+    /// from `/proc/<tgid>/cgroup` at once (checked against `id`: the process may have moved or
+    /// its pid been reused), so a new Pod's first lines name it; the rate-limited walk of
+    /// [`CgroupPaths::path`] only when that fails (the process is gone).
+    pub fn path_of(&mut self, id: u64, tgid: u32) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        if let Some(p) = self.cache.get(&id) {
+            return Some(p.clone());
+        }
+        if let Some(p) = self.read_proc(id, tgid) {
+            self.cache.insert(id, p.clone());
+            return Some(p);
+        }
+        self.path(id)
+    }
+
+    fn read_proc(&self, id: u64, tgid: u32) -> Option<String> {
+        let text = std::fs::read_to_string(format!("/proc/{tgid}/cgroup")).ok()?;
+        let path = cgroup::v2_path(&text)?;
+        let md = std::fs::metadata(self.root.as_ref()?.join(path.trim_start_matches('/'))).ok()?;
+        (md.ino() == id).then(|| path.to_owned())
+    }
+
     /// The path of cgroup `id` relative to the cgroup2 root (`/kubepods/...`), if found.
     pub fn path(&mut self, id: u64) -> Option<String> {
         if id == 0 {
@@ -83,12 +108,39 @@ impl CgroupPaths {
             p.uid = real;
         }
         let cg = std::fs::read_to_string(format!("{base}/cgroup")).ok()?;
-        let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
+        let path = cgroup::v2_path(&cg)?.to_owned();
         if let Some(root) = &self.root
             && let Ok(md) = std::fs::metadata(root.join(path.trim_start_matches('/')))
         {
             p.cgroup_id = md.ino();
         }
         Some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup created after the last walk (a new Pod) is named at once, not after the next
+    /// walk a second later: the line is written from /proc/<tgid>/cgroup.
+    #[test]
+    fn a_cgroup_unknown_to_the_cache_is_resolved_at_event_time() {
+        let mut paths = CgroupPaths::new();
+        let Some(root) = paths.root.clone() else {
+            eprintln!("skip: no cgroup2 mount");
+            return;
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = cgroup::v2_path(&own).unwrap().to_owned();
+        let id = std::fs::metadata(root.join(own.trim_start_matches('/'))).unwrap().ino();
+        // As right after a walk that predates the cgroup: empty cache, walk rate-limited.
+        paths.cache.clear();
+        paths.last_walk = Some(Instant::now());
+        assert_eq!(paths.path_of(id, std::process::id()), Some(own.clone()));
+        // The id is checked: another id with our pid is not given our path.
+        paths.cache.clear();
+        assert_eq!(paths.read_proc(id + 1, std::process::id()), None);
+        assert_eq!(paths.path_of(0, std::process::id()), None);
     }
 }

@@ -390,3 +390,202 @@ pub fn fork_open(path: &std::ffi::CStr) -> Result<std::process::ExitStatus, Sysc
     check("waitpid", r.into())?;
     Ok(std::process::ExitStatus::from_raw(status))
 }
+
+// ---- the suite's 32-bit system calls, shared fd tables, perf and traced execs ---------------
+
+/// A page mapped below 4 GiB (`MAP_32BIT`), so its addresses fit the 32-bit registers of an
+/// `int $0x80` system call; holds one NUL-terminated string at its start.
+pub struct LowStr {
+    addr: usize,
+}
+
+impl LowStr {
+    pub fn new(s: &str) -> Result<LowStr, SyscallError> {
+        let c = CString::new(s).map_err(|e| SyscallError { call: "mmap(MAP_32BIT)", io_error: io::Error::other(e) })?;
+        let bytes = c.as_bytes_with_nul();
+        if bytes.len() > 4096 {
+            return Err(SyscallError { call: "mmap(MAP_32BIT)", io_error: io::Error::other("string over 4 KiB") });
+        }
+        // Safety: a fresh anonymous private mapping; no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(SyscallError { call: "mmap(MAP_32BIT)", io_error: io::Error::last_os_error() });
+        }
+        // Safety: `p` is a writable 4096-byte mapping we own; `bytes` fits (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len()) };
+        Ok(LowStr { addr: p as usize })
+    }
+
+    /// The string's address, which fits in 32 bits.
+    pub fn addr32(&self) -> u32 {
+        self.addr as u32
+    }
+}
+
+impl Drop for LowStr {
+    fn drop(&mut self) {
+        // Safety: our own mapping of 4096 bytes, unmapped once.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, 4096) };
+    }
+}
+
+/// One i386 system call through `int $0x80` from this 64-bit process (IA32 emulation): the
+/// kernel runs it as a 32-bit (compat) syscall. Returns the raw result (negative errno).
+pub fn int80(nr: u32, a1: u32, a2: u32, a3: u32) -> i64 {
+    let ret: i64;
+    // Safety: the callers pass i386 syscall numbers whose pointer arguments (if any) point into a
+    // LowStr or are 0, so the kernel reads only memory we own. rbx is reserved by LLVM, so the
+    // first argument is swapped into it around the trap; the compat entry zeroes r8-r11 on return.
+    unsafe {
+        std::arch::asm!(
+            "xchg {b}, rbx",
+            "int 0x80",
+            "xchg {b}, rbx",
+            b = inout(reg) u64::from(a1) => _,
+            inlateout("rax") u64::from(nr) => ret,
+            in("rcx") u64::from(a2),
+            in("rdx") u64::from(a3),
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// i386 `open(path, O_RDONLY)` through `int $0x80`.
+pub fn int80_open(path: &str) -> Result<OwnedFd, SyscallError> {
+    let s = LowStr::new(path)?;
+    let r = int80(5, s.addr32(), 0, 0);
+    if r < 0 {
+        return Err(SyscallError { call: "i386 open", io_error: io::Error::from_raw_os_error(-r as i32) });
+    }
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// i386 `ptrace(PTRACE_ATTACH, pid)` through `int $0x80`, then `waitpid` for the stop.
+pub fn int80_ptrace_attach(pid: i32) -> Result<(), SyscallError> {
+    let r = int80(26, libc::PTRACE_ATTACH, pid as u32, 0);
+    if r < 0 {
+        return Err(SyscallError {
+            call: "i386 ptrace(PTRACE_ATTACH)",
+            io_error: io::Error::from_raw_os_error(-r as i32),
+        });
+    }
+    let mut status = 0;
+    // Safety: `status` is a valid int to write.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    check("waitpid", r.into()).map(drop)
+}
+
+/// i386 `pidfd_getfd(pidfd, targetfd, 0)` through `int $0x80`.
+pub fn int80_pidfd_getfd(pidfd: BorrowedFd<'_>, targetfd: i32) -> Result<OwnedFd, SyscallError> {
+    let r = int80(438, pidfd.as_raw_fd() as u32, targetfd as u32, 0);
+    if r < 0 {
+        return Err(SyscallError { call: "i386 pidfd_getfd", io_error: io::Error::from_raw_os_error(-r as i32) });
+    }
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// `clone(CLONE_FILES | SIGCHLD)` without a new stack (fork semantics, shared fd table):
+/// `Ok(0)` in the child, the child's pid in the parent. Callers must be single-threaded.
+pub fn fork_sharing_files() -> Result<i32, SyscallError> {
+    // Safety: with a null stack the child continues on a copy-on-write copy of ours, like fork;
+    // the caller is single-threaded, so no lock is held by a thread the child lacks.
+    let r = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_FILES | libc::SIGCHLD, 0, 0, 0, 0) };
+    Ok(check("clone(CLONE_FILES)", r)? as i32)
+}
+
+/// `perf_event_open` of a page-fault sampling event on `pid` whose samples carry 8 KiB of the
+/// user stack (PERF_SAMPLE_STACK_USER): where a process's environment strings live.
+pub fn perf_stack_sampler(pid: i32) -> Result<OwnedFd, SyscallError> {
+    // struct perf_event_attr, PERF_ATTR_SIZE_VER5 (112 bytes), fields at their UAPI offsets.
+    let mut attr = [0u8; 112];
+    let mut put = |off: usize, v: &[u8]| attr[off..off + v.len()].copy_from_slice(v);
+    put(0, &1u32.to_ne_bytes()); // type: PERF_TYPE_SOFTWARE
+    put(4, &112u32.to_ne_bytes()); // size
+    put(8, &2u64.to_ne_bytes()); // config: PERF_COUNT_SW_PAGE_FAULTS
+    put(16, &1u64.to_ne_bytes()); // sample_period
+    put(24, &(1u64 << 13).to_ne_bytes()); // sample_type: PERF_SAMPLE_STACK_USER
+    put(40, &((1u64 << 5) | (1u64 << 6)).to_ne_bytes()); // exclude_kernel, exclude_hv
+    put(88, &8192u32.to_ne_bytes()); // sample_stack_user
+    // Safety: `attr` is a readable 112-byte perf_event_attr whose size field says so.
+    let r = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), pid, -1, -1, 0) };
+    let fd = check("perf_event_open", r)? as RawFd;
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Forks a child that calls `PTRACE_TRACEME` (this process becomes its tracer) and execs
+/// `argv[0]` with `argv` and this process's environment; `_exit(126)` if the exec fails.
+/// Returns the child's pid. Callers must be single-threaded.
+pub fn fork_traceme_exec(argv: &[CString]) -> Result<i32, SyscallError> {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // Safety: single-threaded caller; the child only calls ptrace, execv and _exit on memory
+    // prepared before the fork (`ptrs` points into `argv`, both alive in the child's copy).
+    let pid = unsafe { libc::fork() };
+    check("fork", pid.into())?;
+    if pid == 0 {
+        // Safety: as above.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, std::ptr::null_mut::<libc::c_void>(), 0);
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(126);
+        }
+    }
+    Ok(pid)
+}
+
+/// `waitpid(pid, __WALL)`: the raw wait status.
+pub fn wait_status(pid: i32) -> Result<i32, SyscallError> {
+    let mut status = 0;
+    // Safety: `status` is a valid int to write.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    check("waitpid", r.into())?;
+    Ok(status)
+}
+
+/// `ptrace(PTRACE_CONT, pid, 0, sig)`.
+pub fn ptrace_cont(pid: i32, sig: i32) -> Result<(), SyscallError> {
+    // Safety: CONT takes no pointers; `sig` is passed as data.
+    let r = unsafe { libc::ptrace(libc::PTRACE_CONT, pid, std::ptr::null_mut::<libc::c_void>(), sig) };
+    check("ptrace(PTRACE_CONT)", r).map(drop)
+}
+
+/// `ptrace(PTRACE_ATTACH, pid)` without waiting (the fork race tries pids that may not exist).
+pub fn ptrace_attach_nowait(pid: i32) -> Result<(), SyscallError> {
+    // Safety: PTRACE_ATTACH takes no pointers.
+    let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, std::ptr::null_mut::<libc::c_void>(), 0) };
+    check("ptrace(PTRACE_ATTACH)", r).map(drop)
+}
+
+/// `waitpid(pid, WNOHANG | __WALL)`: `Some(status)` once it changed state.
+pub fn wait_nohang(pid: i32) -> Result<Option<i32>, SyscallError> {
+    let mut status = 0;
+    // Safety: `status` is a valid int to write.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+    Ok((check("waitpid", r.into())? > 0).then_some(status))
+}
+
+/// `pread(fd, buf, 0)` on a raw fd this process does not own (a table shared with CLONE_FILES).
+pub fn pread_fd(fd: RawFd, buf: &mut [u8]) -> Result<usize, SyscallError> {
+    // Safety: `buf` is exclusively borrowed and writable for its length; a stale fd only errs.
+    let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    Ok(check("pread", r as libc::c_long)? as usize)
+}
+
+/// `_exit(code)`: ends a forked child without running the parent's destructors or atexit.
+pub fn exit_now(code: i32) -> ! {
+    // Safety: _exit takes an int and does not return.
+    unsafe { libc::_exit(code) }
+}

@@ -82,7 +82,7 @@ pub fn host(bins: &Binaries, shim: &Path) -> Result<()> {
     let work = tools::scratch("guard-host")?;
     cmd::run(
         Command::new(&bins.suite)
-            .args(["run", "--mode", "tracepoint", "--expect", "tracepoint", "--restart"])
+            .args(["run", "--mode", "tracepoint", "--expect", "tracepoint", "--restart", "--io-uring"])
             .arg("--guard")
             .arg(&bins.guard)
             .arg("--injector")
@@ -142,9 +142,11 @@ const VM_CHURN: u32 = 400;
 const VM_PID_MAX: u32 = 1024;
 /// Forked attackers of the refused flood in the tracepoint VM (each is killed at its open).
 const VM_FLOOD_PROCS: u32 = 500;
+/// Seconds of each fork-window race against the protected forker (TCG forks slowly).
+const VM_RACE_SECS: u32 = 15;
 
-/// Boots the Debian cloud kernel twice: with BPF LSM (the suite in lsm mode, plus io_uring and a
-/// restart) and without it (`--mode auto` must fall back to tracepoint).
+/// Boots the Debian cloud kernel twice: with BPF LSM (the suite in lsm mode, plus a restart) and
+/// without it (`--mode auto` must pick fentry, the security_* functions through BPF trampolines).
 pub fn vms(bins: &Binaries, shim: &Path) -> Result<()> {
     let (kernel, initrd) = vm_image(bins, shim)?;
     let base = "console=ttyS0 panic=-1 quiet loglevel=3";
@@ -152,17 +154,15 @@ pub fn vms(bins: &Binaries, shim: &Path) -> Result<()> {
     // pids. Exec is slow under TCG, hence fewer churned processes and forked attackers.
     let load = format!(
         "hush.extra=isolated hush.extra=pid-max={VM_PID_MAX} hush.extra=churn={VM_CHURN} \
-         hush.extra=flood-procs={VM_FLOOD_PROCS}"
+         hush.extra=flood-procs={VM_FLOOD_PROCS} hush.extra=io-uring hush.extra=race-secs={VM_RACE_SECS}"
     );
     let mut failed = Vec::new();
     for (tag, append) in [
         (
             "vm-lsm",
-            format!(
-                "{base} lsm=landlock,lockdown,yama,bpf hush.mode=lsm hush.expect=lsm hush.extra=restart hush.extra=io-uring {load}"
-            ),
+            format!("{base} lsm=landlock,lockdown,yama,bpf hush.mode=lsm hush.expect=lsm hush.extra=restart {load}"),
         ),
-        ("vm-nobpf", format!("{base} lsm=landlock,lockdown,yama hush.mode=auto hush.expect=tracepoint {load}")),
+        ("vm-nobpf", format!("{base} lsm=landlock,lockdown,yama hush.mode=auto hush.expect=fentry {load}")),
     ] {
         if let Err(e) = vm::boot(&kernel, &initrd, &append, Duration::from_secs(600), tag) {
             eprintln!("xtask: {e:#}");

@@ -25,6 +25,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "guard-suite/classes.rs"]
+mod classes;
 #[path = "guard-suite/load.rs"]
 mod load;
 
@@ -47,6 +49,20 @@ enum Cmd {
     /// Exec the command after `--` from a second thread (the kernel hands that thread the
     /// leader's pid and frees its own; the churn checks no entry for the freed one is left).
     ThreadExec {
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Race the creation of pids (from ns_last_pid): read each new process's environ (or attach
+    /// and peek it) and print the first that holds HUSH_SUITE_SECRET.
+    ForkRace {
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long)]
+        ptrace: bool,
+    },
+    /// Fork a child that calls PTRACE_TRACEME and execs the command after `--`; print its
+    /// environment at every stop.
+    TracedExec {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
@@ -80,9 +96,13 @@ struct RunArgs {
     /// Also check that a restarted guard (and no guard) keeps the app protected.
     #[arg(long)]
     restart: bool,
-    /// Also attack through io_uring (blocked only in lsm mode; a stated gap of tracepoint mode).
+    /// Also attack through io_uring (lsm: denied; fentry: killed; tracepoint: io_uring_setup
+    /// is killed).
     #[arg(long)]
     io_uring: bool,
+    /// Seconds each fork-window race runs against the protected forker.
+    #[arg(long, default_value_t = 8)]
+    race_secs: u64,
     /// Allowlisted reader cgroup passed to the guard (set by the suite itself).
     #[arg(skip)]
     allow_cgroup: Option<PathBuf>,
@@ -147,6 +167,18 @@ enum SelfAttack {
     PidfdGetfd,
     /// IORING_OP_OPENAT of /proc/PID/environ, then read(2) the fd
     IoUring,
+    /// i386 open (int $0x80) of /proc/PID/environ
+    Int80Environ,
+    /// i386 open (int $0x80) of /proc/PID/mem, then pread at the environment
+    Int80Mem,
+    /// i386 PTRACE_ATTACH (int $0x80), then PEEKDATA of the environment
+    Int80Ptrace,
+    /// i386 pidfd_getfd (int $0x80) of the app's fd 3
+    Int80PidfdGetfd,
+    /// open of /proc/PID/environ while a CLONE_FILES sibling waits to read the fd
+    CloneFiles,
+    /// perf_event_open of a PERF_SAMPLE_STACK_USER sampler on PID
+    Perf,
 }
 
 fn main() {
@@ -157,6 +189,8 @@ fn main() {
         Cmd::Bench(b) => bench(&b),
         Cmd::FloodOpen { pid, n } => load::flood_open(pid, n),
         Cmd::ThreadExec { cmd } => load::thread_exec(cmd),
+        Cmd::ForkRace { secs, ptrace } => classes::fork_race(secs, ptrace),
+        Cmd::TracedExec { cmd } => classes::traced_exec(cmd),
         Cmd::ExecEnv { cmd } => Err(anyhow!(Command::new(&cmd[0]).args(&cmd[1..]).exec())),
     };
     if let Err(e) = r {
@@ -231,6 +265,7 @@ fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
             let fd = sys::io_uring_openat(&format!("/proc/{pid}/environ"))?.context("io_uring openat")?;
             read_all(std::fs::File::from(fd))?
         }
+        k => classes::int80_attack(k, pid)?,
     };
     use std::io::Write;
     std::io::stdout().write_all(&out)?;
@@ -280,6 +315,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
         pin_root: b.pin_root.clone(),
         restart: false,
         io_uring: false,
+        race_secs: 0,
         allow_cgroup: None,
         max_lines: None,
         patience: 30,
@@ -449,7 +485,8 @@ fn children_of(pid: i32) -> Vec<i32> {
 fn start_app(bin: &Path, real_shim: bool, secret: &str) -> Result<App> {
     // The app keeps fd 3 on its own environ (a self-read, allowed) for the pidfd_getfd attack,
     // and forks a child that inherits both the environment and the protection.
-    let script = "exec 3</proc/$$/environ; sleep 1000 & wait";
+    // fd 4: a pipe holding the secret (a here-document), for the /proc/<pid>/fd/N attack.
+    let script = "exec 3</proc/$$/environ; exec 4<<EOF\n$HUSH_SUITE_SECRET\nEOF\nsleep 1000 & wait";
     let child = launcher_cmd(bin, real_shim, secret, &["/bin/sh", "-c", script])
         .stdout(Stdio::null())
         .spawn()
@@ -475,32 +512,57 @@ struct Attack {
     argv: &'static [&'static str],
     /// The audit line's `attempt`.
     attempt: &'static str,
+    /// Modes where this class is a stated gap (SECURITY.md), with the name in the start line.
+    gap_in: &'static [(&'static str, &'static str)],
+    /// Kill modes: the reader dies but a process sharing its fd table reads; the line must say
+    /// `exposed`, never `killed`.
+    exposed_in_kill_modes: bool,
+    /// The control's output shows the secret (else: the attack just succeeds, e.g. perf).
+    control_reads: bool,
+}
+
+impl Attack {
+    const fn new(name: &'static str, argv: &'static [&'static str], attempt: &'static str) -> Attack {
+        Attack { name, argv, attempt, gap_in: &[], exposed_in_kill_modes: false, control_reads: true }
+    }
 }
 
 const ATTACKS: &[Attack] = &[
-    Attack { name: "cat environ", argv: &["cat", "/proc/{pid}/environ"], attempt: "open environ" },
+    Attack::new("cat environ", &["cat", "/proc/{pid}/environ"], "open environ"),
+    Attack::new("dd environ", &["dd", "if=/proc/{pid}/environ", "bs=4096", "count=1"], "open environ"),
+    Attack::new(
+        "python open",
+        &["python3", "-c", "import sys; sys.stdout.buffer.write(open('/proc/{pid}/environ', 'rb').read())"],
+        "open environ",
+    ),
+    Attack::new("task/ path", &["cat", "/proc/{pid}/task/{pid}/environ"], "open environ"),
+    Attack::new("/proc/self/.. path", &["cat", "/proc/self/../{pid}/environ"], "open environ"),
+    Attack::new("openat dirfd", &["{self}", "attack", "openat-dirfd", "{pid}"], "open environ"),
+    Attack::new("second procfs mount", &["{self}", "attack", "procfs-mount", "{pid}"], "open environ"),
+    Attack::new("/proc/pid/mem", &["{self}", "attack", "mem", "{pid}"], "open mem"),
+    Attack::new("ptrace attach", &["{self}", "attack", "ptrace", "{pid}"], "ptrace attach"),
+    Attack::new("process_vm_readv", &["{self}", "attack", "vm-readv", "{pid}"], "process_vm_readv"),
+    Attack::new("pidfd_getfd", &["{self}", "attack", "pidfd-getfd", "{pid}"], "pidfd_getfd"),
+    Attack::new("i386 open environ", &["{self}", "attack", "int80-environ", "{pid}"], "open environ"),
+    Attack::new("i386 open mem + pread", &["{self}", "attack", "int80-mem", "{pid}"], "open mem"),
+    Attack::new("i386 ptrace attach", &["{self}", "attack", "int80-ptrace", "{pid}"], "ptrace attach"),
+    Attack::new("i386 pidfd_getfd", &["{self}", "attack", "int80-pidfd-getfd", "{pid}"], "pidfd_getfd"),
     Attack {
-        name: "dd environ",
-        argv: &["dd", "if=/proc/{pid}/environ", "bs=4096", "count=1"],
-        attempt: "open environ",
+        gap_in: &[("tracepoint", "proc_fd_link")],
+        ..Attack::new("/proc/pid/fd/4 (the app's pipe)", &["cat", "/proc/{pid}/fd/4"], "open fd link")
     },
     Attack {
-        name: "python open",
-        argv: &["python3", "-c", "import sys; sys.stdout.buffer.write(open('/proc/{pid}/environ', 'rb').read())"],
-        attempt: "open environ",
+        exposed_in_kill_modes: true,
+        ..Attack::new("CLONE_FILES sibling", &["{self}", "attack", "clone-files", "{pid}"], "open environ")
     },
-    Attack { name: "task/ path", argv: &["cat", "/proc/{pid}/task/{pid}/environ"], attempt: "open environ" },
-    Attack { name: "/proc/self/.. path", argv: &["cat", "/proc/self/../{pid}/environ"], attempt: "open environ" },
-    Attack { name: "openat dirfd", argv: &["{self}", "attack", "openat-dirfd", "{pid}"], attempt: "open environ" },
     Attack {
-        name: "second procfs mount",
-        argv: &["{self}", "attack", "procfs-mount", "{pid}"],
-        attempt: "open environ",
+        control_reads: false,
+        ..Attack::new(
+            "perf_event_open PERF_SAMPLE_STACK_USER",
+            &["{self}", "attack", "perf", "{pid}"],
+            "perf_event_open",
+        )
     },
-    Attack { name: "/proc/pid/mem", argv: &["{self}", "attack", "mem", "{pid}"], attempt: "open mem" },
-    Attack { name: "ptrace attach", argv: &["{self}", "attack", "ptrace", "{pid}"], attempt: "ptrace attach" },
-    Attack { name: "process_vm_readv", argv: &["{self}", "attack", "vm-readv", "{pid}"], attempt: "process_vm_readv" },
-    Attack { name: "pidfd_getfd", argv: &["{self}", "attack", "pidfd-getfd", "{pid}"], attempt: "pidfd_getfd" },
 ];
 
 fn have(prog: &str) -> bool {
@@ -557,14 +619,36 @@ impl Suite<'_> {
 
     /// An attack on a protected target: blocked, secret absent, exactly one audit line.
     fn blocked(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
+        if let Some(&(_, gap)) = att.gap_in.iter().find(|(m, _)| *m == self.a.expect) {
+            let o = spawn_attack(att.argv, target)?;
+            let read = contains(&o.stdout, &self.secret);
+            println!(
+                "gap: {} on {label} {target}: {} ({})",
+                att.name,
+                if read { "read" } else { "not read" },
+                o.status
+            );
+            self.gap_named(g, gap, att.name);
+            return Ok(());
+        }
         let o = spawn_attack(att.argv, target)?;
         let name = format!("{} on {label} {target}", att.name);
         let leaked = contains(&o.stdout, &self.secret);
+        let exposed = att.exposed_in_kill_modes && classes::kill_mode(&self.a.expect);
         let (want_action, failed) = match self.a.expect.as_str() {
             "lsm" => ("denied", !o.status.success() && o.status.signal().is_none()),
+            _ if exposed => ("exposed", o.status.signal() == Some(libc::SIGKILL)),
             _ => ("killed", o.status.signal() == Some(libc::SIGKILL)),
         };
-        self.check(failed && !leaked, format!("{name}: fails ({}), secret not in output", o.status));
+        if exposed {
+            // The sibling sharing the fd table survives the kill and may read: what the line
+            // must admit (SECURITY.md, shared fd table).
+            println!("gap: {name}: the sibling {} the secret", if leaked { "read" } else { "did not read" });
+            self.check(failed, format!("{name}: the opener is killed ({})", o.status));
+            self.gap_named(g, "shared_fd_table", att.name);
+        } else {
+            self.check(failed && !leaked, format!("{name}: fails ({}), secret not in output", o.status));
+        }
         let reader = o.pid;
         let is_mine = move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == reader;
         let line = g.wait_for(self.patience(), is_mine);
@@ -590,10 +674,14 @@ impl Suite<'_> {
     fn allowed(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
         let o = spawn_attack(att.argv, target)?;
         let name = format!("{} on {label} {target}", att.name);
-        self.check(
-            o.status.success() && contains(&o.stdout, &self.secret),
-            format!("{name}: reads the secret ({})", o.status),
-        );
+        if att.control_reads {
+            self.check(
+                o.status.success() && contains(&o.stdout, &self.secret),
+                format!("{name}: reads the secret ({})", o.status),
+            );
+        } else {
+            self.check(o.status.success(), format!("{name}: succeeds ({})", o.status));
+        }
         std::thread::sleep(Duration::from_millis(100));
         let reader = o.pid;
         let n = g.count(move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == reader);
@@ -688,13 +776,11 @@ fn run_suite(a: &RunArgs) -> Result<()> {
         s.allowed(&g, att, ctrl.pid, "control app")?;
     }
     if a.io_uring {
-        let att = &Attack {
-            name: "io_uring openat",
-            argv: &["{self}", "attack", "io-uring", "{pid}"],
-            attempt: "open environ",
-        };
-        s.blocked(&g, att, prot.pid, "protected app")?;
-        s.allowed(&g, att, ctrl.pid, "control app")?;
+        s.io_uring(&g, prot.pid, ctrl.pid)?;
+    }
+    s.traced_exec(&g, &injector, &launcher, real_shim)?;
+    for ptrace in [false, true] {
+        s.fork_window(&g, &injector, &launcher, real_shim, ptrace)?;
     }
     for att in [&ATTACKS[0], &ATTACKS[8], &ATTACKS[9], &ATTACKS[10]] {
         s.blocked(&g, att, prot.kid, "protected app's forked child")?;
@@ -780,6 +866,7 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     s.check(stale.is_empty(), format!("no entries left for the exited app and child (stale: {stale:?})"));
     drop(ctrl);
     s.churn(&g, &injector, real_shim)?;
+    s.lifecycle_lines_name_cgroups(&g);
 
     g.stop()?;
     let status = Command::new(&a.guard).arg("unload").arg("--pin-root").arg(&a.pin_root).status()?;

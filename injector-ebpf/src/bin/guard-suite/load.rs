@@ -49,11 +49,11 @@ impl Tally {
 }
 
 impl GuardProc {
-    fn lines_since(&self, from: usize) -> Vec<Value> {
+    pub(super) fn lines_since(&self, from: usize) -> Vec<Value> {
         self.lines.lock().expect("lines lock").get(from..).map(<[Value]>::to_vec).unwrap_or_default()
     }
 
-    fn line_count(&self) -> usize {
+    pub(super) fn line_count(&self) -> usize {
         self.lines.lock().expect("lines lock").len()
     }
 

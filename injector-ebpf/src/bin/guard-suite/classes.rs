@@ -1,0 +1,356 @@
+//! The attack classes of issue 13, each against the protected app and an unprotected control:
+//! 32-bit system calls, the fork window (environ and ptrace), a tracer attached before the
+//! shim's exec, `/proc/<pid>/fd/N`, a shared fd table (CLONE_FILES), perf_event_open with
+//! PERF_SAMPLE_STACK_USER, and io_uring. What each mode does with each is SECURITY.md's table.
+
+use super::*;
+use std::ffi::CString;
+use std::io::Write;
+
+/// The mode runs attempts to completion and kills the reader (tracepoint, fentry) rather than
+/// refusing them (lsm).
+pub(super) fn kill_mode(expect: &str) -> bool {
+    expect != "lsm"
+}
+
+// ---- attacks performed by this binary ------------------------------------------------------
+
+/// `attack int80-*`: the issue's 32-bit reads through `int $0x80`.
+pub(super) fn int80_attack(kind: SelfAttack, pid: i32) -> Result<Vec<u8>> {
+    Ok(match kind {
+        SelfAttack::Int80Environ => read_all(std::fs::File::from(sys::int80_open(&format!("/proc/{pid}/environ"))?))?,
+        SelfAttack::Int80Mem => {
+            let (start, end) = env_range(pid)?;
+            let f = std::fs::File::from(sys::int80_open(&format!("/proc/{pid}/mem"))?);
+            let mut buf = vec![0; (end - start) as usize];
+            let n = f.read_at(&mut buf, start)?;
+            buf.truncate(n);
+            buf
+        }
+        SelfAttack::Int80Ptrace => {
+            let (start, end) = env_range(pid)?;
+            sys::int80_ptrace_attach(pid)?;
+            let mut buf = Vec::new();
+            let mut a = start;
+            while a < end {
+                buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
+                a += 8;
+            }
+            sys::ptrace_detach(pid)?;
+            buf
+        }
+        SelfAttack::Int80PidfdGetfd => {
+            let pidfd = sys::pidfd_open(pid)?;
+            let f = std::fs::File::from(sys::int80_pidfd_getfd(pidfd.as_fd(), 3)?);
+            let mut buf = vec![0; 8192];
+            let n = f.read_at(&mut buf, 0)?;
+            buf.truncate(n);
+            buf
+        }
+        SelfAttack::CloneFiles => clone_files(pid)?,
+        SelfAttack::Perf => {
+            let _fd = sys::perf_stack_sampler(pid)?;
+            b"perf-event-open: ok\n".to_vec()
+        }
+        _ => bail!("not an issue-13 attack"),
+    })
+}
+
+/// `attack clone-files`: a second process sharing our fd table (CLONE_FILES, not a thread)
+/// waits for the fd we open on the target's environ and reads it; the opener may die.
+fn clone_files(pid: i32) -> Result<Vec<u8>> {
+    let path = format!("/proc/{pid}/environ");
+    let sibling = sys::fork_sharing_files()?;
+    if sibling == 0 {
+        // The sibling: find the fd (by its link) in the shared table, read it, print it.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            for fd in 3..64 {
+                if std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|l| l.as_os_str() == path.as_str()) {
+                    // Safety of the borrow: the fd stays open in the shared table while we read.
+                    let mut buf = vec![0; 8192];
+                    let n = sys::pread_fd(fd, &mut buf).unwrap_or(0);
+                    let _ = std::io::stdout().write_all(&buf[..n]);
+                    let _ = std::io::stdout().flush();
+                    sys::exit_now(0);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sys::exit_now(1);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let f = std::fs::File::open(&path)?;
+    // Keep the fd open while the sibling reads, then wait for it.
+    let _ = sys::wait_status(sibling);
+    drop(f);
+    Ok(Vec::new())
+}
+
+/// `guard-suite fork-race PID --secs S [--ptrace]`: names each pid about to be created (from
+/// `ns_last_pid`) as fast as it can, reading its environ (or attaching and peeking its
+/// environment), and prints the first environment that holds `HUSH_SUITE_SECRET=`.
+pub(super) fn fork_race(secs: u64, ptrace: bool) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let (mut tries, mut refused) = (0u64, 0u64);
+    while Instant::now() < until {
+        let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?.trim().parse()?;
+        for p in last + 1..=last + 3 {
+            tries += 1;
+            let got =
+                if ptrace { race_ptrace(p) } else { std::fs::read(format!("/proc/{p}/environ")).map_err(Into::into) };
+            match got {
+                Ok(env) if contains(&env, "HUSH_SUITE_SECRET=") => {
+                    std::io::stdout().write_all(&env)?;
+                    eprintln!("fork-race: read pid {p} after {tries} tries ({refused} refused)");
+                    return Ok(());
+                }
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error)
+                        == Some(libc::EPERM)
+                        || e.downcast_ref::<sys::SyscallError>().and_then(|s| s.io_error.raw_os_error())
+                            == Some(libc::EPERM) =>
+                {
+                    refused += 1
+                }
+                _ => {}
+            }
+        }
+    }
+    println!("fork-race: nothing read in {tries} tries ({refused} refused)");
+    Ok(())
+}
+
+fn race_ptrace(p: i32) -> Result<Vec<u8>> {
+    sys::ptrace_attach_nowait(p)?;
+    let until = Instant::now() + Duration::from_millis(500);
+    while sys::wait_nohang(p)?.is_none() {
+        ensure!(Instant::now() < until, "no stop");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut buf = Vec::new();
+    if let Ok((start, end)) = env_range(p) {
+        let mut a = start;
+        while a < end {
+            match sys::ptrace_peek(p, a) {
+                Ok(w) => buf.extend_from_slice(&w.to_ne_bytes()),
+                Err(_) => break,
+            }
+            a += 8;
+        }
+    }
+    let _ = sys::ptrace_detach(p);
+    Ok(buf)
+}
+
+/// `guard-suite traced-exec -- CMD...`: forks a child that calls PTRACE_TRACEME and execs CMD,
+/// then at every stop peeks the child's environment and prints it. Exits 0 if the child
+/// exited 0, 137 if it was SIGKILLed, 126 if its exec failed, 1 otherwise.
+pub(super) fn traced_exec(cmd: Vec<String>) -> Result<()> {
+    let argv: Vec<CString> = cmd.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    let child = sys::fork_traceme_exec(&argv)?;
+    let mut out = std::io::stdout();
+    loop {
+        let st = sys::wait_status(child)?;
+        if libc::WIFEXITED(st) {
+            let code = libc::WEXITSTATUS(st);
+            eprintln!("traced-exec: child exited {code}");
+            sys::exit_now(match code {
+                0 => 0,
+                126 => 126,
+                _ => 1,
+            });
+        }
+        if libc::WIFSIGNALED(st) {
+            eprintln!("traced-exec: child killed by signal {}", libc::WTERMSIG(st));
+            sys::exit_now(if libc::WTERMSIG(st) == libc::SIGKILL { 137 } else { 1 });
+        }
+        if libc::WIFSTOPPED(st) {
+            if let Ok((start, end)) = env_range(child) {
+                let mut a = start;
+                while a < end {
+                    match sys::ptrace_peek(child, a) {
+                        Ok(w) => out.write_all(&w.to_ne_bytes())?,
+                        Err(_) => break,
+                    }
+                    a += 8;
+                }
+                out.flush()?;
+            }
+            let sig = libc::WSTOPSIG(st);
+            sys::ptrace_cont(child, if sig == libc::SIGTRAP { 0 } else { sig })?;
+        }
+    }
+}
+
+// ---- the checks ----------------------------------------------------------------------------
+
+impl Suite<'_> {
+    fn start_line(&self, g: &GuardProc) -> Option<Value> {
+        g.wait_for(Duration::from_secs(1), |v| v["event"] == "start")
+    }
+
+    /// A class this mode does not close: it must be named in the start line's `gaps`.
+    pub(super) fn gap_named(&mut self, g: &GuardProc, gap: &str, what: &str) {
+        let named =
+            self.start_line(g).is_some_and(|s| s["gaps"].as_array().is_some_and(|a| a.iter().any(|x| x == gap)));
+        self.check(named, format!("{what}: a gap of {} mode, named `{gap}` in the start line", self.a.expect));
+    }
+
+    /// Forks in a loop under injector (or launcher) with its own secret; the fork race must
+    /// never read the protected one (workers are respawned when killed), and reads the control's.
+    pub(super) fn fork_window(
+        &mut self,
+        g: &GuardProc,
+        injector: &Path,
+        launcher: &Path,
+        real_shim: bool,
+        ptrace: bool,
+    ) -> Result<()> {
+        let kind = if ptrace { "ptrace attach" } else { "environ open" };
+        let secs = self.a.race_secs;
+        let script = "while :; do /bin/true; done";
+        let secret = random_secret()?;
+        let forker = Reaped(
+            launcher_cmd(injector, real_shim, &secret, &["/bin/sh", "-c", script]).stdout(Stdio::null()).spawn()?,
+        );
+        let from = g.line_count();
+        let until = Instant::now() + Duration::from_secs(secs);
+        let (mut workers, mut leaked, mut killed) = (0, false, 0);
+        while Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now()).as_secs().max(1).to_string();
+            let mut argv = vec!["{self}", "fork-race", "--secs", &left];
+            if ptrace {
+                argv.push("--ptrace");
+            }
+            let o = spawn_attack(&argv, 0)?;
+            workers += 1;
+            leaked |= contains(&o.stdout, &secret);
+            if o.status.signal() == Some(libc::SIGKILL) {
+                killed += 1;
+            }
+            if leaked {
+                break;
+            }
+        }
+        drop(forker);
+        std::thread::sleep(Duration::from_millis(500));
+        let lines = g.lines_since(from);
+        let refusals = lines
+            .iter()
+            .filter(|v| v["event"] == "attempt" && (v["action"] == "denied" || v["action"] == "killed"))
+            .count();
+        let in_creation = lines.iter().filter(|v| v["target"]["in_creation"] == true).count();
+        println!(
+            "fork window ({kind}): {workers} workers in {secs}s, {killed} killed, {refusals} refusal lines, {in_creation} caught while being created"
+        );
+        self.check(
+            !leaked && refusals > 0,
+            format!("fork window ({kind}): the protected forker's children were never read ({refusals} refused)"),
+        );
+
+        let secret = random_secret()?;
+        let forker = Reaped(
+            launcher_cmd(launcher, real_shim, &secret, &["/bin/sh", "-c", script]).stdout(Stdio::null()).spawn()?,
+        );
+        let mut argv = vec!["{self}", "fork-race", "--secs", "20"];
+        if ptrace {
+            argv.push("--ptrace");
+        }
+        let o = spawn_attack(&argv, 0)?;
+        drop(forker);
+        self.check(
+            contains(&o.stdout, &secret),
+            format!("fork window ({kind}): the same race reads the control forker's children"),
+        );
+        Ok(())
+    }
+
+    /// PTRACE_TRACEME, then exec of the shim: refused (lsm: the exec fails; kill modes: the
+    /// process is SIGKILLed at its exec) with one line naming the tracer; the control runs.
+    pub(super) fn traced_exec(
+        &mut self,
+        g: &GuardProc,
+        injector: &Path,
+        launcher: &Path,
+        real_shim: bool,
+    ) -> Result<()> {
+        let secret = self.secret.clone();
+        let run = |bin: &Path| -> Result<Outcome> {
+            let me = std::env::current_exe()?;
+            let mut c = Command::new(me);
+            c.args(["traced-exec", "--"]).arg(bin);
+            if !real_shim {
+                c.arg("exec-env");
+            }
+            c.args(["--", "/bin/sh", "-c", "cat /proc/self/environ"])
+                .env("HUSH_SUITE_SECRET", &secret)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let child = c.spawn()?;
+            let pid = child.id();
+            let out = child.wait_with_output()?;
+            Ok(Outcome { status: out.status, stdout: out.stdout, pid })
+        };
+        let o = run(injector)?;
+        let want = if kill_mode(&self.a.expect) { 137 } else { 126 };
+        self.check(
+            o.status.code() == Some(want) && !contains(&o.stdout, &self.secret),
+            format!("a traced start of injector is refused ({}; want exit {want}), secret not read", o.status),
+        );
+        let tracer = o.pid;
+        let mine = move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == tracer;
+        let line = g.wait_for(self.patience(), mine);
+        std::thread::sleep(Duration::from_millis(300));
+        let n = g.count(mine);
+        let action = if kill_mode(&self.a.expect) { "killed" } else { "denied" };
+        self.check(
+            n == 1
+                && line
+                    .as_ref()
+                    .is_some_and(|l| l["action"] == action && l["attempt"] == "exec of the shim while traced"),
+            format!("the traced start: exactly one line, action {action}, naming the tracer (got {n}: {line:?})"),
+        );
+        let o = run(launcher)?;
+        self.check(
+            o.status.success() && contains(&o.stdout, &self.secret),
+            format!("the same traced start of the control reads its environment ({})", o.status),
+        );
+        Ok(())
+    }
+
+    /// io_uring: lsm denies its open, fentry kills the opener; tracepoint mode kills at
+    /// io_uring_setup (unless --allow-io-uring, then a named gap).
+    pub(super) fn io_uring(&mut self, g: &GuardProc, prot: i32, ctrl: i32) -> Result<()> {
+        let att = &Attack::new("io_uring openat", &["{self}", "attack", "io-uring", "{pid}"], "open environ");
+        if self.a.expect != "tracepoint" {
+            self.blocked(g, att, prot, "protected app")?;
+            return self.allowed(g, att, ctrl, "control app");
+        }
+        let setup = &Attack::new("io_uring openat", &["{self}", "attack", "io-uring", "{pid}"], "io_uring_setup");
+        let o = spawn_attack(setup.argv, prot)?;
+        self.check(
+            o.status.signal() == Some(libc::SIGKILL) && !contains(&o.stdout, &self.secret),
+            format!("io_uring_setup is SIGKILLed in tracepoint mode ({})", o.status),
+        );
+        let reader = o.pid;
+        let line = g.wait_for(self.patience(), move |v: &Value| v["reader"]["tgid"] == reader);
+        self.check(
+            line.as_ref().is_some_and(|l| l["action"] == "killed" && l["attempt"] == "io_uring_setup"),
+            format!("the refused io_uring_setup has its line ({line:?})"),
+        );
+        Ok(())
+    }
+
+    /// The protect lines name the app's cgroup (issue 12: resolved at event time).
+    pub(super) fn lifecycle_lines_name_cgroups(&mut self, g: &GuardProc) {
+        let lines = g.lines_since(0);
+        let life: Vec<&Value> = lines.iter().filter(|v| v["event"] == "protect" || v["event"] == "release").collect();
+        let unnamed = life.iter().filter(|v| !v["target"]["cgroup"].is_string()).count();
+        self.check(
+            !life.is_empty() && unnamed == 0,
+            format!("every protect/release line names the target's cgroup ({unnamed} of {} without)", life.len()),
+        );
+    }
+}
