@@ -203,18 +203,6 @@ pub fn kubectl() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// The running cluster, if `up` left one.
-pub fn current() -> Result<Cluster> {
-    let kubeconfig = state().join("admin.kubeconfig");
-    ensure!(kubeconfig.exists(), "no cluster is up (run `cargo xtask cluster up`)");
-    Ok(Cluster {
-        kubeconfig,
-        kubectl: kubectl()?,
-        ca: pki().join("ca.crt"),
-        server: format!("https://127.0.0.1:{API_PORT}"),
-    })
-}
-
 /// Starts the cluster; a previous one (or the remains of a crashed run) is stopped first. On
 /// failure everything started is stopped again.
 pub fn up() -> Result<Cluster> {
@@ -392,7 +380,22 @@ fn mount_kernel_filesystems() -> Result<()> {
         }
     }
     std::fs::write(state().join("kernel-mounts"), mounted.join("\n"))?;
+    // The guard's bpffs volume uses HostToContainer propagation, which the runtime only
+    // grants from a shared (or slave) mount; the root mount here is private.
+    if !is_shared("/sys/fs/bpf")? {
+        cmd::run(Command::new("mount").args(["--make-shared", "/sys/fs/bpf"]))?;
+        std::fs::write(state().join("bpffs-made-shared"), "")?;
+    }
     Ok(())
+}
+
+/// Whether the mount at `at` propagates as shared (a `shared:N` optional field).
+fn is_shared(at: &str) -> Result<bool> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        fields.get(4) == Some(&at) && fields.iter().skip(6).take_while(|f| **f != "-").any(|f| f.starts_with("shared:"))
+    }))
 }
 
 // ---- certificates and kubeconfigs ---------------------------------------------------------
@@ -744,6 +747,13 @@ pub fn down() -> Result<()> {
     if Path::new(GUARD_PIN_ROOT).exists() {
         note(&mut problems, "removing BPF pins", std::fs::remove_dir_all(GUARD_PIN_ROOT).map_err(Into::into));
     }
+    if s.join("bpffs-made-shared").exists() {
+        note(
+            &mut problems,
+            "restoring bpffs propagation",
+            cmd::run(Command::new("mount").args(["--make-private", "/sys/fs/bpf"])),
+        );
+    }
     if let Ok(mounted) = std::fs::read_to_string(s.join("kernel-mounts")) {
         for at in mounted.lines().filter(|l| !l.is_empty()) {
             note(&mut problems, "unmounting kernel file systems", cmd::run(Command::new("umount").arg(at)));
@@ -823,12 +833,14 @@ fn processes() -> Vec<(i32, String)> {
         .collect()
 }
 
-/// After a crash: shims of our containerd, and any process still in a Pod cgroup.
+/// After a crash: shims of our containerd, e2e's OpenBao, and any process still in a Pod cgroup.
 fn kill_leftovers() -> Result<()> {
     let sock = containerd_socket().display().to_string();
+    // `cargo xtask e2e`'s OpenBao listens on the bridge address; a killed e2e run leaves it.
+    let bao = format!("-dev-listen-address={NODE_IP}:");
     let mut victims: Vec<i32> = processes()
         .into_iter()
-        .filter(|(_, cmd)| cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock))
+        .filter(|(_, cmd)| (cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock)) || cmd.contains(&bao))
         .map(|(pid, _)| pid)
         .collect();
     for dir in kubepods_cgroups() {

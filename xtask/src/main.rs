@@ -8,8 +8,10 @@ mod bench;
 mod cluster;
 mod cmd;
 mod demo;
+mod e2e;
 mod fuzz;
 mod guard;
+mod images;
 mod openbao;
 mod test;
 mod tools;
@@ -41,6 +43,10 @@ enum Task {
     GuardTest(guard::Args),
     /// A one-node Kubernetes cluster on this machine (`up` / `down`), from HUSH_KUBE_BIN.
     Cluster(cluster::Args),
+    /// Build Hush's images (and the cluster's pause and example app) and push them to the cluster's registry.
+    Images,
+    /// Hush on a real cluster: images, chart, the example app, the guard, rotation, a webhook rollout.
+    E2e(e2e::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +57,8 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz(args) => fuzz::run(&args),
         Task::GuardTest(args) => guard::run(&args),
         Task::Cluster(args) => cluster::run(&args),
+        Task::Images => images::run(),
+        Task::E2e(args) => e2e::run(&args),
         Task::BuildShim => {
             println!("{}", tools::build_static_shim()?.display());
             Ok(())

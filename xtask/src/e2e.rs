@@ -1,0 +1,689 @@
+//! `cargo xtask e2e`: Hush on a real cluster, from images to the guard's audit line.
+//!
+//! Without `--kubeconfig` it starts the one-node cluster of `cargo xtask cluster up` and stops
+//! it at the end (also on failure). Then: the images are built and pushed; OpenBao runs on the
+//! host's bridge address with its kubernetes auth method reviewing tokens against this API
+//! server; the chart is installed with Helm's engine; `examples/deployment.yaml` runs in a
+//! namespace that enforces PodSecurity `restricted`; and each claim of the story is checked
+//! against what the cluster reports. Every wait is bounded; the steps print their durations.
+
+use crate::cluster::{self, Cluster};
+use crate::{cmd, images, tools};
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const RELEASE: &str = "hush";
+const HUSH_NS: &str = "hush-system";
+const GUARD_NS: &str = "hush-guard";
+const APP_NS: &str = "shop";
+const EXAMPLE: &str = "examples/deployment.yaml";
+const VAULT_PORT: u16 = 8200;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run against this existing cluster instead of starting one. Its nodes must pull from
+    /// `--registry` and reach `--host-ip`, and its API server must be reachable from here.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Registry (host:port, plain HTTP) the images are pushed to and pulled from.
+    #[arg(long, default_value = cluster::REGISTRY)]
+    pub registry: String,
+    /// This host's address as the cluster's Pods see it: OpenBao listens there.
+    #[arg(long, default_value = cluster::NODE_IP)]
+    pub host_ip: String,
+    /// Leave the cluster (and the release) running afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// What `cargo xtask test` runs after the demo: the whole story when the Kubernetes binaries
+/// are there, else one loud line saying why not.
+#[allow(dead_code, reason = "called from xtask/src/test.rs once the hardening engineer's change there is committed")]
+pub fn run_in_suite() -> Result<()> {
+    if cluster::kube_bin_source().is_none() {
+        println!(
+            "\n==== e2e SKIPPED: no Kubernetes binaries (set HUSH_KUBE_BIN to a directory holding SHA256SUMS and \
+             kube-apiserver.xz, kube-controller-manager.xz, kube-scheduler.xz, kubelet.xz) ====\n"
+        );
+        return Ok(());
+    }
+    run(&Args { kubeconfig: None, registry: cluster::REGISTRY.into(), host_ip: cluster::NODE_IP.into(), keep: false })
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let started = Instant::now();
+    let mut clock = Clock::new();
+    let (cluster, owned) = match &args.kubeconfig {
+        Some(file) => (external(file)?, false),
+        None => (cluster::up()?, true),
+    };
+    clock.lap("cluster up");
+    let result = story(&cluster, args, &mut clock);
+    if result.is_err() {
+        diagnostics(&cluster);
+    }
+    if owned && !args.keep {
+        let down = cluster::down();
+        clock.lap("cluster down");
+        match (&result, down) {
+            (Ok(()), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => eprintln!("xtask: cluster down after the failure failed too: {e:#}"),
+            _ => {}
+        }
+    }
+    clock.report();
+    result?;
+    println!("e2e: every check passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Step durations, printed at the end.
+struct Clock {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock { last: Instant::now(), laps: Vec::new() }
+    }
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, now - self.last));
+        eprintln!("xtask: e2e: {name}: {:.1} s", (now - self.last).as_secs_f64());
+        self.last = now;
+    }
+    fn report(&self) {
+        println!("e2e timings:");
+        for (name, d) in &self.laps {
+            println!("  {name:<40} {:>6.1} s", d.as_secs_f64());
+        }
+    }
+}
+
+/// A cluster given by a kubeconfig file.
+fn external(file: &Path) -> Result<Cluster> {
+    let kubectl = cluster::kubectl()?;
+    let view = |path: &str| -> Result<String> {
+        cmd::stdout(Command::new(&kubectl).arg("--kubeconfig").arg(file).args([
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            &format!("jsonpath={path}"),
+        ]))
+    };
+    let server = view("{.clusters[0].cluster.server}")?;
+    let ca = tools::scratch("e2e-external")?.join("ca.crt");
+    let data = view("{.clusters[0].cluster.certificate-authority-data}")?;
+    if data.is_empty() {
+        let path = view("{.clusters[0].cluster.certificate-authority}")?;
+        ensure!(!path.is_empty(), "{} names no cluster CA", file.display());
+        std::fs::copy(&path, &ca)?;
+    } else {
+        use base64::Engine;
+        std::fs::write(&ca, base64::engine::general_purpose::STANDARD.decode(data.trim())?)?;
+    }
+    Ok(Cluster { kubeconfig: file.to_path_buf(), kubectl, ca, server })
+}
+
+/// What the cluster looked like when a check failed.
+fn diagnostics(cluster: &Cluster) {
+    eprintln!("xtask: e2e failed; the cluster's Pods and recent events:");
+    let _ = cluster.kubectl().args(["get", "pods", "-A", "-o", "wide"]).status();
+    let _ = cluster.kubectl().args(["get", "events", "-A", "--sort-by=.lastTimestamp"]).status();
+}
+
+fn kubectl_json(cluster: &Cluster, args: &[&str]) -> Result<Value> {
+    let out = cmd::output(cluster.kubectl().args(args).args(["-o", "json"]))?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn kubectl_ok(cluster: &Cluster, args: &[&str]) -> Result<()> {
+    cmd::output(cluster.kubectl().args(args)).map(|_| ())
+}
+
+/// `kubectl ARGS -f -` with `input` on stdin; the output, or an error holding it.
+fn kubectl_stdin(cluster: &Cluster, args: &[&str], input: &[u8]) -> Result<std::process::Output> {
+    let mut child = cluster
+        .kubectl()
+        .args(args)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("kubectl's stdin")?.write_all(input)?;
+    Ok(child.wait_with_output()?)
+}
+
+fn apply(cluster: &Cluster, object: &Value) -> Result<()> {
+    let out = kubectl_stdin(cluster, &["apply"], &serde_json::to_vec(object)?)?;
+    ensure!(
+        out.status.success(),
+        "kubectl apply of {} {} failed: {}",
+        object["kind"],
+        object["metadata"]["name"],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
+    let images = images::build_and_push(&args.registry)?;
+    clock.lap("images built and pushed");
+
+    let password = random_hex(16)?;
+    let bao = Bao::start(&args.host_ip)?;
+    configure_vault(cluster, &bao, &password)?;
+    clock.lap("OpenBao with kubernetes auth");
+
+    install_chart(cluster, args, &images)?;
+    clock.lap("chart installed (Helm), checked");
+
+    let app = run_example(cluster, &images, &password)?;
+    clock.lap("example Deployment running");
+
+    attack(cluster, &app, &password)?;
+    clock.lap("kubectl exec attack stopped");
+
+    misspelled_key(cluster, &images, &password)?;
+    clock.lap("misspelled key: CrashLoopBackOff 66");
+
+    rotation(cluster, &bao, &images)?;
+    clock.lap("daemon-mode rotation in place");
+
+    rolling_restart(cluster)?;
+    clock.lap("webhook rolling restart under load");
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+// ---- OpenBao ------------------------------------------------------------------------------
+
+/// `bao server -dev` on the host's bridge address (Pods have no other route), killed on drop.
+struct Bao {
+    child: Child,
+    addr: String,
+    token: String,
+    bin: PathBuf,
+}
+
+impl Bao {
+    fn start(host_ip: &str) -> Result<Self> {
+        let bin = tools::bao()?;
+        let addr = format!("http://{host_ip}:{VAULT_PORT}");
+        let token = format!("hush-e2e-{}", random_hex(8)?);
+        let log = tools::target_dir().join("xtask").join("openbao-e2e.log");
+        std::fs::create_dir_all(log.parent().expect("log has a parent"))?;
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(&bin)
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-listen-address={host_ip}:{VAULT_PORT}"))
+            .arg(format!("-dev-root-token-id={token}"))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        let mut bao = Bao { child, addr, token, bin };
+        cluster::wait_for("OpenBao", Duration::from_secs(30), || {
+            if let Some(status) = bao.child.try_wait()? {
+                bail!("bao exited: {status}; see {}", log.display());
+            }
+            Ok(bao.cli().arg("status").stdout(Stdio::null()).stderr(Stdio::null()).status()?.success())
+        })?;
+        Ok(bao)
+    }
+
+    fn cli(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", &self.token)
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", &self.token);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Result<()> {
+        cmd::output(self.cli().args(args)).map(|_| ())
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The secret, a policy, and the kubernetes auth method: OpenBao sends each Pod's token to
+/// this API server's TokenReview, authenticated by a reviewer token the API server issued
+/// (TokenRequest) to a ServiceAccount bound to `system:auth-delegator`.
+fn configure_vault(cluster: &Cluster, bao: &Bao, password: &str) -> Result<()> {
+    bao.run(&["kv", "put", "secret/shop/db", &format!("password={password}")])?;
+    let policy = tools::scratch("e2e-vault")?.join("shop.hcl");
+    std::fs::write(&policy, "path \"secret/data/shop/db\" { capabilities = [\"read\"] }\n")?;
+    bao.run(&["policy", "write", "shop", &policy.display().to_string()])?;
+    let sa = ["-n", "kube-system"];
+    let _ = cluster.kubectl().args(["create", "serviceaccount", "openbao-reviewer"]).args(sa).output();
+    let _ = cluster
+        .kubectl()
+        .args([
+            "create",
+            "clusterrolebinding",
+            "openbao-reviewer",
+            "--clusterrole=system:auth-delegator",
+            "--serviceaccount=kube-system:openbao-reviewer",
+        ])
+        .output();
+    let reviewer =
+        cmd::stdout(cluster.kubectl().args(["create", "token", "openbao-reviewer", "--duration=1h"]).args(sa))?;
+    let jwt_file = policy.with_file_name("reviewer.jwt");
+    std::fs::write(&jwt_file, &reviewer)?;
+    bao.run(&["auth", "enable", "kubernetes"])?;
+    bao.run(&[
+        "write",
+        "auth/kubernetes/config",
+        &format!("kubernetes_host={}", cluster.server),
+        &format!("kubernetes_ca_cert=@{}", cluster.ca.display()),
+        &format!("token_reviewer_jwt=@{}", jwt_file.display()),
+        "disable_local_ca_jwt=true",
+    ])?;
+    bao.run(&[
+        "write",
+        "auth/kubernetes/role/shop",
+        "bound_service_account_names=app",
+        &format!("bound_service_account_namespaces={APP_NS}"),
+        "token_policies=shop",
+        "token_ttl=10m",
+    ])
+}
+
+// ---- the chart ----------------------------------------------------------------------------
+
+fn image_values(p: &images::Pushed) -> Value {
+    json!({"repository": p.repository, "tag": images::TAG, "digest": p.digest})
+}
+
+fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Result<()> {
+    // The release namespace enforces "restricted": the chart's webhook Pods must pass it.
+    apply(
+        cluster,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": HUSH_NS, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted"}}}),
+    )?;
+    let values = json!({
+        "images": {
+            "webhook": image_values(&images.webhook),
+            "injector": image_values(&images.injector),
+            "guard": image_values(&images.guard),
+        },
+        "webhook": {
+            "defaults": {"vault-addr": format!("http://{}:{VAULT_PORT}", args.host_ip)},
+            "insecureRegistries": [args.registry],
+        },
+        "guard": {"enabled": true, "namespace": GUARD_NS},
+    });
+    let venv = tools::venv()?;
+    let out = cmd::output(
+        Command::new(venv.join("bin/python3"))
+            .arg(tools::root().join("charts/tests/install.py"))
+            .arg(tools::root().join("charts/hush"))
+            .arg(&cluster.kubeconfig)
+            .args([RELEASE, HUSH_NS, &values.to_string(), "240"]),
+    )
+    .context("helm install (Helm's engine through helm-python-sdk)")?;
+    let manifest = tools::scratch("e2e-chart")?.join("manifest.yaml");
+    std::fs::write(&manifest, &out.stdout)?;
+    println!("e2e: chart installed by Helm's engine (helm-python-sdk Config.install, wait=watcher)");
+
+    // The webhook: 2 ready replicas and a PDB.
+    let webhook = "app.kubernetes.io/component=webhook";
+    kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "status", "deployment", "-l", webhook, "--timeout=180s"]).or_else(
+        |_| {
+            // `rollout status` takes no selector on older kubectl: by name.
+            kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "status", "deployment/hush-webhook", "--timeout=180s"])
+        },
+    )?;
+    let deploys = kubectl_json(cluster, &["-n", HUSH_NS, "get", "deployments", "-l", webhook])?;
+    let deploy = &deploys["items"][0];
+    ensure!(
+        deploy["status"]["readyReplicas"] == 2,
+        "webhook Deployment: {} ready replicas, want 2",
+        deploy["status"]["readyReplicas"]
+    );
+    let pdbs = kubectl_json(cluster, &["-n", HUSH_NS, "get", "poddisruptionbudgets"])?;
+    ensure!(
+        pdbs["items"].as_array().is_some_and(|a| a.iter().any(|p| p["spec"]["minAvailable"] == 1)),
+        "no PodDisruptionBudget with minAvailable 1 in {HUSH_NS}"
+    );
+    println!("e2e: webhook Deployment {} Ready with 2 replicas, PDB minAvailable 1", deploy["metadata"]["name"]);
+
+    // The caBundle the chart made matches the CA of the serving Secret.
+    let mwcs =
+        kubectl_json(cluster, &["get", "mutatingwebhookconfigurations", "-l", "app.kubernetes.io/component=webhook"])?;
+    let bundle = mwcs["items"][0]["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap_or("").to_owned();
+    let secrets = kubectl_json(cluster, &["-n", HUSH_NS, "get", "secrets", "-l", webhook])?;
+    let ca = secrets["items"][0]["data"]["ca.crt"].as_str().unwrap_or("");
+    ensure!(!bundle.is_empty() && bundle == ca, "the MutatingWebhookConfiguration's caBundle is not the chart's CA");
+    println!("e2e: MutatingWebhookConfiguration caBundle = the chart-generated CA ({} base64 bytes)", bundle.len());
+
+    // The guard DaemonSet, in its privileged namespace.
+    let ns = kubectl_json(cluster, &["get", "namespace", GUARD_NS])?;
+    ensure!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged",
+        "{GUARD_NS} does not enforce the privileged level"
+    );
+    kubectl_ok(cluster, &["-n", GUARD_NS, "rollout", "status", "daemonset/hush-guard", "--timeout=180s"])?;
+    let ds = kubectl_json(cluster, &["-n", GUARD_NS, "get", "daemonset", "hush-guard"])?;
+    let (ready, want) = (&ds["status"]["numberReady"], &ds["status"]["desiredNumberScheduled"]);
+    ensure!(ready == want && want.as_u64() >= Some(1), "guard DaemonSet: {ready} of {want} ready");
+    println!("e2e: guard DaemonSet Running in {GUARD_NS} ({ready}/{want} ready)");
+
+    // Every rendered object, once more, through the API server's validation and admission.
+    let out = cluster.kubectl().args(["apply", "--dry-run=server", "-f"]).arg(&manifest).output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl apply --dry-run=server refused a rendered object:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = String::from_utf8_lossy(&out.stdout).lines().count();
+    println!("e2e: kubectl apply --dry-run=server accepted all {count} rendered objects");
+    Ok(())
+}
+
+// ---- the example --------------------------------------------------------------------------
+
+/// The running app Pod.
+struct AppPod {
+    name: String,
+    uid: String,
+}
+
+/// A restricted-compliant Pod spec running `script` in the app image.
+fn pod(name: &str, image: &str, annotations: Value, script: &str, env: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": APP_NS, "annotations": annotations},
+        "spec": {
+            "serviceAccountName": "app",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "app",
+                "image": image,
+                "command": ["/bin/sh", "-c", script],
+                "env": env,
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }],
+        },
+    })
+}
+
+fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Result<AppPod> {
+    apply(
+        cluster,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NS, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest"}}}),
+    )?;
+    apply(
+        cluster,
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": APP_NS}}),
+    )?;
+
+    // PodSecurity is the API server's own plugin: a privileged Pod is refused in this namespace.
+    let mut bad = pod("privileged", &images.app.reference(), json!({}), "true", json!([]));
+    bad["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let out = kubectl_stdin(cluster, &["create", "--dry-run=server"], &serde_json::to_vec(&bad)?)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("PodSecurity"),
+        "a privileged Pod was not refused by PodSecurity: {err}"
+    );
+    println!("e2e: PodSecurity (API server) refuses a privileged Pod in {APP_NS}: {}", err.trim());
+
+    // The example as written, but for two things this cluster needs: the image comes from the
+    // loopback registry, and OpenBao checks the token with the kubernetes auth method
+    // (TokenReview) rather than the demo's JWT signing key.
+    let rendered = cmd::output(
+        cluster.kubectl().args(["create", "--dry-run=client", "-o", "json", "-f"]).arg(tools::root().join(EXAMPLE)),
+    )?;
+    let mut deployment: Value = serde_json::from_slice(&rendered.stdout)?;
+    let template = &mut deployment["spec"]["template"];
+    template["metadata"]["annotations"]["hush.dev/auth-method"] = json!("kubernetes");
+    template["spec"]["containers"][0]["image"] = json!(images.app.reference());
+    apply(cluster, &deployment)?;
+    kubectl_ok(cluster, &["-n", APP_NS, "rollout", "status", "deployment/shop", "--timeout=120s"])?;
+    let pods = kubectl_json(cluster, &["-n", APP_NS, "get", "pods", "-l", "app=shop"])?;
+    let pod = pods["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["status"]["phase"] == "Running"))
+        .context("no running shop Pod")?;
+    let name = pod["metadata"]["name"].as_str().context("pod name")?.to_owned();
+    let uid = pod["metadata"]["uid"].as_str().context("pod uid")?.to_owned();
+    let init: Vec<&str> = pod["spec"]["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(!init.is_empty(), "the shop Pod was not mutated (no init container)");
+    let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", &name, "-c", "app"]))?;
+    println!("e2e: {APP_NS}/{name} (init containers {init:?}) app log: {logs}");
+    ensure!(!logs.contains(password), "the password is in the app's log");
+    ensure!(
+        logs.contains(&format!("DB_PASSWORD holds {} characters", password.len())),
+        "the app did not get its secret through the kubernetes auth method"
+    );
+    ensure!(logs.contains("VAULT_TOKEN is absent"), "the Vault token reached the app");
+    Ok(AppPod { name, uid })
+}
+
+/// `kubectl exec ... cat /proc/1/environ` in the app's container: the guard kills or denies it.
+fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
+    let out = cluster
+        .kubectl()
+        .args(["-n", APP_NS, "exec", &app.name, "-c", "app", "--", "cat", "/proc/1/environ"])
+        .output()?;
+    let leaked = String::from_utf8_lossy(&out.stdout).contains(password);
+    println!(
+        "e2e: kubectl exec {}/{} -- cat /proc/1/environ: {} ({} bytes on stdout) {}",
+        APP_NS,
+        app.name,
+        out.status,
+        out.stdout.len(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    ensure!(!leaked, "kubectl exec read the app's secret: the guard did not stop it");
+    ensure!(!out.status.success(), "kubectl exec's cat succeeded");
+
+    let mut found = None;
+    cluster::wait_for("the guard's audit line", Duration::from_secs(30), || {
+        let logs = cmd::stdout(cluster.kubectl().args([
+            "-n",
+            GUARD_NS,
+            "logs",
+            "-l",
+            "app.kubernetes.io/component=guard",
+            "--tail=-1",
+        ]))?;
+        found = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["event"] == "attempt" && v["reader"]["comm"] == "cat");
+        Ok(found.is_some())
+    })?;
+    let line = found.expect("found by the wait");
+    println!("e2e: guard audit line (kubectl logs): {line}");
+    ensure!(
+        ["killed", "denied"].contains(&line["action"].as_str().unwrap_or("")),
+        "the guard's action was {} (want killed or denied)",
+        line["action"]
+    );
+    ensure!(!line.to_string().contains(password), "the audit line holds the secret");
+    let target = &line["target"];
+    match target["pod_uid"].as_str() {
+        Some(uid) => ensure!(uid == app.uid, "the audit line names Pod {uid}, not {}", app.uid),
+        None => println!("e2e: NOTE the audit line does not name the target's Pod (pod_uid null): {target}"),
+    }
+    Ok(())
+}
+
+fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str) -> Result<()> {
+    let typo = pod(
+        "typo",
+        &images.app.reference(),
+        json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
+        "echo app started; exec sleep 600",
+        json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#passwrod"}]),
+    );
+    apply(cluster, &typo)?;
+    let mut last = Value::Null;
+    cluster::wait_for("typo: CrashLoopBackOff", Duration::from_secs(120), || {
+        last = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", "typo"])?["status"]["containerStatuses"][0].clone();
+        Ok(last["state"]["waiting"]["reason"] == "CrashLoopBackOff")
+    })?;
+    let code = &last["lastState"]["terminated"]["exitCode"];
+    ensure!(code == 66, "the misspelled key's container exited {code}, want 66");
+    let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "typo", "-c", "app", "--previous"]))?;
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    println!("e2e: typo: CrashLoopBackOff, last exit {code}; its log ({} line(s)):", lines.len());
+    for l in &lines {
+        println!("      {l}");
+    }
+    ensure!(!logs.contains("app started"), "the app ran despite the missing key");
+    ensure!(logs.contains("passwrod"), "the shim's error does not name the missing key");
+    ensure!(!logs.contains(password), "the shim's error holds the secret");
+    ensure!(lines.len() == 1, "the shim printed {} lines, want one clear error line", lines.len());
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "typo", "--wait=false"])
+}
+
+fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<()> {
+    let rotor = pod(
+        "rotor",
+        &images.app.reference(),
+        json!({
+            "hush.dev/auth-method": "kubernetes",
+            "hush.dev/role": "shop",
+            "hush.dev/env-daemon": "true",
+            "hush.dev/rotation": "restart",
+            "hush.dev/kv-poll-interval": "1s",
+            "hush.dev/restart-grace": "2s",
+        }),
+        "echo \"rotor: started as pid $$, DB_PASSWORD holds ${#DB_PASSWORD} characters\"; exec sleep 600",
+        json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
+    );
+    apply(cluster, &rotor)?;
+    kubectl_ok(cluster, &["-n", APP_NS, "wait", "--for=condition=Ready", "pod/rotor", "--timeout=90s"])?;
+    let logs = || cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "rotor", "-c", "app"]));
+    cluster::wait_for("rotor's first start", Duration::from_secs(30), || Ok(logs()?.contains("holds 32 characters")))?;
+    let before = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", "rotor"])?;
+    let container_id = before["status"]["containerStatuses"][0]["containerID"].clone();
+    let rotated = random_hex(20)?;
+    bao.run(&["kv", "put", "secret/shop/db", &format!("password={rotated}")])?;
+    cluster::wait_for("rotor's restart with the new value", Duration::from_secs(60), || {
+        Ok(logs()?.contains("holds 40 characters"))
+    })?;
+    let after = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", "rotor"])?;
+    let status = &after["status"]["containerStatuses"][0];
+    ensure!(after["metadata"]["uid"] == before["metadata"]["uid"], "the Pod was replaced");
+    ensure!(status["restartCount"] == 0, "the container restarted ({} restarts)", status["restartCount"]);
+    ensure!(status["containerID"] == container_id, "the container was replaced");
+    let log = logs()?;
+    ensure!(!log.contains(&rotated), "the rotated secret is in the log");
+    println!("e2e: rotation: same Pod, same container, restartCount 0; the app's log:");
+    for l in log.lines() {
+        println!("      {l}");
+    }
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "rotor", "--wait=false"])
+}
+
+/// Pod creations (server-side dry runs: full admission, webhook included, nothing stored)
+/// in a loop while the webhook's Deployment rolls; none may fail.
+fn rolling_restart(cluster: &Cluster) -> Result<()> {
+    let probe = pod(
+        "admission-probe",
+        "registry.example/shop/app:1.4",
+        json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
+        "true",
+        json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
+    );
+    let body = serde_json::to_vec(&probe)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kubectl = cluster.kubectl.clone();
+    let kubeconfig = cluster.kubeconfig.clone();
+    let streams: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, ok, failed, errors, body) =
+                (stop.clone(), ok.clone(), failed.clone(), errors.clone(), body.clone());
+            let view = Cluster {
+                kubeconfig: kubeconfig.clone(),
+                kubectl: kubectl.clone(),
+                ca: PathBuf::new(),
+                server: String::new(),
+            };
+            std::thread::spawn(move || {
+                // Bounded: at most 10 minutes whatever happens to the main thread.
+                let deadline = Instant::now() + Duration::from_secs(600);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match kubectl_stdin(&view, &["create", "--dry-run=server", "-o", "json"], &body) {
+                        Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hush") => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(out) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            errors.lock().expect("lock").push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            errors.lock().expect("lock").push(format!("{e:#}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = ok.load(Ordering::Relaxed);
+    let rollout =
+        kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "restart", "deployment/hush-webhook"]).and_then(|()| {
+            kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "status", "deployment/hush-webhook", "--timeout=240s"])
+        });
+    // Past the old Pods' shutdown grace, so that their whole drain is under load.
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    for s in streams {
+        let _ = s.join();
+    }
+    rollout?;
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "e2e: webhook rolling restart: {ok} admissions passed ({} during the rollout), {failed} failed",
+        ok - before
+    );
+    let errors = errors.lock().expect("lock");
+    ensure!(
+        failed == 0,
+        "{failed} admissions failed during the rolling restart, e.g.: {}",
+        errors.first().cloned().unwrap_or_default()
+    );
+    ensure!(ok - before >= 10, "too few admissions during the rollout ({}) to show anything", ok - before);
+    Ok(())
+}
