@@ -2,41 +2,59 @@
 //!
 //! This is the one place the grammar is written down. An environment value either holds
 //! no reference (it passes to the application byte for byte) or is parsed into a
-//! [`Template`]: literal bytes and references, in order.
+//! [`Template`]: literal bytes, references and transit ciphertexts, in order.
 //!
 //! ```text
-//! value     = whole / text
-//! whole     = reference                    ; the entire value, e.g. vault:secret/data/db#password
-//! text      = *( literal / "${" reference "}" )
-//! reference = [ ">>" ] "vault:" path "#" key [ "#" extra ]
-//! path      = segment *( "/" segment )     ; one leading "/" is dropped; no "." or ".." segment
-//! segment   = 1*( any character but "/" "#" "?" "%" "\" "{" "}", space or control )
-//! key       = 1*( any character but "#" "}" or control )
-//! extra     = version                      ; for vault:   — a KV v2 version pin, 1 or more
-//!           / json-object                  ; for >>vault: — the body of the write request
+//! value      = whole / text
+//! whole      = reference / ciphertext      ; the entire value, e.g. vault:secret/data/db#password
+//! text       = *( literal / "${" ( reference / ciphertext ) "}" )
+//! reference  = [ ">>" ] prefix path "#" key [ "#" extra ]
+//! prefix     = "vault:" / "bao:"           ; bao: is secret-init's spelling for OpenBao
+//! ciphertext = "vault:v" 1*DIGIT ":" 1*char ; transit ciphertext, decrypted with the transit key
+//! path       = segment *( "/" segment )     ; one leading "/" is dropped; no "." or ".." segment
+//! segment    = 1*( any character but "/" "#" "?" "%" "\" "{" "}", space or control )
+//! key        = field / key-template
+//! field      = 1*( any character but "#" or control; not "}" inside "${ }" )
+//! key-template = text holding "${" and "}"  ; see [`key`], e.g. ${.user}:${.password}
+//! extra      = version                      ; for vault:   — a KV v2 version pin, 1 or more
+//!            / json-object                  ; for >>vault: — the body of the write request
 //! ```
 //!
-//! - `vault:PATH#KEY` reads `PATH` (HTTP GET) and takes field `KEY`. A path with a `data`
-//!   segment is KV v2 (`secret/data/app`), where the fields are under `data.data`; any
-//!   other path's fields are under `data` (KV v1, `database/creds/ROLE`, ...).
-//! - `vault:PATH#KEY#VERSION` pins a KV v2 version.
+//! - `vault:PATH#KEY` reads `PATH` (HTTP GET) and takes field `KEY`. Whether the fields are
+//!   under `data.data` (KV v2) or `data` is decided by the shim from the mount, as the Vault
+//!   CLI does (`sys/internal/ui/mounts/PATH`), not from the path's spelling.
+//! - `vault:PATH#KEY#VERSION` pins a KV v2 version (the shim refuses it on other mounts).
 //! - `>>vault:PATH#KEY` and `>>vault:PATH#KEY#{"json":"body"}` *write* `PATH` (HTTP POST, body
 //!   `{}` when none is given) and take field `KEY` of the response: requests that create a
 //!   secret, such as `pki/issue/ROLE`.
+//! - A `KEY` holding `${` and `}` is a template over the secret's fields (Bank-Vaults'
+//!   `templater.IsGoTemplate`, vault-sdk `injector/vault/injector.go`), e.g.
+//!   `vault:secret/data/app#${.user}:${.password}`: see [`key`].
+//! - `vault:v1:BASE64` is transit ciphertext (vault-sdk `vault/transit.go`,
+//!   `^vault:v\d+:.+$`), decrypted by the shim with `VAULT_TRANSIT_KEY_ID`.
+//! - `bao:` and `>>bao:` are the same references under secret-init's OpenBao prefix; they
+//!   share requests with the `vault:` spelling of the same path.
+//! - `VAULT_TOKEN=vault:login` (`BAO_TOKEN=bao:login`) is not a reference but a request for
+//!   the shim's own token: see [`is_login`].
 //! - Every distinct [`Request`] (path plus version or body) is sent once, so the fields of
 //!   one response, e.g. a certificate and its private key, or the username and password of
 //!   one database lease, always belong together.
-//! - A value is a whole reference when it starts with `vault:` or `>>vault:` and holds no
-//!   `${vault:` template. Text with templates, e.g.
+//! - A value is a whole reference when it starts with a prefix and holds no `${vault:` or
+//!   `${bao:` template. Text with templates, e.g.
 //!   `postgres://app:${vault:secret/data/db#password}@db:5432/app`, keeps its literal parts.
 //! - Anything that looks like a reference but does not parse is an error: the shim fails
 //!   closed rather than hand the application a half-resolved value.
 
+pub mod key;
+
+pub use key::KeyTemplate;
+
 use std::fmt;
 
-const PREFIX_READ: &[u8] = b"vault:";
-const PREFIX_WRITE: &[u8] = b">>vault:";
+const PREFIXES: [&[u8]; 4] = [b"vault:", b">>vault:", b"bao:", b">>bao:"];
 const OPEN: &[u8] = b"${";
+/// What a transit ciphertext starts with (OpenBao keeps Vault's prefix).
+const TRANSIT: &[u8] = b"vault:v";
 const MAX_PATH_LEN: usize = 1024;
 
 /// How a [`Request`] is sent.
@@ -63,30 +81,63 @@ pub struct Request {
     pub operation: Operation,
 }
 
-impl Request {
-    /// Whether the path addresses a KV v2 secret (it has a `data` segment).
-    pub fn is_kv2(&self) -> bool {
-        self.path.split('/').skip(1).any(|segment| segment == "data")
+/// How a reference is spelled: Bank-Vaults' `vault:` or secret-init's `bao:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    /// `vault:`.
+    Vault,
+    /// `bao:`.
+    Bao,
+}
+
+impl Prefix {
+    /// The prefix, colon included.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefix::Vault => "vault:",
+            Prefix::Bao => "bao:",
+        }
     }
 }
 
-/// A reference: one field of one request's response.
+/// What a reference takes from its response.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// One field, by name.
+    Field(String),
+    /// A template over the fields.
+    Template(KeyTemplate),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Field(name) => f.write_str(name),
+            Key::Template(template) => f.write_str(template.text()),
+        }
+    }
+}
+
+/// A reference: one field (or a template over the fields) of one request's response.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretRef {
+    /// How it was spelled (for messages and canonical text; the request is the same).
+    pub prefix: Prefix,
     /// The request whose response holds the field.
     pub request: Request,
-    /// The field's name.
-    pub key: String,
+    /// What to take from the response.
+    pub key: Key,
 }
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = self.prefix.as_str();
         match &self.request.operation {
-            Operation::Read { version: None } => write!(f, "vault:{}#{}", self.request.path, self.key),
+            Operation::Read { version: None } => write!(f, "{prefix}{}#{}", self.request.path, self.key),
             Operation::Read { version: Some(v) } => {
-                write!(f, "vault:{}#{}#{v}", self.request.path, self.key)
+                write!(f, "{prefix}{}#{}#{v}", self.request.path, self.key)
             }
-            Operation::Write { body } => write!(f, ">>vault:{}#{}#{body}", self.request.path, self.key),
+            Operation::Write { body } => write!(f, ">>{prefix}{}#{}#{body}", self.request.path, self.key),
         }
     }
 }
@@ -98,6 +149,8 @@ pub enum Part {
     Literal(Vec<u8>),
     /// A reference, replaced by the secret it names.
     Ref(SecretRef),
+    /// Transit ciphertext (`vault:v1:...`), replaced by its plaintext.
+    Transit(String),
 }
 
 /// A value with at least one reference, as a sequence of [`Part`]s.
@@ -107,8 +160,8 @@ pub struct Template {
 }
 
 impl Template {
-    /// The parts in order. Never empty, holds at least one [`Part::Ref`], no empty literal
-    /// and no two literals side by side.
+    /// The parts in order. Never empty, holds at least one [`Part::Ref`] or
+    /// [`Part::Transit`], no empty literal and no two literals side by side.
     pub fn parts(&self) -> &[Part] {
         &self.parts
     }
@@ -117,14 +170,29 @@ impl Template {
     pub fn references(&self) -> impl Iterator<Item = &SecretRef> {
         self.parts.iter().filter_map(|part| match part {
             Part::Ref(r) => Some(r),
-            Part::Literal(_) => None,
+            Part::Literal(_) | Part::Transit(_) => None,
         })
+    }
+
+    /// The transit ciphertexts in order of appearance.
+    pub fn ciphertexts(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Transit(c) => Some(c.as_str()),
+            Part::Literal(_) | Part::Ref(_) => None,
+        })
+    }
+
+    /// Whether the value is one reference or ciphertext and nothing else.
+    pub fn is_whole(&self) -> bool {
+        matches!(self.parts.as_slice(), [Part::Ref(_) | Part::Transit(_)])
     }
 
     /// The canonical text of this template; parsing it yields an equal template.
     pub fn to_bytes(&self) -> Vec<u8> {
-        if let [Part::Ref(r)] = self.parts.as_slice() {
-            return r.to_string().into_bytes();
+        match self.parts.as_slice() {
+            [Part::Ref(r)] => return r.to_string().into_bytes(),
+            [Part::Transit(c)] => return c.clone().into_bytes(),
+            _ => {}
         }
         let mut out = Vec::new();
         for part in &self.parts {
@@ -133,6 +201,11 @@ impl Template {
                 Part::Ref(r) => {
                     out.extend_from_slice(OPEN);
                     out.extend_from_slice(r.to_string().as_bytes());
+                    out.push(b'}');
+                }
+                Part::Transit(c) => {
+                    out.extend_from_slice(OPEN);
+                    out.extend_from_slice(c.as_bytes());
                     out.push(b'}');
                 }
             }
@@ -181,9 +254,15 @@ pub enum ErrorKind {
     /// The version after the key is not a whole number of at least 1.
     #[error("the version must be a whole number of at least 1")]
     BadVersion,
-    /// A version pin on a path that is not KV v2.
-    #[error("a version pin needs a KV v2 path (one with a `data` segment)")]
-    VersionWithoutKv2,
+    /// A key template that does not parse.
+    #[error("the key template is invalid: {0}")]
+    BadTemplate(String),
+    /// `vault:vN:` with nothing after it.
+    #[error("the transit ciphertext is empty")]
+    EmptyCiphertext,
+    /// An empty entry in a comma-separated list of paths.
+    #[error("an entry of the path list is empty")]
+    EmptyEntry,
     /// The body of a `>>vault:` write is not a JSON object.
     #[error("the write body is not a JSON object: {0}")]
     BadBody(String),
@@ -195,7 +274,22 @@ pub enum ErrorKind {
 /// Whether `value` may hold a reference: the cheap test the webhook uses to decide whether
 /// a container needs the shim. A `true` does not mean the value parses.
 pub fn may_hold_reference(value: &[u8]) -> bool {
-    value.starts_with(PREFIX_READ) || value.starts_with(PREFIX_WRITE) || template_start(value, 0).is_some()
+    starts_with_prefix(value) || template_start(value, 0).is_some()
+}
+
+fn starts_with_prefix(value: &[u8]) -> bool {
+    PREFIXES.iter().any(|p| value.starts_with(p))
+}
+
+/// The name of the variable that may ask for the shim's own token, and the value that asks.
+pub const LOGIN: [(&str, &[u8]); 2] = [("VAULT_TOKEN", b"vault:login"), ("BAO_TOKEN", b"bao:login")];
+
+/// Whether `NAME=VALUE` asks for the shim's token: `VAULT_TOKEN=vault:login` (vault-env
+/// `main.go`, vault-sdk `injector.go`: only under that name) or `BAO_TOKEN=bao:login`
+/// (secret-init `pkg/provider/bao/config.go`). The application then receives the token the
+/// shim logged in with, and the shim does not revoke it.
+pub fn is_login(name: &[u8], value: &[u8]) -> bool {
+    LOGIN.iter().any(|(n, v)| n.as_bytes() == name && *v == value)
 }
 
 /// Parses an environment value. `Ok(None)`: no reference, the value passes unchanged.
@@ -203,11 +297,39 @@ pub fn parse(value: &[u8]) -> Result<Option<Template>, ParseError> {
     if template_start(value, 0).is_some() {
         return parse_text(value).map(Some);
     }
-    if value.starts_with(PREFIX_READ) || value.starts_with(PREFIX_WRITE) {
-        let reference = parse_whole(value)?;
-        return Ok(Some(Template { parts: vec![Part::Ref(reference)] }));
+    if starts_with_prefix(value) {
+        let part = parse_whole(value)?;
+        return Ok(Some(Template { parts: vec![part] }));
     }
     Ok(None)
+}
+
+/// Parses `VAULT_ENV_FROM_PATH`: comma-separated `PATH[#VERSION]` (vault-sdk
+/// `InjectSecretsFromVaultPath`), each a read request whose every field becomes a variable.
+pub fn parse_from_path(value: &str) -> Result<Vec<Request>, ParseError> {
+    let mut requests = Vec::new();
+    let mut offset = 0;
+    for entry in value.split(',') {
+        let bytes = entry.as_bytes();
+        if entry.trim().is_empty() {
+            return Err(error(value.as_bytes(), offset, ErrorKind::EmptyEntry));
+        }
+        let mut scanner = Scanner { value: bytes, origin: 0, pos: 0, mode: Mode::Whole };
+        let located = |mut e: ParseError| {
+            e.offset += offset;
+            e
+        };
+        let path = scanner.path().map_err(located)?;
+        let version = if scanner.at_end() {
+            None
+        } else {
+            scanner.pos += 1;
+            Some(scanner.version().map_err(located)?)
+        };
+        requests.push(Request { path, operation: Operation::Read { version } });
+        offset += entry.len() + 1;
+    }
+    Ok(requests)
 }
 
 /// The offset of the next `${vault:` or `${>>vault:` at or after `from`.
@@ -216,7 +338,7 @@ fn template_start(value: &[u8], from: usize) -> Option<usize> {
     while let Some(found) = find(&value[at..], OPEN) {
         let start = at + found;
         let rest = &value[start + OPEN.len()..];
-        if rest.starts_with(PREFIX_READ) || rest.starts_with(PREFIX_WRITE) {
+        if starts_with_prefix(rest) {
             return Some(start);
         }
         at = start + 1;
@@ -236,11 +358,11 @@ fn parse_text(value: &[u8]) -> Result<Template, ParseError> {
             parts.push(Part::Literal(value[at..start].to_vec()));
         }
         let body_start = start + OPEN.len();
-        let (reference, end) = Scanner { value, origin: start, pos: body_start, mode: Mode::Template }.reference()?;
+        let (part, end) = Scanner { value, origin: start, pos: body_start, mode: Mode::Template }.reference()?;
         if value.get(end) != Some(&b'}') {
             return Err(error(value, start, ErrorKind::Unterminated));
         }
-        parts.push(Part::Ref(reference));
+        parts.push(part);
         at = end + 1;
     }
     if at < value.len() {
@@ -249,10 +371,10 @@ fn parse_text(value: &[u8]) -> Result<Template, ParseError> {
     Ok(Template { parts })
 }
 
-fn parse_whole(value: &[u8]) -> Result<SecretRef, ParseError> {
-    let (reference, end) = Scanner { value, origin: 0, pos: 0, mode: Mode::Whole }.reference()?;
+fn parse_whole(value: &[u8]) -> Result<Part, ParseError> {
+    let (part, end) = Scanner { value, origin: 0, pos: 0, mode: Mode::Whole }.reference()?;
     debug_assert_eq!(end, value.len(), "a whole reference extends to the end of the value");
-    Ok(reference)
+    Ok(part)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -283,10 +405,24 @@ impl Scanner<'_> {
         }
     }
 
-    /// Scans a reference; returns it and the offset just past it.
-    fn reference(mut self) -> Result<(SecretRef, usize), ParseError> {
-        let write = self.value[self.pos..].starts_with(PREFIX_WRITE);
-        self.pos += if write { PREFIX_WRITE.len() } else { PREFIX_READ.len() };
+    /// Scans a reference or a ciphertext; returns it and the offset just past it.
+    fn reference(mut self) -> Result<(Part, usize), ParseError> {
+        let rest = &self.value[self.pos..];
+        if let Some(len) = transit_len(rest, self.mode) {
+            let text = std::str::from_utf8(&rest[..len]).map_err(|_| self.fail(ErrorKind::NotUtf8("ciphertext")))?;
+            if text.chars().any(char::is_control) {
+                let c = text.chars().find(|c| c.is_control()).expect("found above");
+                return Err(self.fail(ErrorKind::BadChar(c, "ciphertext")));
+            }
+            if text.split_once(':').and_then(|(_, r)| r.split_once(':')).is_some_and(|(_, data)| data.is_empty()) {
+                return Err(self.fail(ErrorKind::EmptyCiphertext));
+            }
+            return Ok((Part::Transit(text.to_owned()), self.pos + len));
+        }
+        let write = rest.starts_with(b">>");
+        let rest = if write { &rest[2..] } else { rest };
+        let prefix = if rest.starts_with(b"bao:") { Prefix::Bao } else { Prefix::Vault };
+        self.pos += usize::from(write) * 2 + prefix.as_str().len();
         let path = self.path()?;
         if self.at_end() {
             return Err(self.fail(if self.pos >= self.value.len() && self.mode == Mode::Template {
@@ -308,10 +444,7 @@ impl Scanner<'_> {
             }
         };
         let request = Request { path, operation };
-        if matches!(request.operation, Operation::Read { version: Some(_) }) && !request.is_kv2() {
-            return Err(self.fail(ErrorKind::VersionWithoutKv2));
-        }
-        Ok((SecretRef { request, key }, self.pos))
+        Ok((Part::Ref(SecretRef { prefix, request, key }), self.pos))
     }
 
     fn path(&mut self) -> Result<String, ParseError> {
@@ -339,20 +472,30 @@ impl Scanner<'_> {
         Ok(path.to_owned())
     }
 
-    fn key(&mut self) -> Result<String, ParseError> {
+    fn key(&mut self) -> Result<Key, ParseError> {
         let begin = self.pos;
         while !self.at_end() && self.value[self.pos] != b'#' {
-            self.pos += 1;
+            if self.value[self.pos..].starts_with(OPEN) {
+                // A template action is one unit: a `}` or `#` inside it does not end the key.
+                let len = key::action_len(&self.value[self.pos..])
+                    .ok_or_else(|| self.fail(ErrorKind::BadTemplate("an action `${` has no closing `}`".into())))?;
+                self.pos += len;
+            } else {
+                self.pos += 1;
+            }
         }
         let key =
             std::str::from_utf8(&self.value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("key")))?;
         if key.is_empty() {
             return Err(self.fail(ErrorKind::EmptyKey));
         }
-        if let Some(c) = key.chars().find(|&c| c.is_control() || c == '}') {
+        if let Some(c) = key.chars().find(|&c| c.is_control()) {
             return Err(self.fail(ErrorKind::BadChar(c, "key")));
         }
-        Ok(key.to_owned())
+        if key::is_template(key) {
+            return key::parse(key).map(Key::Template).map_err(|reason| self.fail(ErrorKind::BadTemplate(reason)));
+        }
+        Ok(Key::Field(key.to_owned()))
     }
 
     fn version(&mut self) -> Result<u64, ParseError> {
@@ -380,6 +523,20 @@ impl Scanner<'_> {
             .map_err(|e| self.fail(ErrorKind::BadBody(e.to_string())))?;
         Ok(text.to_owned())
     }
+}
+
+/// The length of the transit ciphertext at the start of `rest` (`vault:vN:...`, vault-sdk
+/// `vault/transit.go`), up to the end of the value or, inside `${ }`, the closing brace.
+fn transit_len(rest: &[u8], mode: Mode) -> Option<usize> {
+    let after = rest.strip_prefix(TRANSIT)?;
+    let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || after.get(digits) != Some(&b':') {
+        return None;
+    }
+    Some(match mode {
+        Mode::Whole => rest.len(),
+        Mode::Template => rest.iter().position(|&b| b == b'}').unwrap_or(rest.len()),
+    })
 }
 
 fn is_path_char(c: char) -> bool {

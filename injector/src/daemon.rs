@@ -12,10 +12,10 @@ use crate::exec::ExecError;
 use crate::exit::Failure;
 use crate::harden;
 use crate::plan::Plan;
-use crate::render::render_for;
+use crate::render::{Resolved, render_for};
 use crate::renewal::{self, Lifetime, Next};
 use crate::sys::{self, Forked};
-use crate::vault::{Fetched, Vault, fetch_all};
+use crate::vault::{Fetched, Vault, resolve};
 use hush_contract::reference::{Operation, Request};
 use std::collections::HashMap;
 use std::ffi::{CString, OsString};
@@ -117,7 +117,7 @@ impl<'a> Daemon<'a> {
         program: &'a Path,
         argv: &'a [OsString],
         vault: Vault,
-        fetched: HashMap<Request, Fetched>,
+        fetched: Resolved,
         revoke_at_exit: bool,
     ) -> Result<i32, Failure> {
         let now = Instant::now();
@@ -152,10 +152,10 @@ impl<'a> Daemon<'a> {
         daemon.supervise().await
     }
 
-    fn track(&mut self, fetched: &HashMap<Request, Fetched>) {
+    fn track(&mut self, resolved: &Resolved) {
         let now = Instant::now();
         self.leases.clear();
-        for (request, f) in fetched {
+        for (request, f) in &resolved.fetched {
             if !f.lease.id.is_empty() {
                 let (lifetime, next) = lifetime(now, Duration::from_secs(f.lease.duration_secs), f.lease.renewable);
                 self.leases.push(Tracked { lease_id: f.lease.id.clone(), lifetime, next });
@@ -168,7 +168,7 @@ impl<'a> Daemon<'a> {
     }
 
     /// Renders the environment and starts the app in a hardened child.
-    fn start(&self, fetched: &HashMap<Request, Fetched>) -> Result<i32, Failure> {
+    fn start(&self, fetched: &Resolved) -> Result<i32, Failure> {
         let rendered = render_for(self.plan, fetched, self.config.ignore_missing, true)?;
         let prepared = harden::prepare(&self.config.hardening)?;
         let program =
@@ -359,8 +359,8 @@ impl<'a> Daemon<'a> {
 
     /// Fetches fresh secrets and applies the rotation policy.
     async fn rotate(&mut self) -> Result<Option<i32>, Failure> {
-        let fresh = match fetch_all(Arc::new(self.fresh_vault()), &self.plan.requests, self.config.max_concurrency)
-            .await
+        let transit = crate::run::transit_settings(self.config);
+        let fresh = match resolve(Arc::new(self.fresh_vault()), self.plan, self.config.max_concurrency, &transit).await
         {
             Ok(fresh) => fresh,
             Err(e) => {

@@ -72,19 +72,8 @@ impl Failure {
         match self {
             Failure::Config(_) => 78,
             Failure::Plan(_) => 65,
-            Failure::Vault(e) => match e {
-                VaultError::Unreachable { .. } => 69,
-                VaultError::Status { status, .. } if *status == 429 || *status >= 500 => 69,
-                VaultError::Status { .. } | VaultError::Malformed { .. } => 76,
-                VaultError::Denied { .. } | VaultError::LoginRefused { .. } => 77,
-                VaultError::CredentialFile { .. } => 66,
-                VaultError::CaCert { .. } | VaultError::Client(_) => 78,
-            },
-            Failure::Render(e) => match e {
-                RenderError::MissingPath { .. } | RenderError::MissingKey { .. } => 66,
-                RenderError::NulByte { .. } => 65,
-                RenderError::Alloc(_) => 71,
-            },
+            Failure::Vault(e) => e.exit_code(),
+            Failure::Render(e) => e.exit_code(),
             Failure::Exec(e) => match e {
                 ExecError::NotFound { .. } => 127,
                 ExecError::NotExecutable { .. } => 126,

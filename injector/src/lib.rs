@@ -14,6 +14,7 @@ pub mod exec;
 pub mod exit;
 pub mod harden;
 pub mod install;
+pub mod keytemplate;
 pub mod log;
 pub mod plan;
 pub mod policy;

@@ -6,6 +6,7 @@ use hush_contract::reference::{self, ParseError, Request, Template};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::OsStringExt;
 
 /// One variable of the application's environment, in the original order.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,24 +25,72 @@ pub enum Entry {
         /// The parsed value.
         template: Template,
     },
+    /// `VAULT_TOKEN=vault:login` (or `BAO_TOKEN=bao:login`): the token the shim logged in
+    /// with, which is then not revoked.
+    Token {
+        /// `NAME`.
+        name: OsString,
+    },
 }
 
 impl Entry {
     /// The variable's name.
     pub fn name(&self) -> &OsString {
         match self {
-            Entry::Pass { name, .. } | Entry::Resolve { name, .. } => name,
+            Entry::Pass { name, .. } | Entry::Resolve { name, .. } | Entry::Token { name } => name,
         }
     }
 }
+
+/// The settings vault-env hands to the application when it asks for the token
+/// (`VAULT_TOKEN=vault:login`), so that the application can use it: the `login: true` rows
+/// of vault-env's `sanitizeEnvmap` (bank-vaults/vault-env `main.go`) and of secret-init's
+/// (`pkg/provider/bao/config.go`).
+pub const LOGIN_SETTINGS: &[&str] = &[
+    "VAULT_ADDR",
+    "VAULT_AGENT_ADDR",
+    "VAULT_CACERT",
+    "VAULT_CAPATH",
+    "VAULT_CLIENT_CERT",
+    "VAULT_CLIENT_KEY",
+    "VAULT_CLIENT_TIMEOUT",
+    "VAULT_SRV_LOOKUP",
+    "VAULT_SKIP_VERIFY",
+    "VAULT_NAMESPACE",
+    "VAULT_TLS_SERVER_NAME",
+    "VAULT_WRAP_TTL",
+    "VAULT_MFA",
+    "VAULT_MAX_RETRIES",
+    "BAO_ADDR",
+    "BAO_AGENT_ADDR",
+    "BAO_CACERT",
+    "BAO_CAPATH",
+    "BAO_CLIENT_CERT",
+    "BAO_CLIENT_KEY",
+    "BAO_CLIENT_TIMEOUT",
+    "BAO_SRV_LOOKUP",
+    "BAO_SKIP_VERIFY",
+    "BAO_NAMESPACE",
+    "BAO_TLS_SERVER_NAME",
+    "BAO_WRAP_TTL",
+    "BAO_MFA",
+    "BAO_MAX_RETRIES",
+];
 
 /// The application's environment to be, and the distinct Vault requests it needs.
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Variables in their original order.
     pub entries: Vec<Entry>,
-    /// Every distinct request, each to be sent once.
+    /// Every distinct request, each to be sent once (those of `from_path` included).
     pub requests: BTreeSet<Request>,
+    /// Every distinct transit ciphertext, each decrypted once.
+    pub ciphertexts: BTreeSet<String>,
+    /// `VAULT_ENV_FROM_PATH`: every field of these responses becomes a variable, after the
+    /// entries (a name the environment already has keeps its value).
+    pub from_path: Vec<Request>,
+    /// A variable asks for the shim's token: it is not revoked.
+    pub login: bool,
 }
 
 impl Plan {
@@ -50,10 +99,17 @@ impl Plan {
         self.entries
             .iter()
             .map(|e| match e {
-                Entry::Resolve { template, .. } => template.references().count(),
+                Entry::Resolve { template, .. } => template.references().count() + template.ciphertexts().count(),
+                Entry::Token { .. } => 1,
                 Entry::Pass { .. } => 0,
             })
-            .sum()
+            .sum::<usize>()
+            + self.from_path.len()
+    }
+
+    /// Whether the shim must talk to Vault at all.
+    pub fn needs_vault(&self) -> bool {
+        !self.requests.is_empty() || !self.ciphertexts.is_empty() || self.login
     }
 }
 
@@ -71,10 +127,17 @@ pub struct PlanError {
 /// Sorts the environment: configuration variables are dropped (unless passed through),
 /// values with references are parsed, the rest passes unchanged.
 pub fn plan(vars: impl IntoIterator<Item = (OsString, OsString)>, config: &Config) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
+    let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+    let login = vars.iter().any(|(name, value)| reference::is_login(name.as_bytes(), value.as_bytes()));
+    let mut plan = Plan { login, ..Plan::default() };
     for (name, value) in vars {
+        if reference::is_login(name.as_bytes(), value.as_bytes()) {
+            plan.entries.push(Entry::Token { name });
+            continue;
+        }
         if let Some(utf8) = name.to_str()
             && !config.passes_through(utf8)
+            && !(login && LOGIN_SETTINGS.contains(&utf8))
         {
             continue;
         }
@@ -89,12 +152,30 @@ pub fn plan(vars: impl IntoIterator<Item = (OsString, OsString)>, config: &Confi
             Ok(None) => plan.entries.push(Entry::Pass { name, value }),
             Ok(Some(template)) => {
                 plan.requests.extend(template.references().map(|r| r.request.clone()));
+                plan.ciphertexts.extend(template.ciphertexts().map(str::to_owned));
                 plan.entries.push(Entry::Resolve { name, template });
             }
             Err(source) => return Err(PlanError { variable: name, source }),
         }
     }
     Ok(plan)
+}
+
+/// Adds `VAULT_ENV_FROM_PATH`'s requests to the plan.
+pub fn add_from_path(plan: &mut Plan, from_path: &[Request]) {
+    plan.requests.extend(from_path.iter().cloned());
+    plan.from_path.extend(from_path.iter().cloned());
+}
+
+/// Whether `name` may become a variable: not empty, no `=` and no NUL (a field name of a
+/// `VAULT_ENV_FROM_PATH` secret becomes a variable name).
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
+}
+
+/// The bytes of a name, for comparisons with entries.
+pub fn name_bytes(name: &str) -> OsString {
+    OsString::from_vec(name.as_bytes().to_vec())
 }
 
 #[cfg(test)]

@@ -1,15 +1,29 @@
 //! Puts the plan and Vault's answers together into the application's environment block.
 //! Pure apart from allocating the block.
+//!
+//! What a secret that is not there does follows Bank-Vaults (vault-sdk
+//! `injector/vault/injector.go`, `InjectSecretsFromVaultWithContext`):
+//! - a whole-value reference to a missing path fails, or with `VAULT_IGNORE_MISSING_SECRETS`
+//!   drops the variable (`continue` without `inject`);
+//! - inside text (`${vault:...}`) a missing path fails, or with the setting keeps the
+//!   reference's text (`GetDataFromVault` returns nothing, `ReplaceAll` replaces nothing);
+//! - a missing field fails whatever the setting (`key '%s' not found under path`);
+//! - transit ciphertext that cannot be decrypted fails, or with the setting drops the
+//!   variable (`failed to decrypt variable` ... `continue`); inside text it keeps the text;
+//! - `VAULT_ENV_FROM_PATH` with a missing path fails, or with the setting is skipped
+//!   (`InjectSecretsFromVaultPath`).
 
 use crate::envblock::{EnvBlock, Measure};
+use crate::keytemplate::{self, EvalError};
 use crate::plan::{Entry, Plan};
 use crate::secret::Fields;
-use hush_contract::reference::{Part, Request, SecretRef};
-use secrecy::ExposeSecret;
-use std::borrow::Cow;
-use std::collections::HashMap;
+use crate::vault::Fetched;
+use hush_contract::reference::{Key, Part, Request, SecretRef};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use zeroize::Zeroizing;
 
 /// What Vault answered for one request.
 #[derive(Debug)]
@@ -18,6 +32,23 @@ pub enum Answer {
     Found(Fields),
     /// Nothing at that path (404, or a deleted KV v2 version).
     Missing,
+}
+
+/// What transit made of one ciphertext.
+pub enum Plaintext {
+    /// The plaintext.
+    Found(Zeroizing<Vec<u8>>),
+    /// Vault's reason (never secret: it is about the ciphertext or the key).
+    Failed(String),
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plaintext::Found(_) => f.write_str("Found(..)"),
+            Plaintext::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
+        }
+    }
 }
 
 /// Why a reference could not be resolved.
@@ -41,6 +72,32 @@ pub enum RenderError {
         /// The missing field.
         key: String,
     },
+    /// A key template failed (a function's input is never shown).
+    #[error("{}: {reference}: {reason}", variable.to_string_lossy())]
+    Template {
+        /// The variable.
+        variable: OsString,
+        /// The reference, canonical text.
+        reference: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Transit could not decrypt the ciphertext.
+    #[error("{}: transit could not decrypt the ciphertext: {reason}", variable.to_string_lossy())]
+    Decrypt {
+        /// The variable.
+        variable: OsString,
+        /// Vault's reason.
+        reason: String,
+    },
+    /// A `VAULT_ENV_FROM_PATH` secret has a field whose name cannot be a variable's.
+    #[error("VAULT_ENV_FROM_PATH {path}: field `{field}` cannot be an environment variable name")]
+    BadName {
+        /// The path.
+        path: String,
+        /// The field's name (a name, not a value).
+        field: String,
+    },
     /// The resolved value holds a NUL byte.
     #[error("{}: the resolved value contains a NUL byte, which an environment variable cannot hold", variable.to_string_lossy())]
     NulByte {
@@ -52,13 +109,28 @@ pub enum RenderError {
     Alloc(#[source] std::io::Error),
 }
 
-/// A reference left as it was (`VAULT_IGNORE_MISSING_SECRETS`), for a warning.
+impl RenderError {
+    /// The exit code (see `hush_contract::exit`): 66 a secret, field or path that is not
+    /// there (or transit refused the ciphertext), 65 bad data, 71 an allocation failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RenderError::MissingPath { .. } | RenderError::MissingKey { .. } | RenderError::Decrypt { .. } => 66,
+            RenderError::Template { .. } | RenderError::BadName { .. } | RenderError::NulByte { .. } => 65,
+            RenderError::Alloc(_) => 71,
+        }
+    }
+}
+
+/// A reference left as it was or a variable dropped (`VAULT_IGNORE_MISSING_SECRETS`), for
+/// a warning.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unresolved {
-    /// The variable.
+    /// The variable, or the `VAULT_ENV_FROM_PATH` path.
     pub variable: OsString,
     /// The reference, canonical text.
     pub reference: String,
+    /// Whether the whole variable was left out (else its text keeps the reference).
+    pub dropped: bool,
 }
 
 /// The environment, ready for exec.
@@ -73,6 +145,14 @@ pub struct Rendered {
 pub trait Answers {
     /// The answer to `request`, if it was sent.
     fn answer(&self, request: &Request) -> Option<&Answer>;
+    /// The plaintext of a transit ciphertext, if it was sent.
+    fn plaintext(&self, _ciphertext: &str) -> Option<&Plaintext> {
+        None
+    }
+    /// The shim's token, for `VAULT_TOKEN=vault:login`.
+    fn token(&self) -> Option<&SecretString> {
+        None
+    }
 }
 
 impl Answers for HashMap<Request, Answer> {
@@ -81,15 +161,54 @@ impl Answers for HashMap<Request, Answer> {
     }
 }
 
-impl Answers for HashMap<Request, crate::vault::Fetched> {
+/// Everything Vault answered for one plan.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Each request's response.
+    pub fetched: HashMap<Request, Fetched>,
+    /// Each ciphertext's plaintext.
+    pub transit: HashMap<String, Plaintext>,
+    /// The token, when a variable asks for it.
+    pub token: Option<SecretString>,
+}
+
+impl Answers for Resolved {
     fn answer(&self, request: &Request) -> Option<&Answer> {
-        self.get(request).map(|f| &f.answer)
+        self.fetched.get(request).map(|f| &f.answer)
+    }
+    fn plaintext(&self, ciphertext: &str) -> Option<&Plaintext> {
+        self.transit.get(ciphertext)
+    }
+    fn token(&self) -> Option<&SecretString> {
+        self.token.as_ref()
     }
 }
 
 /// Builds the environment: every entry of `plan`, references replaced from `answers`.
 pub fn render(plan: &Plan, answers: &impl Answers, ignore_missing: bool) -> Result<Rendered, RenderError> {
     render_for(plan, answers, ignore_missing, false)
+}
+
+/// A piece of an entry: borrowed from the plan or the answers, or computed (and wiped).
+enum Piece<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Zeroizing<Vec<u8>>),
+}
+
+impl AsRef<[u8]> for Piece<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Piece::Borrowed(bytes) => bytes,
+            Piece::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// What one reference resolved to.
+enum Lookup<'a> {
+    Value(Piece<'a>),
+    /// Missing path, or transit failure: what `VAULT_IGNORE_MISSING_SECRETS` may skip.
+    Skippable(RenderError),
 }
 
 /// [`render`], for a child that will be forked (`for_child`) or not.
@@ -100,61 +219,161 @@ pub fn render_for(
     for_child: bool,
 ) -> Result<Rendered, RenderError> {
     let mut unresolved = Vec::new();
-    let mut entries: Vec<(&OsString, Vec<Cow<'_, [u8]>>)> = Vec::with_capacity(plan.entries.len());
+    let mut entries: Vec<(OsString, Vec<Piece<'_>>)> = Vec::with_capacity(plan.entries.len());
     for entry in &plan.entries {
-        let pieces = match entry {
-            Entry::Pass { name, value } => {
-                vec![Cow::Borrowed(name.as_bytes()), Cow::Borrowed(&b"="[..]), Cow::Borrowed(value.as_bytes())]
-            }
-            Entry::Resolve { name, template } => {
-                let mut pieces = vec![Cow::Borrowed(name.as_bytes()), Cow::Borrowed(&b"="[..])];
-                let whole = template.parts().len() == 1;
+        let name = entry.name();
+        let mut pieces = vec![Piece::Borrowed(name.as_bytes()), Piece::Borrowed(b"=")];
+        match entry {
+            Entry::Pass { value, .. } => pieces.push(Piece::Borrowed(value.as_bytes())),
+            Entry::Token { .. } => match answers.token() {
+                Some(token) => pieces.push(Piece::Borrowed(token.expose_secret().as_bytes())),
+                // The shim always has a token once it has talked to Vault; without one
+                // the variable is left out rather than given the request text.
+                None => continue,
+            },
+            Entry::Resolve { template, .. } => {
+                let whole = template.is_whole();
+                let mut dropped = false;
                 for part in template.parts() {
-                    match part {
-                        Part::Literal(bytes) => pieces.push(Cow::Borrowed(bytes.as_slice())),
-                        Part::Ref(reference) => match lookup(name, reference, answers) {
-                            Ok(secret) => pieces.push(Cow::Borrowed(secret)),
-                            Err(err) if ignore_missing => {
-                                let text = reference.to_string();
-                                let kept = if whole { text.clone() } else { format!("${{{text}}}") };
-                                pieces.push(Cow::Owned(kept.into_bytes()));
-                                unresolved.push(Unresolved { variable: name.clone(), reference: text });
-                                drop(err);
-                            }
-                            Err(err) => return Err(err),
-                        },
+                    let (looked_up, text) = match part {
+                        Part::Literal(bytes) => {
+                            pieces.push(Piece::Borrowed(bytes.as_slice()));
+                            continue;
+                        }
+                        Part::Ref(reference) => (lookup(name, reference, answers)?, reference.to_string()),
+                        Part::Transit(ciphertext) => (decrypt(name, ciphertext, answers), ciphertext.clone()),
+                    };
+                    match looked_up {
+                        Lookup::Value(piece) => pieces.push(piece),
+                        Lookup::Skippable(_) if ignore_missing && whole => {
+                            unresolved.push(Unresolved { variable: name.clone(), reference: text, dropped: true });
+                            dropped = true;
+                        }
+                        Lookup::Skippable(_) if ignore_missing => {
+                            let kept = format!("${{{text}}}");
+                            pieces.push(Piece::Owned(Zeroizing::new(kept.into_bytes())));
+                            unresolved.push(Unresolved { variable: name.clone(), reference: text, dropped: false });
+                        }
+                        Lookup::Skippable(err) => return Err(err),
                     }
                 }
-                pieces
+                if dropped {
+                    continue;
+                }
             }
-        };
-        entries.push((entry.name(), pieces));
+        }
+        entries.push((name.clone(), pieces));
     }
+    from_path(plan, answers, ignore_missing, &mut entries, &mut unresolved)?;
     let mut measure = Measure::default();
     for (_, pieces) in &entries {
-        measure.add(pieces.iter().map(|p| p.as_ref()));
+        measure.add(pieces.iter().map(AsRef::as_ref));
     }
     let mut block = EnvBlock::new(&measure, for_child).map_err(RenderError::Alloc)?;
     for (name, pieces) in &entries {
-        block
-            .push(pieces.iter().map(|p| p.as_ref()))
-            .map_err(|_| RenderError::NulByte { variable: (*name).clone() })?;
+        block.push(pieces.iter().map(AsRef::as_ref)).map_err(|_| RenderError::NulByte { variable: name.clone() })?;
     }
     Ok(Rendered { block, unresolved })
 }
 
-fn lookup<'a>(variable: &OsString, reference: &SecretRef, answers: &'a impl Answers) -> Result<&'a [u8], RenderError> {
-    match answers.answer(&reference.request) {
-        Some(Answer::Found(fields)) => {
-            fields.get(&reference.key).map(|s| s.expose_secret().as_bytes()).ok_or_else(|| RenderError::MissingKey {
+/// `VAULT_ENV_FROM_PATH`: every field of each response becomes a variable, unless the
+/// environment (or an earlier path) already has that name: a variable written in the
+/// manifest wins, as `env` wins over `envFrom` in Kubernetes. Fields are added in name
+/// order, so the environment is the same on every start.
+fn from_path<'a>(
+    plan: &Plan,
+    answers: &'a impl Answers,
+    ignore_missing: bool,
+    entries: &mut Vec<(OsString, Vec<Piece<'a>>)>,
+    unresolved: &mut Vec<Unresolved>,
+) -> Result<(), RenderError> {
+    let mut taken: HashSet<OsString> = entries.iter().map(|(name, _)| name.clone()).collect();
+    for request in &plan.from_path {
+        let fields = match answers.answer(request) {
+            Some(Answer::Found(fields)) => fields,
+            Some(Answer::Missing) | None if ignore_missing => {
+                unresolved.push(Unresolved {
+                    variable: OsString::from("VAULT_ENV_FROM_PATH"),
+                    reference: request.path.clone(),
+                    dropped: true,
+                });
+                continue;
+            }
+            Some(Answer::Missing) | None => {
+                return Err(RenderError::MissingPath {
+                    variable: OsString::from("VAULT_ENV_FROM_PATH"),
+                    reference: request.path.clone(),
+                });
+            }
+        };
+        let mut names: Vec<(&str, &SecretString)> = fields.iter().collect();
+        names.sort_unstable_by_key(|(name, _)| *name);
+        for (field, secret) in names {
+            if !crate::plan::is_variable_name(field) {
+                return Err(RenderError::BadName { path: request.path.clone(), field: field.to_owned() });
+            }
+            let name = crate::plan::name_bytes(field);
+            if !taken.insert(name.clone()) {
+                continue;
+            }
+            let pieces = vec![
+                Piece::Owned(Zeroizing::new(field.as_bytes().to_vec())),
+                Piece::Borrowed(b"="),
+                Piece::Borrowed(secret.expose_secret().as_bytes()),
+            ];
+            entries.push((name, pieces));
+        }
+    }
+    Ok(())
+}
+
+fn lookup<'a>(
+    variable: &OsString,
+    reference: &SecretRef,
+    answers: &'a impl Answers,
+) -> Result<Lookup<'a>, RenderError> {
+    let fields = match answers.answer(&reference.request) {
+        Some(Answer::Found(fields)) => fields,
+        Some(Answer::Missing) | None => {
+            return Ok(Lookup::Skippable(RenderError::MissingPath {
                 variable: variable.clone(),
                 reference: reference.to_string(),
-                key: reference.key.clone(),
-            })
+            }));
         }
-        Some(Answer::Missing) | None => {
-            Err(RenderError::MissingPath { variable: variable.clone(), reference: reference.to_string() })
+    };
+    match &reference.key {
+        Key::Field(key) => fields
+            .get(key)
+            .map(|s| Lookup::Value(Piece::Borrowed(s.expose_secret().as_bytes())))
+            .ok_or_else(|| RenderError::MissingKey {
+                variable: variable.clone(),
+                reference: reference.to_string(),
+                key: key.clone(),
+            }),
+        Key::Template(template) => match keytemplate::evaluate(template, fields) {
+            Ok(value) => Ok(Lookup::Value(Piece::Owned(value))),
+            Err(EvalError::MissingField(key)) => {
+                Err(RenderError::MissingKey { variable: variable.clone(), reference: reference.to_string(), key })
+            }
+            Err(e @ EvalError::Function { .. }) => Err(RenderError::Template {
+                variable: variable.clone(),
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            }),
+        },
+    }
+}
+
+fn decrypt<'a>(variable: &OsString, ciphertext: &str, answers: &'a impl Answers) -> Lookup<'a> {
+    match answers.plaintext(ciphertext) {
+        Some(Plaintext::Found(plain)) => Lookup::Value(Piece::Borrowed(plain.as_slice())),
+        Some(Plaintext::Failed(reason)) => {
+            Lookup::Skippable(RenderError::Decrypt { variable: variable.clone(), reason: reason.clone() })
         }
+        None => Lookup::Skippable(RenderError::Decrypt {
+            variable: variable.clone(),
+            reason: "it was not sent to Vault".into(),
+        }),
     }
 }
 
@@ -163,7 +382,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::plan::plan;
-    use crate::secret::parse_response;
+    use crate::secret::{Layout, parse_response};
 
     fn setup(env: &[(&str, &str)]) -> Plan {
         let config = Config::parse(&|n: &str| (n == "VAULT_TOKEN").then(|| OsString::from("t"))).unwrap();
@@ -175,9 +394,10 @@ mod tests {
             .map(|(path, body)| {
                 let request =
                     Request { path: (*path).into(), operation: hush_contract::Operation::Read { version: None } };
-                let kv2 = request.is_kv2();
+                // As the mount lookup would say for the dev server's `secret/` (KV v2).
+                let layout = if path.starts_with("secret/data/") { Layout::Kv2 } else { Layout::Flat };
                 let answer = match body {
-                    Some(b) => Answer::Found(parse_response(b.as_bytes(), kv2).unwrap().fields.unwrap()),
+                    Some(b) => Answer::Found(parse_response(b.as_bytes(), layout).unwrap().fields.unwrap()),
                     None => Answer::Missing,
                 };
                 (request, answer)
@@ -213,12 +433,85 @@ mod tests {
     }
 
     #[test]
-    fn ignore_missing_leaves_the_reference_text() {
-        let plan = setup(&[("A", "vault:secret/data/db#password"), ("B", "x${vault:kv/a#k}y")]);
-        let rendered =
-            render(&plan, &answers(&[("secret/data/db", None), ("kv/a", Some(r#"{"data":{}}"#))]), true).unwrap();
-        assert_eq!(rendered.block.entries(), [&b"A=vault:secret/data/db#password"[..], b"B=x${vault:kv/a#k}y"]);
-        assert_eq!(rendered.unresolved.len(), 2);
+    fn ignore_missing_follows_bank_vaults() {
+        // vault-sdk injector.go: a missing path drops a whole-value variable and leaves an
+        // inline reference's text; a missing key fails even with the setting.
+        let plan = setup(&[("A", "vault:secret/data/db#password"), ("B", "x${vault:kv/gone#k}y"), ("C", "c")]);
+        let rendered = render(&plan, &answers(&[("secret/data/db", None), ("kv/gone", None)]), true).unwrap();
+        assert_eq!(rendered.block.entries(), [&b"B=x${vault:kv/gone#k}y"[..], b"C=c"]);
+        assert_eq!(
+            rendered.unresolved,
+            [
+                Unresolved { variable: "A".into(), reference: "vault:secret/data/db#password".into(), dropped: true },
+                Unresolved { variable: "B".into(), reference: "vault:kv/gone#k".into(), dropped: false },
+            ]
+        );
+        let plan = setup(&[("A", "vault:kv/a#nope")]);
+        let err = render(&plan, &answers(&[("kv/a", Some(r#"{"data":{"k":"v"}}"#))]), true).err().unwrap();
+        assert_eq!(err.to_string(), "A: vault:kv/a#nope: the secret has no field `nope`");
+        let plan = setup(&[("A", "x${vault:kv/a#nope}")]);
+        assert!(render(&plan, &answers(&[("kv/a", Some(r#"{"data":{"k":"v"}}"#))]), true).is_err());
+    }
+
+    #[test]
+    fn key_templates_and_transit() {
+        let plan = setup(&[
+            ("URL", "vault:kv/db#postgres://${.user}:${.password | urlquery}@db/app"),
+            ("IN", "[${vault:kv/db#${.user | upper}}]"),
+            ("T", "vault:v1:abc"),
+            ("T2", "a=${vault:v1:def};"),
+        ]);
+        let mut resolved = Resolved::default();
+        resolved.transit.insert("vault:v1:abc".into(), Plaintext::Found(Zeroizing::new(b"plain".to_vec())));
+        resolved.transit.insert("vault:v1:def".into(), Plaintext::Found(Zeroizing::new(b"two".to_vec())));
+        let with = |resolved: &Resolved| {
+            struct Both<'a>(&'a Resolved, HashMap<Request, Answer>);
+            impl Answers for Both<'_> {
+                fn answer(&self, r: &Request) -> Option<&Answer> {
+                    self.1.get(r)
+                }
+                fn plaintext(&self, c: &str) -> Option<&Plaintext> {
+                    self.0.plaintext(c)
+                }
+            }
+            let both = Both(resolved, answers(&[("kv/db", Some(r#"{"data":{"user":"app","password":"p@ss w"}}"#))]));
+            render(&plan, &both, false).map(|r| r.block.entries().iter().map(|e| e.to_vec()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            with(&resolved).unwrap(),
+            [&b"URL=postgres://app:p%40ss+w@db/app"[..], b"IN=[APP]", b"T=plain", b"T2=a=two;"]
+        );
+        resolved
+            .transit
+            .insert("vault:v1:abc".into(), Plaintext::Failed("cipher: message authentication failed".into()));
+        let err = with(&resolved).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "T: transit could not decrypt the ciphertext: cipher: message authentication failed"
+        );
+    }
+
+    #[test]
+    fn from_path_fields_become_variables_and_the_manifest_wins() {
+        let mut plan = setup(&[("user", "manifest")]);
+        let request = |p: &str| Request { path: p.into(), operation: hush_contract::Operation::Read { version: None } };
+        crate::plan::add_from_path(&mut plan, &[request("kv/a"), request("kv/b")]);
+        let answers = answers(&[
+            ("kv/a", Some(r#"{"data":{"user":"from-a","password":"pa","b_only":"x"}}"#)),
+            ("kv/b", Some(r#"{"data":{"password":"pb","b_only":"y"}}"#)),
+        ]);
+        let rendered = render(&plan, &answers, false).unwrap();
+        assert_eq!(rendered.block.entries(), [&b"user=manifest"[..], b"b_only=x", b"password=pa"]);
+        let mut plan = setup(&[]);
+        crate::plan::add_from_path(&mut plan, &[request("kv/gone")]);
+        let missing = self::answers(&[("kv/gone", None)]);
+        assert_eq!(
+            render(&plan, &missing, false).err().unwrap().to_string(),
+            "VAULT_ENV_FROM_PATH: kv/gone: no secret at this path"
+        );
+        assert!(render(&plan, &missing, true).unwrap().block.entries().is_empty());
+        let bad = self::answers(&[("kv/gone", Some(r#"{"data":{"A=B":"x"}}"#))]);
+        assert!(matches!(render(&plan, &bad, false), Err(RenderError::BadName { .. })));
     }
 
     #[test]

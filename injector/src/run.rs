@@ -3,9 +3,9 @@
 use crate::config::{Auth, Config, ConfigError, Revoke};
 use crate::exec::{exec, find_program};
 use crate::exit::Failure;
-use crate::plan::plan;
-use crate::render::render;
-use crate::vault::{Vault, fetch_all};
+use crate::plan::{Plan, plan};
+use crate::render::{Resolved, render};
+use crate::vault::{TransitSettings, Vault, resolve};
 use crate::{config, sys};
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -24,10 +24,12 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let (program_name, _) = command.split_first().expect("clap requires a command");
     let program = find_program(program_name, std::env::var_os("PATH").as_deref())?;
     let plan = plan(std::env::vars_os(), &config)?;
+    let transit = transit_settings(&config);
+    check_transit(&plan, &transit)?;
 
-    if config.daemon && !plan.requests.is_empty() {
+    if config.daemon && plan.needs_vault() {
         return runtime()?.block_on(async {
-            let (mut vault, fetched, revoke) = connect_and_fetch(&config, &plan.requests).await?;
+            let (mut vault, fetched, revoke) = connect_and_fetch(&config, &plan, &transit).await?;
             match fetched {
                 Ok(fetched) => {
                     crate::daemon::Daemon::run(&config, &plan, &program, command, vault, fetched, revoke).await
@@ -39,16 +41,14 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
             }
         });
     }
-    let answers = if plan.requests.is_empty() {
-        Default::default()
-    } else {
-        runtime()?.block_on(fetch(&config, &plan.requests))?
-    };
-    let rendered = render(&plan, &answers, config.ignore_missing)?;
-    drop(answers);
+    let resolved =
+        if plan.needs_vault() { runtime()?.block_on(fetch(&config, &plan, &transit))? } else { Resolved::default() };
+    let rendered = render(&plan, &resolved, config.ignore_missing)?;
+    drop(resolved);
     for skipped in &rendered.unresolved {
+        let what = if skipped.dropped { "variable left out" } else { "left unresolved" };
         tracing::warn!(
-            "{}: {}: left unresolved (VAULT_IGNORE_MISSING_SECRETS)",
+            "{}: {}: {what} (VAULT_IGNORE_MISSING_SECRETS)",
             skipped.variable.to_string_lossy(),
             skipped.reference
         );
@@ -66,13 +66,27 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     Err(exec(&program, command, &rendered.block).into())
 }
 
-async fn fetch(
-    config: &Config,
-    requests: &std::collections::BTreeSet<hush_contract::Request>,
-) -> Result<Fetches, Failure> {
-    let (mut vault, answers, revoke) = connect_and_fetch(config, requests).await?;
+async fn fetch(config: &Config, plan: &Plan, transit: &TransitSettings) -> Result<Resolved, Failure> {
+    let (mut vault, resolved, revoke) = connect_and_fetch(config, plan, transit).await?;
     release_token(&mut vault, revoke).await;
-    answers.map_err(Failure::from)
+    resolved.map_err(Failure::from)
+}
+
+/// The transit settings. (VAULT_TRANSIT_* come with the shared settings table.)
+pub fn transit_settings(_config: &Config) -> TransitSettings {
+    TransitSettings { mount: "transit".into(), key: None, batch: 25 }
+}
+
+/// Ciphertext needs a transit key: vault-sdk refuses it too ("found encrypted variable,
+/// but transit key ID is empty"), whatever VAULT_IGNORE_MISSING_SECRETS says.
+fn check_transit(plan: &Plan, transit: &TransitSettings) -> Result<(), ConfigError> {
+    if !plan.ciphertexts.is_empty() && transit.key.is_none() {
+        return Err(ConfigError::Missing {
+            name: "VAULT_TRANSIT_KEY_ID",
+            why: "the environment holds transit ciphertext (vault:v1:...)",
+        });
+    }
+    Ok(())
 }
 
 /// Revokes the token when the policy says so, and forgets it either way.
@@ -89,14 +103,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::Runtime)
 }
 
-type Fetches = std::collections::HashMap<hush_contract::Request, crate::vault::Fetched>;
-
-/// Logs in and reads every request. The fetch result is returned beside the client so that
-/// the token can be revoked even when a read failed; the flag says whether to revoke it.
+/// Logs in and resolves the plan. The result is returned beside the client so that the
+/// token can be revoked even when a read failed; the flag says whether to revoke it.
 async fn connect_and_fetch(
     config: &Config,
-    requests: &std::collections::BTreeSet<hush_contract::Request>,
-) -> Result<(Vault, Result<Fetches, crate::vault::VaultError>, bool), Failure> {
+    plan: &Plan,
+    transit: &TransitSettings,
+) -> Result<(Vault, Result<Resolved, crate::vault::VaultError>, bool), Failure> {
     let addr = config.vault_addr.as_ref().ok_or(ConfigError::Missing {
         name: hush_contract::env::VAULT_ADDR,
         why: "the environment holds Vault references",
@@ -110,14 +123,17 @@ async fn connect_and_fetch(
     }
     tracing::debug!(method = auth.method_name(), "authenticated");
     let vault = Arc::new(vault);
-    let answers = fetch_all(Arc::clone(&vault), requests, config.max_concurrency).await;
+    let resolved = resolve(Arc::clone(&vault), plan, config.max_concurrency, transit).await;
     let vault = Arc::into_inner(vault).expect("all fetch tasks have ended");
-    let revoke = match config.revoke {
-        Revoke::Always => true,
-        Revoke::Never => false,
-        Revoke::Obtained => !handed_in,
-    };
-    Ok((vault, answers, revoke))
+    // The application holds the token (VAULT_TOKEN=vault:login): revoking it would break
+    // it, and vault-env does not revoke it either.
+    let revoke = !plan.login
+        && match config.revoke {
+            Revoke::Always => true,
+            Revoke::Never => false,
+            Revoke::Obtained => !handed_in,
+        };
+    Ok((vault, resolved, revoke))
 }
 
 /// The log settings, for `main` to install the subscriber before anything can fail.

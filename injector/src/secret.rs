@@ -15,6 +15,11 @@ use zeroize::Zeroize;
 pub struct Fields(HashMap<String, SecretString>);
 
 impl Fields {
+    /// Field names and secrets, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SecretString)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// The secret in field `key`.
     pub fn get(&self, key: &str) -> Option<&SecretString> {
         self.0.get(key)
@@ -103,10 +108,41 @@ struct Kv2Metadata {
     version: Option<u64>,
 }
 
-/// Parses a response body. `kv2`: the fields are under `data.data`.
-pub fn parse_response(body: &[u8], kv2: bool) -> Result<Response, MalformedResponse> {
+/// Where a response keeps its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// KV v2 `data/` read: under `data.data`, with `data.metadata`.
+    Kv2,
+    /// Under `data` (KV v1, dynamic secrets, writes, KV v2 `metadata/` reads).
+    Flat,
+    /// Unknown mount (its type could not be looked up): KV v2 when `data` holds exactly the
+    /// `data` and `metadata` of a KV v2 read, as Bank-Vaults decides (vault-sdk
+    /// `injector/vault/injector.go` `readVaultPath`: `secret.Data["data"]` + `metadata`).
+    Detect,
+}
+
+/// Parses a response body laid out as `layout` says.
+pub fn parse_response(body: &[u8], layout: Layout) -> Result<Response, MalformedResponse> {
     // serde_json's messages give line and column, never the offending text.
     let malformed = |e: serde_json::Error| MalformedResponse(e.to_string());
+    let kv2 = match layout {
+        Layout::Kv2 => true,
+        Layout::Flat => false,
+        Layout::Detect => {
+            // Borrowed raw values: only the names are looked at, nothing is copied.
+            #[derive(Deserialize)]
+            struct Peek<'a> {
+                #[serde(borrow)]
+                data: Option<HashMap<&'a str, &'a RawValue>>,
+            }
+            let peek: Peek<'_> = serde_json::from_slice(body).map_err(malformed)?;
+            peek.data.is_some_and(|d| {
+                d.contains_key("data")
+                    && d.get("metadata").is_some_and(|m| m.get().starts_with('{'))
+                    && d.get("data").is_some_and(|v| v.get().starts_with('{') || v.get() == "null")
+            })
+        }
+    };
     let (raw, lease, warnings, kv_version) = if kv2 {
         let envelope: Envelope<Kv2> = serde_json::from_slice(body).map_err(malformed)?;
         let lease = lease_of(&envelope);
@@ -171,7 +207,7 @@ mod tests {
     fn kv1_and_dynamic_secrets() {
         let body = br#"{"request_id":"x","lease_id":"database/creds/app/abc","lease_duration":3600,"renewable":true,
             "data":{"username":"v-app-1","password":"p\"w\u00e9","port":5432,"on":true,"obj":{"a":[1]},"nil":null},"warnings":["w1"]}"#;
-        let r = parse_response(body, false).unwrap();
+        let r = parse_response(body, Layout::Flat).unwrap();
         assert_eq!(field(&r, "username"), "v-app-1");
         assert_eq!(field(&r, "password"), "p\"wé");
         assert_eq!(field(&r, "port"), "5432");
@@ -185,24 +221,28 @@ mod tests {
     #[test]
     fn kv2_fields_are_under_data_data() {
         let body = br#"{"data":{"data":{"password":"s3cr3t"},"metadata":{"version":3,"destroyed":false}}}"#;
-        let parsed = parse_response(body, true).unwrap();
+        let parsed = parse_response(body, Layout::Kv2).unwrap();
         assert_eq!(field(&parsed, "password"), "s3cr3t");
         assert_eq!(parsed.kv_version, Some(3));
         let deleted = br#"{"data":{"data":null,"metadata":{"deletion_time":"2026-01-01T00:00:00Z"}}}"#;
-        assert!(parse_response(deleted, true).unwrap().fields.is_none());
+        assert!(parse_response(deleted, Layout::Kv2).unwrap().fields.is_none());
+        // Bank-Vaults' shape test, for mounts whose type could not be looked up.
+        assert_eq!(field(&parse_response(body, Layout::Detect).unwrap(), "password"), "s3cr3t");
+        let kv1_with_data_field = br#"{"data":{"data":"x","other":"y"}}"#;
+        assert_eq!(field(&parse_response(kv1_with_data_field, Layout::Detect).unwrap(), "data"), "x");
     }
 
     #[test]
     fn malformed_bodies_are_errors_without_their_content() {
         for body in [&b"not json s3cr3t"[..], br#"{"data":["s3cr3t"]}"#, br#"{"data":{"k":"s3cr3t"#] {
-            let err = parse_response(body, false).unwrap_err().to_string();
+            let err = parse_response(body, Layout::Flat).unwrap_err().to_string();
             assert!(!err.contains("s3cr3t"), "{err}");
         }
     }
 
     #[test]
     fn debug_shows_names_not_values() {
-        let r = parse_response(br#"{"data":{"password":"s3cr3t"}}"#, false).unwrap();
+        let r = parse_response(br#"{"data":{"password":"s3cr3t"}}"#, Layout::Flat).unwrap();
         let debug = format!("{r:?}");
         assert!(debug.contains("password") && !debug.contains("s3cr3t"), "{debug}");
     }

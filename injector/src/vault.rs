@@ -7,14 +7,14 @@
 //! transient failure (429, 5xx, connection refused) must be told apart.
 
 use crate::config::{Auth, JwtMethod, SecretIdSource, Tls};
-use crate::render::Answer;
+use crate::render::{Answer, Plaintext};
 use crate::retry::{Transient, retry};
-use crate::secret::{self, Lease, MalformedResponse};
+use crate::secret::{self, Layout, Lease, MalformedResponse};
 use hush_contract::reference::{Operation, Request};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
@@ -91,6 +91,31 @@ pub enum VaultError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(String),
+    /// A version pin on a path that is not a KV v2 `data/` path (known from its mount).
+    #[error("{what}: a version pin needs a KV v2 secret, and mount `{mount}` is {kind}")]
+    NotKv2 {
+        /// The operation.
+        what: String,
+        /// The mount the path is under.
+        mount: String,
+        /// What the mount is, e.g. `kv version 1`.
+        kind: String,
+    },
+}
+
+impl VaultError {
+    /// The exit code (see `hush_contract::exit`): 69 unreachable or failing, 76 an
+    /// unexpected answer, 77 refused, 66 missing input, 78 configuration.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VaultError::Unreachable { .. } => 69,
+            VaultError::Status { status, .. } if *status == 429 || *status >= 500 => 69,
+            VaultError::Status { .. } | VaultError::Malformed { .. } => 76,
+            VaultError::Denied { .. } | VaultError::LoginRefused { .. } => 77,
+            VaultError::CredentialFile { .. } | VaultError::NotKv2 { .. } => 66,
+            VaultError::CaCert { .. } | VaultError::Client(_) => 78,
+        }
+    }
 }
 
 impl Transient for VaultError {
@@ -153,6 +178,45 @@ pub struct Vault {
     deadline: Instant,
     token: Option<SecretString>,
     token_ttl: (Duration, bool),
+    /// Mounts looked up so far, shared by clones: each is asked about once.
+    mounts: Arc<Mutex<Vec<Mount>>>,
+}
+
+/// A secrets-engine mount, as `sys/internal/ui/mounts/PATH` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount path with its trailing `/`, e.g. `secret/`.
+    pub path: String,
+    /// `kv`, `pki`, ...
+    pub kind: String,
+    /// `options.version` (`"2"` for KV v2).
+    pub version: Option<String>,
+}
+
+impl Mount {
+    /// How a read of `path` (under this mount) lays out its fields: KV v2 keeps them under
+    /// `data.data` for `MOUNT/data/...` reads only (the Vault CLI's `kv get` reads there too).
+    pub fn layout(&self, path: &str) -> Layout {
+        let relative = path.strip_prefix(self.path.as_str()).unwrap_or(path);
+        if self.is_kv2() && relative.starts_with("data/") { Layout::Kv2 } else { Layout::Flat }
+    }
+
+    fn is_kv2(&self) -> bool {
+        matches!(self.kind.as_str(), "kv" | "generic") && self.version.as_deref() == Some("2")
+    }
+
+    fn describe(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} version {v}", self.kind),
+            None => self.kind.clone(),
+        }
+    }
+}
+
+/// The mount `path` is under, among `mounts`.
+fn mount_of<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
+    let with_slash = format!("{path}/");
+    mounts.iter().filter(|m| with_slash.starts_with(m.path.as_str())).max_by_key(|m| m.path.len())
 }
 
 impl Vault {
@@ -196,6 +260,7 @@ impl Vault {
             deadline: Instant::now() + timeout,
             token: None,
             token_ttl: (Duration::ZERO, false),
+            mounts: Arc::default(),
         })
     }
 
@@ -263,6 +328,178 @@ impl Vault {
         self.token = None;
     }
 
+    /// The token, for `VAULT_TOKEN=vault:login`.
+    pub fn token(&self) -> Option<&SecretString> {
+        self.token.as_ref()
+    }
+
+    /// Looks up the mount of every read request not yet covered by a known mount, as the
+    /// Vault CLI does before a `kv` command (`kvPreflightVersionRequest`:
+    /// `GET sys/internal/ui/mounts/PATH`). A lookup that fails (an old server, a policy
+    /// without access) leaves the path unknown: its response is then read as Bank-Vaults
+    /// reads it (see [`Layout::Detect`]).
+    pub async fn discover_mounts(&self, requests: &BTreeSet<Request>) {
+        for request in requests {
+            if !matches!(request.operation, Operation::Read { .. }) {
+                continue;
+            }
+            if mount_of(&self.mounts.lock().expect("not poisoned"), &request.path).is_some() {
+                continue;
+            }
+            match self.lookup_mount(&request.path).await {
+                Ok(Some(mount)) => {
+                    tracing::debug!(mount = mount.path.as_str(), kind = %mount.describe(), "mount");
+                    self.mounts.lock().expect("not poisoned").push(mount);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("{e}; reading {} as Bank-Vaults does", request.path),
+            }
+        }
+    }
+
+    async fn lookup_mount(&self, path: &str) -> Result<Option<Mount>, VaultError> {
+        let what = format!("looking up the mount of {path}");
+        let (status, body) = retry(self.deadline, || async {
+            let (status, body) =
+                self.send(reqwest::Method::GET, &format!("sys/internal/ui/mounts/{path}"), None, None, &what).await?;
+            if status == 429 || status >= 500 { Err(status_error(status, &body, &what)) } else { Ok((status, body)) }
+        })
+        .await?;
+        if status != 200 {
+            return Err(status_error(status, &body, &what));
+        }
+        #[derive(serde::Deserialize)]
+        struct Options {
+            version: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            path: String,
+            #[serde(rename = "type")]
+            kind: String,
+            options: Option<Options>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Body {
+            data: Option<Data>,
+        }
+        let body: Body = serde_json::from_slice(&body)
+            .map_err(|e| VaultError::Malformed { what: what.clone(), source: MalformedResponse::new(e.to_string()) })?;
+        Ok(body.data.filter(|d| !d.path.is_empty()).map(|d| Mount {
+            path: if d.path.ends_with('/') { d.path } else { format!("{}/", d.path) },
+            kind: d.kind,
+            version: d.options.and_then(|o| o.version),
+        }))
+    }
+
+    fn layout(&self, request: &Request, what: &str) -> Result<Layout, VaultError> {
+        let mounts = self.mounts.lock().expect("not poisoned");
+        let Some(mount) = mount_of(&mounts, &request.path) else {
+            return Ok(if matches!(request.operation, Operation::Write { .. }) {
+                Layout::Flat
+            } else {
+                Layout::Detect
+            });
+        };
+        let layout = if matches!(request.operation, Operation::Write { .. }) {
+            Layout::Flat
+        } else {
+            mount.layout(&request.path)
+        };
+        if let Operation::Read { version: Some(_) } = request.operation
+            && layout != Layout::Kv2
+        {
+            let kind = if mount.is_kv2() {
+                "KV version 2 but the path is not under its data/".into()
+            } else {
+                mount.describe()
+            };
+            return Err(VaultError::NotKv2 { what: what.to_owned(), mount: mount.path.clone(), kind });
+        }
+        Ok(layout)
+    }
+
+    /// Decrypts `ciphertexts` with transit key `key` at mount `mount`, in one batch
+    /// request (`POST MOUNT/decrypt/KEY` with `batch_input`, as vault-sdk's
+    /// `DecryptBatchWithContext`). Each ciphertext gets its plaintext, or Vault's reason.
+    pub async fn decrypt(&self, mount: &str, key: &str, ciphertexts: &[&str]) -> Result<Vec<Plaintext>, VaultError> {
+        let path = format!("{}/decrypt/{key}", mount.trim_matches('/'));
+        let what = format!("decrypting {} value(s) with {path}", ciphertexts.len());
+        let input: Vec<serde_json::Value> =
+            ciphertexts.iter().map(|c| serde_json::json!({ "ciphertext": c })).collect();
+        let request_body = serde_json::json!({ "batch_input": input }).to_string();
+        let (status, body) = retry(self.deadline, || async {
+            let (status, body) =
+                self.send(reqwest::Method::POST, &path, None, Some(request_body.clone()), &what).await?;
+            if status == 429 || status >= 500 { Err(status_error(status, &body, &what)) } else { Ok((status, body)) }
+        })
+        .await?;
+        // Plaintexts are base64 without escapes: borrowed from the wiped body, decoded into
+        // wiped buffers, never copied into a plain `String`.
+        #[derive(serde::Deserialize)]
+        struct Item<'a> {
+            #[serde(borrow, default)]
+            plaintext: Option<&'a str>,
+            #[serde(default)]
+            error: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data<'a> {
+            #[serde(borrow)]
+            batch_results: Vec<Item<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Body<'a> {
+            #[serde(borrow)]
+            data: Data<'a>,
+        }
+        let malformed =
+            |reason: String| VaultError::Malformed { what: what.clone(), source: MalformedResponse::new(reason) };
+        // Vault answers 400 when any item fails, with each item's error in batch_results;
+        // other refusals (no such key, 403) fail every item. Either way the variables can
+        // be skipped with VAULT_IGNORE_MISSING_SECRETS, as vault-sdk skips them.
+        let parsed: Body<'_> = match serde_json::from_slice(&body) {
+            Ok(parsed) if status == 200 || status == 400 => parsed,
+            Err(e) if status == 200 => return Err(malformed(e.to_string())),
+            _ => {
+                let reason = match status_error(status, &body, &what) {
+                    VaultError::Denied { errors, .. } | VaultError::Status { errors, .. } if !errors.is_empty() => {
+                        errors.join("; ")
+                    }
+                    _ => format!("Vault answered HTTP {status}"),
+                };
+                return Ok(ciphertexts.iter().map(|_| Plaintext::Failed(reason.clone())).collect());
+            }
+        };
+        if parsed.data.batch_results.len() != ciphertexts.len() {
+            return Err(malformed(format!(
+                "{} results for {} ciphertexts",
+                parsed.data.batch_results.len(),
+                ciphertexts.len()
+            )));
+        }
+        use base64::Engine as _;
+        Ok(parsed
+            .data
+            .batch_results
+            .into_iter()
+            .map(|item| match (item.plaintext, item.error) {
+                (_, Some(error)) if !error.is_empty() => Plaintext::Failed(error),
+                (Some(b64), _) => {
+                    let mut out = Zeroizing::new(vec![0; b64.len() / 4 * 3 + 3]);
+                    match base64::engine::general_purpose::STANDARD.decode_slice(b64, &mut out) {
+                        Ok(n) => {
+                            out.truncate(n);
+                            Plaintext::Found(out)
+                        }
+                        Err(_) => Plaintext::Failed("the plaintext Vault sent is not base64".into()),
+                    }
+                }
+                (None, _) => Plaintext::Failed("Vault sent no plaintext".into()),
+            })
+            .collect())
+    }
+
     /// A `vaultrs` client sharing this connection pool. Its copies of the token are plain
     /// `String`s: callers wipe them when done.
     fn vaultrs_client(&self, token: Option<&SecretString>) -> VaultClient {
@@ -305,10 +542,11 @@ impl Vault {
             Operation::Read { version } => (reqwest::Method::GET, version.map(|v| ("version", v.to_string())), None),
             Operation::Write { body } => (reqwest::Method::POST, None, Some(body.clone())),
         };
+        let layout = self.layout(request, what)?;
         let (status, body) = self.send(method, &request.path, query, body, what).await?;
         match status {
             200 => {
-                let parsed = secret::parse_response(&body, request.is_kv2())
+                let parsed = secret::parse_response(&body, layout)
                     .map_err(|source| VaultError::Malformed { what: what.to_owned(), source })?;
                 for warning in &parsed.warnings {
                     tracing::warn!("{what}: Vault warns: {warning}");
@@ -483,6 +721,44 @@ pub async fn fetch_all(
         answers.insert(request, answer?);
     }
     Ok(answers)
+}
+
+/// Transit settings (vault-env: `VAULT_TRANSIT_KEY_ID`, `VAULT_TRANSIT_PATH`,
+/// `VAULT_TRANSIT_BATCH_SIZE`).
+#[derive(Debug, Clone)]
+pub struct TransitSettings {
+    /// The mount, default `transit` (vault-sdk `vault/transit.go`).
+    pub mount: String,
+    /// The key; ciphertext without it is a configuration error.
+    pub key: Option<String>,
+    /// Ciphertexts per request (>= 1).
+    pub batch: usize,
+}
+
+/// Everything one plan needs from Vault: each request once (after looking up the mounts
+/// they are under), each ciphertext once in batches, and the token if a variable asks.
+pub async fn resolve(
+    vault: Arc<Vault>,
+    plan: &crate::plan::Plan,
+    concurrency: usize,
+    transit: &TransitSettings,
+) -> Result<crate::render::Resolved, VaultError> {
+    vault.discover_mounts(&plan.requests).await;
+    let fetched = fetch_all(Arc::clone(&vault), &plan.requests, concurrency).await?;
+    let mut resolved = crate::render::Resolved { fetched, ..Default::default() };
+    if !plan.ciphertexts.is_empty() {
+        // Checked before anything is sent (run::check_transit); kept here for other callers.
+        let key = transit.key.as_deref().unwrap_or_default();
+        let all: Vec<&str> = plan.ciphertexts.iter().map(String::as_str).collect();
+        for batch in all.chunks(transit.batch.max(1)) {
+            let plaintexts = vault.decrypt(&transit.mount, key, batch).await?;
+            resolved.transit.extend(batch.iter().map(|c| (*c).to_owned()).zip(plaintexts));
+        }
+    }
+    if plan.login {
+        resolved.token = vault.token().cloned();
+    }
+    Ok(resolved)
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, reqwest::Error> {
