@@ -4,18 +4,26 @@
 //! patch → the kubelet starting the rewritten container (emulated here: no kubelet runs on
 //! this machine) → the shim logging in with the Pod's service-account token and exec-ing the
 //! app → the guard stopping another process that reads the app's environment. Every step
-//! checks what it shows, so the demo fails loudly instead of telling a story that is not true.
+//! checks what it shows, so the demo fails loudly instead of telling a story that is not true,
+//! and each step says which parts are real and which are played. The closing summary is made
+//! of those checks' results, never of fixed text.
+//!
+//! The terminal gets the story only: the tools' output (apt, pip, cargo, openssl) goes to
+//! `target/xtask/demo.log` (see [`crate::progress`]); `--verbose` shows it as it runs.
 
 mod kubelet;
 mod pki;
+mod transcript;
 
-use crate::{cmd, openbao::DevServer, tools};
-use anyhow::{Context, Result, ensure};
+use crate::{cmd, openbao::DevServer, progress, tools};
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// The manifest the demo deploys; its comments say what it means.
@@ -27,34 +35,162 @@ const PIN_ROOT: &str = "/sys/fs/bpf/hush-demo";
 /// curl plays the API server's client, openssl makes the certificates and signs the Pod's
 /// service-account token, setpriv (util-linux) runs the containers as their users.
 const APT: &[&str] = &["curl", "openssl", "util-linux"];
+/// The steps of the story; `[n/STEPS]` on each header.
+const STEPS: u32 = 10;
+/// The summary's rows, in order: what the demo shows the password is not in.
+const GUARANTEES: [&str; 6] = [
+    "not in the manifest",
+    "not in a Kubernetes Secret",
+    "not on disk",
+    "not in any log",
+    "not readable by another process",
+    "fail-closed",
+];
 
-fn step(n: u32, text: &str) {
-    println!("\n[{n}] {text}");
+#[derive(clap::Args, Default)]
+pub struct Args {
+    /// Show every tool's output (apt, pip, cargo, openssl) as it runs, instead of logging it.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Run the story on the cluster this kubeconfig reaches instead of on this machine.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Run the demo with stdout not a terminal and check what it printed: each step, the
+    /// summary, no tool output; and that its log holds the tool output (run by `cargo xtask test`).
+    #[arg(long, conflicts_with_all = ["verbose", "kubeconfig"])]
+    pub check: bool,
 }
 
-fn say(text: &str) {
-    for line in text.lines() {
-        println!("    {line}");
+pub fn run(args: &Args) -> Result<()> {
+    if args.check {
+        return transcript::check_a_run();
     }
-}
-
-pub fn run() -> Result<()> {
+    if let Some(kubeconfig) = &args.kubeconfig {
+        // The cluster story (chart, kubectl, the guard's DaemonSet, `kubectl exec` as the
+        // reader) belongs with `cargo xtask e2e`; until it exists, say so instead of pretending.
+        bail!(
+            "--kubeconfig {}: the demo's cluster story is not written yet; `cargo xtask demo` without \
+             --kubeconfig runs the same story on this machine",
+            kubeconfig.display()
+        );
+    }
     ensure!(
         Command::new("id").arg("-u").output()?.stdout.starts_with(b"0\n"),
         "the demo loads BPF programs and switches users: run it as root"
     );
-    println!("Hush demo: a Vault secret reaches one process's environment, and nothing else.");
+    let log = tools::target_dir().join("xtask").join("demo.log");
+    let _quiet = if args.verbose { None } else { Some(progress::quiet(&log)?) };
+    let mut demo = Demo::new();
+    say_top("Hush demo: a Vault secret reaches one process's environment, and nothing else.");
+    say_top(&format!("Runs on: this machine, no cluster {}.", where_reason()));
+    say_top("Real here: OpenBao, the webhook, the shim, the guard, this kernel.");
+    say_top(
+        "Played here: the API server (curl), the kubelet (an emulation), `kubectl exec` (a process of the app's user).",
+    );
+    if !args.verbose {
+        say_top(&format!("Tool output (apt, pip, cargo, openssl): {}", log.display()));
+    }
+    let result = story(&mut demo);
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(demo.failed(e)),
+    }
+}
+
+/// Why this run is on one machine, in one parenthesis.
+fn where_reason() -> &'static str {
+    if std::env::var_os("HUSH_KUBE_BIN").is_some() {
+        "(HUSH_KUBE_BIN is set, but the demo's cluster story is not written yet)"
+    } else {
+        "(the cluster story, with --kubeconfig FILE, is not written yet)"
+    }
+}
+
+/// The run's clock, its current step, and the evidence each check left for the summary.
+struct Demo {
+    started: Instant,
+    /// When the story began (after installing and building).
+    story_started: Option<Instant>,
+    step: Option<(u32, &'static str)>,
+    step_log_start: u64,
+    evidence: Vec<(&'static str, String)>,
+}
+
+impl Demo {
+    fn new() -> Demo {
+        Demo { started: Instant::now(), story_started: None, step: None, step_log_start: 0, evidence: Vec::new() }
+    }
+
+    /// Prints step `n`'s header and who plays its parts.
+    fn step(&mut self, n: u32, title: &'static str, who: &str) {
+        self.step = Some((n, title));
+        self.step_log_start = progress::log_len();
+        progress::stage(&format!("[{n}/{STEPS}]"));
+        progress::println("");
+        progress::println(&format!("[{n}/{STEPS}] {title}"));
+        say(&format!("who: {who}"));
+    }
+
+    /// Keeps `evidence` for the summary row `guarantee`.
+    fn evidence(&mut self, guarantee: &'static str, evidence: String) {
+        debug_assert!(GUARANTEES.contains(&guarantee));
+        self.evidence.push((guarantee, evidence));
+    }
+
+    /// The error, naming the step it ended, with that step's last log lines unless the
+    /// error already carries a failed tool's.
+    fn failed(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some((n, title)) = self.step else { return e };
+        let carries_tail = e.chain().any(|c| c.is::<cmd::Failed>());
+        let mut context = format!("the demo stopped at step {n}/{STEPS} ({title})");
+        if let Some(log) = progress::log_path() {
+            let tail = progress::log_tail(self.step_log_start, 15);
+            if !carries_tail && !tail.is_empty() {
+                context.push_str(&format!("; the step's last log lines ({}):\n{}", log.display(), tail.trim_end()));
+            } else {
+                context.push_str(&format!("; every tool's output is in {}", log.display()));
+            }
+        }
+        e.context(context)
+    }
+}
+
+/// A line of the story's text, indented under its step.
+fn say(text: &str) {
+    for line in text.lines() {
+        progress::println(&format!("    {line}"));
+    }
+}
+
+fn say_top(text: &str) {
+    progress::println(text);
+}
+
+fn story(demo: &mut Demo) -> Result<()> {
+    demo.step(
+        1,
+        "Install the tools; build the shim, the webhook and the guard.",
+        "apt-get, pip and cargo on this machine (the first run takes minutes, later runs seconds)",
+    );
     tools::ensure_apt(APT)?;
+    tools::venv()?;
     let work = tools::scratch("demo")?;
     pki::world_traversable(&work)?;
-
-    step(1, "Build the three binaries: the shim (static: it runs in images without libc), the webhook, the guard.");
     let shim = tools::build_static_shim()?;
     let webhook = build_webhook()?;
     let guard = crate::guard::build()?.guard;
-    say(&format!("injector {} bytes, webhook and guard built", std::fs::metadata(&shim)?.len()));
+    say(&format!(
+        "shim {} bytes (static: it runs in images without libc), webhook and guard built",
+        std::fs::metadata(&shim)?.len()
+    ));
+    demo.story_started = Some(Instant::now());
 
-    step(2, "Start a real OpenBao server; store the database password; let the Pod's service account log in.");
+    demo.step(
+        2,
+        "Start OpenBao; store the database password; let the Pod's service account log in.",
+        "a real OpenBao server (`bao server -dev`: in memory, on loopback); openssl, playing the cluster's \
+         service-account signer",
+    );
     let server = DevServer::start("openbao-demo")?;
     let password = pki::random_hex(16)?;
     let sa_key = pki::service_account_key(&work)?;
@@ -63,68 +199,137 @@ pub fn run() -> Result<()> {
     say("JWT auth trusts the cluster's service-account signing key; role `shop` is bound to");
     say("system:serviceaccount:shop:app and may read secret/data/shop/db, nothing else.");
 
-    step(3, &format!("The workload: {MANIFEST}. It names the secret, never its value:"));
-    let deployment = load_manifest()?;
+    demo.step(
+        3,
+        "The workload: examples/deployment.yaml. It names the secret, never its value:",
+        "kubernetes-validate, checking the file against the Kubernetes schemas (no API server here)",
+    );
+    let (deployment, manifest_text) = load_manifest()?;
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut references = 0;
     for var in container["env"].as_array().context("the manifest's container has no env")? {
-        say(&format!("{}={}", var["name"].as_str().unwrap_or(""), var["value"].as_str().unwrap_or("")));
+        let value = var["value"].as_str().unwrap_or("");
+        references += usize::from(value.contains("vault:"));
+        say(&format!("{}={value}", var["name"].as_str().unwrap_or("")));
     }
     say("kubernetes-validate --strict: the manifest is a valid apps/v1 Deployment.");
+    let in_manifest = occurrences(manifest_text.as_bytes(), &password);
+    ensure!(references > 0, "{MANIFEST} references no Vault secret");
+    ensure!(in_manifest == 0, "{MANIFEST} holds the password");
 
-    step(4, "The ReplicaSet controller creates a Pod from the template; the API server sends it to the webhook.");
+    demo.step(
+        4,
+        "The ReplicaSet controller makes a Pod from the template; the API server sends it to the webhook.",
+        "xtask, playing the ReplicaSet controller; curl, playing the API server (an AdmissionReview over TLS); \
+         the real webhook",
+    );
     let tls = pki::webhook_certificate(&work)?;
-    let mut hook = Webhook::start(&webhook, &tls, &server.addr)?;
+    let mut hook = Webhook::start(&webhook, &tls, &server.addr, &work)?;
     let pod = pod_from_template(&deployment);
-    let patched = hook.admit(&pod, &tls.cert)?;
-    show_mutation(&patched)?;
+    let admitted = hook.admit(&pod, &tls.cert)?;
+    show_mutation(&admitted.pod)?;
+    let in_pod = occurrences(admitted.pod.to_string().as_bytes(), &password);
+    ensure!(in_pod == 0, "the patched Pod holds the password");
+    demo.evidence(
+        GUARANTEES[0],
+        format!("{MANIFEST}: {references} references to it, {in_manifest} copies; the patched Pod: {in_pod} copies"),
+    );
+    let secret_ops = admitted.ops.iter().filter(|op| names_a_secret(op)).count();
+    let secret_refs = secret_references(&admitted.pod);
+    ensure!(secret_ops == 0 && secret_refs == 0, "the mutated Pod uses a Kubernetes Secret");
 
-    step(5, "The guard starts on the node (it would run as a DaemonSet): BPF programs attached, audit on stdout.");
-    let mut guard = Guard::start(&guard)?;
+    demo.step(
+        5,
+        "The guard starts on the node: BPF programs attached, one JSON audit line per attempt.",
+        "the real guard on this machine's kernel, as root (in a cluster: a DaemonSet)",
+    );
+    let mut guard = Guard::start(&guard, &work)?;
     say(&format!("guard mode: {} (this kernel: {})", guard.mode, tools::kernel_release()));
+    if guard.mode == "tracepoint" {
+        say("(this kernel has no BPF LSM enabled: the guard kills a reader instead of denying its read)");
+    }
 
-    step(6, "The kubelet runs the init container (`injector install`), then the app's rewritten command.");
+    demo.step(
+        6,
+        "The kubelet runs the init container (`injector install`), then the app's rewritten command.",
+        "a kubelet emulation (xtask/src/demo/kubelet.rs: setpriv, no container runtime); the real shim; \
+         /bin/sh as the app",
+    );
     let volume = work.join("hush-volume");
     let token_file = sa_key.projected_token(&work, "shop", "app")?;
     let mut app =
-        kubelet::start_pod(&patched, &kubelet::Node { shim: &shim, volume: &volume, token_file: &token_file })?;
-    let first_line = app.first_line(Duration::from_secs(30))?;
+        kubelet::start_pod(&admitted.pod, &kubelet::Node { shim: &shim, volume: &volume, token_file: &token_file })?;
+    let first_line = {
+        let _shown = progress::task("waiting for the app's first line");
+        app.first_line(Duration::from_secs(30))?
+    };
     say(&format!("app stdout: {first_line}"));
     say(&format!("shim log:   {}", app.log().trim()));
-    ensure!(
-        first_line.contains(&format!("DB_PASSWORD holds {} characters", password.len())),
-        "the app did not get the secret"
-    );
+    let got = format!("DB_PASSWORD holds {} characters", password.len());
+    ensure!(first_line.contains(&got), "the app did not get the secret");
     ensure!(first_line.contains("VAULT_TOKEN is absent"), "the Vault token leaked into the app");
     ensure!(!first_line.contains(&password) && !app.log().contains(&password), "the password was printed");
     say(&format!("The app (pid {}) holds the password in its environment; the shim exec'd it and is gone.", app.pid()));
-
-    step(
-        7,
-        &format!(
-            "Another process of the same user ({APP_UID}, as `kubectl exec` would be) runs `cat /proc/{}/environ`.",
-            app.pid()
+    demo.evidence(
+        GUARANTEES[1],
+        format!(
+            "the webhook's patch: {} operations, {secret_ops} use a Secret; the Pod: {secret_refs} Secret references; \
+             the app got its {} characters from OpenBao",
+            admitted.ops.len(),
+            password.len()
         ),
     );
-    let attack = Command::new("setpriv")
-        .args(kubelet::as_user(APP_UID))
-        .args(["cat", &format!("/proc/{}/environ", app.pid())])
-        .output()?;
-    let leaked = String::from_utf8_lossy(&attack.stdout).contains(&password);
-    say(&format!("cat: {} ({} bytes on stdout)", describe_exit(&attack.status), attack.stdout.len()));
-    ensure!(!leaked, "the attacker read the password: the guard did not stop it");
+
+    demo.step(
+        7,
+        "Another process of the same user reads the app's environment: `cat /proc/<app pid>/environ`.",
+        &format!("cat as uid {APP_UID}, playing `kubectl exec` into the app's container (same user)"),
+    );
+    let environ = format!("/proc/{}/environ", app.pid());
+    let attack = Command::new("setpriv").args(kubelet::as_user(APP_UID)).args(["cat", &environ]).output()?;
+    let leaked = occurrences(&attack.stdout, &password);
+    say(&format!("cat {environ}: {} ({} bytes on stdout)", describe_exit(&attack.status), attack.stdout.len()));
+    ensure!(leaked == 0, "the attacker read the password: the guard did not stop it");
     ensure!(!attack.status.success(), "the attacker's read succeeded");
-    let line = guard.audit_for(app.pid(), Duration::from_secs(10))?;
-    say("The guard's audit line for it:");
-    say(&serde_json::to_string_pretty(&line)?);
-    say("Its own files stay readable for the app itself and for /proc readers of status/cmdline:");
+    let line = {
+        let _shown = progress::task("waiting for the guard's audit line");
+        guard.audit_for(app.pid(), Duration::from_secs(10))?
+    };
+    let audit = format!(
+        "event={} action={} attempt=\"{}\" reader={} (uid {}) target={} (pid {})",
+        line["event"].as_str().unwrap_or("?"),
+        line["action"].as_str().unwrap_or("?"),
+        line["attempt"].as_str().unwrap_or("?"),
+        line["reader"]["comm"].as_str().unwrap_or("?"),
+        line["reader"]["uid"],
+        line["target"]["comm"].as_str().unwrap_or("?"),
+        line["target"]["tgid"],
+    );
+    say(&format!("the guard's audit line: {audit}"));
+    say("The app's other /proc files stay readable (ps and top keep working):");
     let status = Command::new("setpriv")
         .args(kubelet::as_user(APP_UID))
         .args(["head", "-1", &format!("/proc/{}/status", app.pid())])
         .output()?;
     say(&format!("head -1 /proc/{}/status: {}", app.pid(), String::from_utf8_lossy(&status.stdout).trim()));
     ensure!(status.status.success(), "reading /proc/<pid>/status should stay allowed");
+    demo.evidence(
+        GUARANTEES[4],
+        format!(
+            "cat {environ} as uid {APP_UID}: {} bytes read, {}; the guard's audit line: {} {} ({} mode)",
+            attack.stdout.len(),
+            short_exit(&attack.status),
+            line["attempt"].as_str().unwrap_or("?"),
+            line["action"].as_str().unwrap_or("?"),
+            guard.mode,
+        ),
+    );
 
-    step(8, "Fail closed: the same container with a reference to a key that does not exist.");
+    demo.step(
+        8,
+        "Fail closed: the same container with a reference to a key that does not exist.",
+        "the real shim, started as the kubelet emulation starts the app",
+    );
     let typo = Command::new("setpriv")
         .args(kubelet::as_user(APP_UID))
         .arg(volume.join("injector"))
@@ -136,25 +341,120 @@ pub fn run() -> Result<()> {
         .env("HUSH_SA_TOKEN_PATH", &token_file)
         .env("DB_PASSWORD", "vault:secret/data/shop/db#passwrod")
         .output()?;
+    let typo_log = String::from_utf8_lossy(&typo.stderr).trim().to_owned();
     say(&format!("shim: {} (66: a referenced secret does not exist); the app never ran", describe_exit(&typo.status)));
-    say(String::from_utf8_lossy(&typo.stderr).trim());
+    say(&typo_log);
     ensure!(typo.status.code() == Some(66) && typo.stdout.is_empty(), "the shim should have failed closed");
+    demo.evidence(
+        GUARANTEES[5],
+        format!(
+            "a reference to a missing key: the shim ended with {}, the app printed {} bytes",
+            short_exit(&typo.status),
+            typo.stdout.len()
+        ),
+    );
 
-    step(9, "Nothing on disk: no file the demo made holds the password (the emptyDir holds only the shim).");
-    let files = files_holding(&work, &password)?;
-    ensure!(files.is_empty(), "the password is in {files:?}");
-    say(&format!("searched every file under {}: none holds it", work.display()));
-
-    step(10, "Clean up: stop the app, the guard (and unpin its programs), the webhook and OpenBao.");
+    demo.step(9, "Clean up: stop the app, the guard (and unpin its programs), the webhook and OpenBao.", "xtask");
+    let app_output = format!("{first_line}\n{}", app.log());
     app.stop();
-    guard.stop()?;
+    let guard_stop = guard.stop();
     hook.stop();
     drop(server);
-    println!(
-        "\nDone. The password lived in OpenBao and in one process's environment: not in the manifest, not in a\n\
-         Kubernetes Secret, not on disk, not in any log, and not in the output of the process that tried to read it."
+    guard_stop?;
+    say("all stopped; their logs are complete and closed");
+
+    demo.step(
+        10,
+        "Nothing on disk, nothing in any log: search for the password, as written and base64-encoded.",
+        "xtask, reading every file the demo and its servers wrote, and every log line it kept",
     );
+    let needles = [password.clone(), base64::engine::general_purpose::STANDARD.encode(&password)];
+    let scanned = scan_files(&tools::target_dir().join("xtask"), &needles)?;
+    say(&format!(
+        "{} files ({} KiB) under {}: {} hold it",
+        scanned.files,
+        scanned.bytes / 1024,
+        tools::target_dir().join("xtask").display(),
+        scanned.holding.len()
+    ));
+    ensure!(scanned.holding.is_empty(), "the password is in {:?}", scanned.holding);
+    demo.evidence(
+        GUARANTEES[2],
+        format!(
+            "{} files under target/xtask (keys, token, the Pod's volume, every log): {} hold it",
+            scanned.files,
+            scanned.holding.len()
+        ),
+    );
+    let mut kept: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(log) = progress::log_path() {
+        kept.push(("tool log", std::fs::read(log)?));
+    }
+    kept.extend([
+        ("OpenBao", std::fs::read(tools::target_dir().join("xtask/openbao-demo.log"))?),
+        ("webhook", std::fs::read(work.join("webhook.log"))?),
+        ("guard", std::fs::read(work.join("guard.log"))?),
+        ("app and shim", app_output.into_bytes()),
+        ("refused shim", typo.stderr),
+        ("this screen", progress::transcript().into_bytes()),
+    ]);
+    let logs: Vec<(&str, usize)> = kept
+        .into_iter()
+        .map(|(name, bytes)| {
+            let hits = needles.iter().map(|n| occurrences(&bytes, n)).sum();
+            (name, hits)
+        })
+        .collect();
+    let names: Vec<&str> = logs.iter().map(|(name, _)| *name).collect();
+    say(&format!(
+        "copies per log: {}",
+        logs.iter().map(|(name, hits)| format!("{name} {hits}")).collect::<Vec<_>>().join(", ")
+    ));
+    let holding = logs.iter().filter(|(_, hits)| *hits > 0).count();
+    ensure!(holding == 0, "the password is in a log");
+    demo.evidence(GUARANTEES[3], format!("{} logs ({}): {holding} hold it", logs.len(), names.join(", ")));
+
+    summary(demo)
+}
+
+/// The closing table, each row the evidence one check left, and the run's time.
+fn summary(demo: &Demo) -> Result<()> {
+    say_top("");
+    say_top("Summary: where the password is not, and the check that shows it");
+    let width = GUARANTEES.iter().map(|g| g.len()).max().unwrap_or(0);
+    for guarantee in GUARANTEES {
+        let evidence = demo
+            .evidence
+            .iter()
+            .find(|(g, _)| *g == guarantee)
+            .map(|(_, e)| e.as_str())
+            .with_context(|| format!("no check left evidence for `{guarantee}`"))?;
+        say_top(&format!("  {guarantee:<width$}  {evidence}"));
+    }
+    let total = demo.started.elapsed();
+    let story_started = demo.story_started.context("the story never started")?;
+    let setup = story_started - demo.started;
+    say_top("");
+    say_top(&format!(
+        "Done in {}: {} installing and building (step 1), {} the story (steps 2-{STEPS}).",
+        seconds(total),
+        seconds(setup),
+        seconds(story_started.elapsed())
+    ));
     Ok(())
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 { format!("{s:.1} s") } else { format!("{}m {:02}s", d.as_secs() / 60, d.as_secs() % 60) }
+}
+
+/// How many times `needle` occurs in `haystack`.
+fn occurrences(haystack: &[u8], needle: &str) -> usize {
+    if needle.is_empty() {
+        return 0;
+    }
+    haystack.windows(needle.len()).filter(|w| *w == needle.as_bytes()).count()
 }
 
 fn build_webhook() -> Result<PathBuf> {
@@ -169,15 +469,12 @@ fn build_webhook() -> Result<PathBuf> {
     Ok(tools::target_dir().join("debug").join("webhook"))
 }
 
+/// Stores the password (on bao's stdin, never in its argv), the policy and the JWT role.
 fn configure_vault(server: &DevServer, password: &str, public_pem: &Path) -> Result<()> {
-    let bao = |args: &[&str]| -> Result<()> { cmd::run(server.cli().args(args).stdout(Stdio::null())) };
-    bao(&["kv", "put", "secret/shop/db", &format!("password={password}")])?;
+    let bao = |args: &[&str]| -> Result<()> { cmd::run(server.cli().args(args)) };
+    cmd::run_with_input(server.cli().args(["kv", "put", "secret/shop/db", "password=-"]), password.as_bytes())?;
     let policy = "path \"secret/data/shop/db\" { capabilities = [\"read\"] }";
-    let mut write = server.cli();
-    write.args(["policy", "write", "shop", "-"]).stdin(Stdio::piped()).stdout(Stdio::null());
-    let mut child = write.spawn()?;
-    std::io::Write::write_all(&mut child.stdin.take().context("bao's stdin")?, policy.as_bytes())?;
-    ensure!(child.wait()?.success(), "bao policy write failed");
+    cmd::run_with_input(server.cli().args(["policy", "write", "shop", "-"]), policy.as_bytes())?;
     bao(&["auth", "enable", "jwt"])?;
     bao(&["write", "auth/jwt/config", &format!("jwt_validation_pubkeys=@{}", public_pem.display())])?;
     bao(&[
@@ -192,9 +489,10 @@ fn configure_vault(server: &DevServer, password: &str, public_pem: &Path) -> Res
     ])
 }
 
-/// The manifest as JSON, after checking it against the Kubernetes schemas.
-fn load_manifest() -> Result<Value> {
+/// The manifest as JSON, after checking it against the Kubernetes schemas, and its text.
+fn load_manifest() -> Result<(Value, String)> {
     let path = tools::root().join(MANIFEST);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {MANIFEST}"))?;
     let venv = tools::venv()?;
     cmd::run(Command::new(venv.join("bin/kubernetes-validate")).args(["--strict", "--quiet"]).arg(&path))
         .with_context(|| format!("{MANIFEST} does not validate"))?;
@@ -204,7 +502,7 @@ fn load_manifest() -> Result<Value> {
         .arg(&path)
         .output()?;
     ensure!(out.status.success(), "reading {MANIFEST}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok((serde_json::from_slice(&out.stdout)?, text))
 }
 
 /// What the ReplicaSet controller sends: the template's metadata and spec as a Pod.
@@ -214,6 +512,43 @@ fn pod_from_template(deployment: &Value) -> Value {
     metadata["generateName"] = json!("shop-7d4b9c-");
     metadata["namespace"] = deployment["metadata"]["namespace"].clone();
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+}
+
+/// Whether a patch operation adds a Secret reference: an env `secretKeyRef`, an `envFrom`
+/// `secretRef`, or a `secret` volume (the webhook's own injection needs none of them).
+fn names_a_secret(op: &json_patch::PatchOperation) -> bool {
+    use json_patch::PatchOperation::*;
+    match op {
+        Add(a) => mentions_secret(&a.value),
+        Replace(r) => mentions_secret(&r.value),
+        Test(_) | Remove(_) | Move(_) | Copy(_) => false,
+    }
+}
+
+fn mentions_secret(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => {
+            map.keys().any(|k| matches!(k.as_str(), "secretKeyRef" | "secretRef" | "secret"))
+                || map.values().any(mentions_secret)
+        }
+        Value::Array(items) => items.iter().any(mentions_secret),
+        _ => false,
+    }
+}
+
+/// How many Secret references the Pod's spec holds (see [`names_a_secret`]).
+fn secret_references(pod: &Value) -> usize {
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| usize::from(matches!(k.as_str(), "secretKeyRef" | "secretRef" | "secret")) + count(v))
+                .sum(),
+            Value::Array(items) => items.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    count(&pod["spec"])
 }
 
 fn show_mutation(patched: &Value) -> Result<()> {
@@ -242,18 +577,45 @@ fn show_mutation(patched: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Files under `dir` whose bytes contain `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            found.extend(files_holding(&path, needle)?);
-        } else if std::fs::read(&path)?.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            found.push(path);
+/// What [`scan_files`] found.
+struct Scan {
+    files: usize,
+    bytes: u64,
+    holding: Vec<PathBuf>,
+}
+
+/// Every file under `dir`, and those whose bytes contain one of `needles`.
+fn scan_files(dir: &Path, needles: &[String]) -> Result<Scan> {
+    let mut scan = Scan { files: 0, bytes: 0, holding: Vec::new() };
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
+            } else if entry.file_type()?.is_file() {
+                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                scan.files += 1;
+                scan.bytes += bytes.len() as u64;
+                if needles.iter().any(|n| occurrences(&bytes, n) > 0) {
+                    scan.holding.push(path);
+                }
+            }
         }
     }
-    Ok(found)
+    Ok(scan)
+}
+
+/// `exit code N` or `SIGKILL` (for the summary).
+fn short_exit(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(9)) => "killed (SIGKILL)".to_owned(),
+        (_, Some(sig)) => format!("signal {sig}"),
+        (Some(code), _) => format!("exit code {code}"),
+        _ => "ended".to_owned(),
+    }
 }
 
 fn describe_exit(status: &std::process::ExitStatus) -> String {
@@ -266,15 +628,22 @@ fn describe_exit(status: &std::process::ExitStatus) -> String {
     }
 }
 
-/// The webhook, serving on a free loopback port.
+/// The webhook, serving on a free loopback port, its output in `webhook.log`.
 struct Webhook {
     child: Child,
     port: u16,
 }
 
+/// The webhook's answer: the Pod with the patch applied, and the patch.
+struct Admitted {
+    pod: Value,
+    ops: Vec<json_patch::PatchOperation>,
+}
+
 impl Webhook {
-    fn start(bin: &Path, tls: &pki::Tls, vault_addr: &str) -> Result<Webhook> {
+    fn start(bin: &Path, tls: &pki::Tls, vault_addr: &str, work: &Path) -> Result<Webhook> {
         let port = crate::openbao::free_port()?;
+        let log = File::create(work.join("webhook.log"))?;
         let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--tls-cert")
@@ -283,12 +652,13 @@ impl Webhook {
             .arg(&tls.key)
             .args(["--injector-image", "registry.example/hush/injector:demo"])
             .args(["--default", &format!("vault-addr={vault_addr}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .context("starting the webhook")?;
         let mut hook = Webhook { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
+        let _shown = progress::task("waiting for the webhook to answer /readyz");
         while hook.curl(&tls.cert, "readyz", None).is_err() {
             ensure!(Instant::now() < deadline, "the webhook did not become ready on port {port}");
             ensure!(hook.child.try_wait()?.is_none(), "the webhook exited at start");
@@ -313,7 +683,7 @@ impl Webhook {
     }
 
     /// Sends the Pod as the API server would and returns the Pod with the patch applied.
-    fn admit(&mut self, pod: &Value, ca: &Path) -> Result<Value> {
+    fn admit(&mut self, pod: &Value, ca: &Path) -> Result<Admitted> {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -337,7 +707,7 @@ impl Webhook {
         }
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &patch).context("the webhook's patch does not apply")?;
-        Ok(patched)
+        Ok(Admitted { pod: patched, ops: patch.0 })
     }
 
     fn stop(&mut self) {
@@ -364,7 +734,8 @@ impl Drop for Webhook {
     }
 }
 
-/// The guard, with its audit lines arriving on a channel.
+/// The guard, with its audit lines arriving on a channel; everything it writes (audit lines
+/// and its own messages) is kept in `guard.log`.
 struct Guard {
     child: Child,
     lines: mpsc::Receiver<Value>,
@@ -373,21 +744,24 @@ struct Guard {
 }
 
 impl Guard {
-    fn start(bin: &Path) -> Result<Guard> {
+    fn start(bin: &Path, work: &Path) -> Result<Guard> {
         crate::guard::ensure_mounted("tracefs", "/sys/kernel/tracing")?;
         crate::guard::ensure_mounted("bpf", "/sys/fs/bpf")?;
         // A pin root left by an interrupted demo would keep old programs attached.
-        let _ = Command::new(bin).args(["unload", "--pin-root", PIN_ROOT]).stderr(Stdio::null()).status();
+        let _ = Command::new(bin).args(["unload", "--pin-root", PIN_ROOT]).output();
         let mut child = Command::new(bin)
             .args(["--mode", "auto", "--pin-root", PIN_ROOT])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("starting the guard")?;
+        let log = Arc::new(Mutex::new(File::create(work.join("guard.log"))?));
         let (send, lines) = mpsc::channel();
         let stdout = child.stdout.take().context("the guard's stdout")?;
+        let audit_log = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(audit_log.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
                     && send.send(v).is_err()
                 {
@@ -398,9 +772,11 @@ impl Guard {
         let stderr = child.stderr.take().context("the guard's stderr")?;
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                say(&format!("guard: {}", line.trim_start_matches("guard: ")));
+                let _ = writeln!(log.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
+                progress::note(&line);
             }
         });
+        let _shown = progress::task("waiting for the guard to attach its programs");
         let start = lines.recv_timeout(Duration::from_secs(60)).context("the guard did not start")?;
         ensure!(start["event"] == "start", "the guard's first line is not its start line: {start}");
         let mode = start["mode"].as_str().unwrap_or("unknown").to_owned();
@@ -423,7 +799,7 @@ impl Guard {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Links stay pinned after the daemon exits (protection survives restarts): unpin them.
-        cmd::run(Command::new(&self.bin).args(["unload", "--pin-root", PIN_ROOT]).stderr(Stdio::null()))
+        cmd::run(Command::new(&self.bin).args(["unload", "--pin-root", PIN_ROOT]))
     }
 }
 
@@ -432,5 +808,36 @@ impl Drop for Guard {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_occurrences() {
+        assert_eq!(occurrences(b"abcabc", "abc"), 2);
+        assert_eq!(occurrences(b"ab", "abc"), 0);
+        assert_eq!(occurrences(b"abc", ""), 0);
+    }
+
+    #[test]
+    fn finds_secret_references_anywhere_in_a_patch_value() {
+        let env = json!({"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}});
+        let volume = json!({"name": "v", "secret": {"secretName": "db"}});
+        let empty_dir = json!({"name": "hush", "emptyDir": {"medium": "Memory"}});
+        assert!(mentions_secret(&env));
+        assert!(mentions_secret(&json!([empty_dir.clone(), volume])));
+        assert!(!mentions_secret(&empty_dir));
+        assert!(!mentions_secret(&json!({"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"})));
+        let pod = json!({"spec": {"containers": [{"envFrom": [{"secretRef": {"name": "db"}}], "env": [env]}]}});
+        assert_eq!(secret_references(&pod), 2);
+    }
+
+    #[test]
+    fn seconds_reads_as_a_person_would_say_it() {
+        assert_eq!(seconds(Duration::from_millis(12_340)), "12.3 s");
+        assert_eq!(seconds(Duration::from_secs(125)), "2m 05s");
     }
 }

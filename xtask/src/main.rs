@@ -13,6 +13,7 @@ mod fuzz;
 mod guard;
 mod images;
 mod openbao;
+mod progress;
 mod test;
 mod tools;
 mod vm;
@@ -31,8 +32,8 @@ struct Cli {
 enum Task {
     /// Run the whole suite: fmt, clippy, unit, property and integration tests against real services.
     Test(test::Args),
-    /// Show Hush working end to end on this machine, explaining each step.
-    Demo,
+    /// Show Hush working end to end on this machine, explaining each step (tool output to a log).
+    Demo(demo::Args),
     /// Run benchmarks and print each figure beside its baseline from the same run.
     Bench(bench::Args),
     /// Build the static shim binary and print its path.
@@ -52,7 +53,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Test(args) => test::run(&args),
-        Task::Demo => demo::run(),
+        Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::GuardTest(args) => guard::run(&args),

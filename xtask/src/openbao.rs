@@ -35,7 +35,7 @@ impl DevServer {
             .with_context(|| format!("starting {}", bao.display()))?;
         let mut server = DevServer { child, addr, root_token, bao };
         server.wait_ready(port).with_context(|| format!("OpenBao did not start; see {}", log_path.display()))?;
-        eprintln!("xtask: OpenBao dev server at {} (log: {})", server.addr, log_path.display());
+        crate::progress::note(&format!("OpenBao dev server at {} (log: {})", server.addr, log_path.display()));
         Ok(server)
     }
 

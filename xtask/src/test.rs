@@ -54,7 +54,8 @@ pub fn run(args: &Args) -> Result<()> {
     crate::guard::test()?;
     drop(server);
     // The demo checks every step it shows; a demo that no longer tells the truth fails CI.
-    crate::demo::run()?;
+    // `--check` runs it as CI sees it (stdout not a terminal) and checks what it printed.
+    crate::demo::run(&crate::demo::Args { check: true, ..Default::default() })?;
     if args.filter.is_none() {
         // A short run: crashes found here become regression tests beside the parser.
         crate::fuzz::run(&crate::fuzz::Args { time: 15 })?;
