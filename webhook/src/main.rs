@@ -20,7 +20,7 @@ use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
 use webhook::config::{MutationConfig, parse_namespace_defaults};
 use webhook::kube::ApiClient;
 use webhook::metrics::Metrics;
-use webhook::registry::{Registry, RegistryConfig};
+use webhook::registry::{CacheLimits, Registry, RegistryConfig};
 use webhook::server::{App, CANNED, Limits, OnRegistryError};
 use webhook::tls::ReloadingCert;
 
@@ -77,9 +77,15 @@ struct Args {
     /// Registries (`host:port`) to reach over plain HTTP (repeatable).
     #[arg(long)]
     insecure_registry: Vec<String>,
-    /// Seconds an image tag's ENTRYPOINT/CMD stays cached (digests: forever).
+    /// Seconds an image tag's ENTRYPOINT/CMD stays cached (digests: a day).
     #[arg(long, default_value_t = 300)]
     registry_cache_ttl: u64,
+    /// Most images held in the registry cache (least recently used out first).
+    #[arg(long, default_value_t = 10_000)]
+    registry_cache_entries: usize,
+    /// Most MiB held in the registry cache.
+    #[arg(long, default_value_t = 16)]
+    registry_cache_mib: usize,
     /// Deadline of one registry look-up, in seconds; keep it below the webhook's
     /// `timeoutSeconds` so that a slow registry gets a clear denial, not an API server timeout.
     #[arg(long, default_value_t = 3.0)]
@@ -234,7 +240,12 @@ async fn run(args: Args, config: Configured) -> ExitCode {
         },
         metrics.clone(),
         config.api,
-    );
+    )
+    .with_cache_limits(CacheLimits {
+        max_entries: args.registry_cache_entries,
+        max_bytes: args.registry_cache_mib.saturating_mul(1024 * 1024),
+        ..CacheLimits::default()
+    });
     let app = Arc::new(App {
         mutation: config.mutation.into(),
         registry,

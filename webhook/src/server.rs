@@ -45,7 +45,7 @@ pub enum OnRegistryError {
 /// Bounds on what a client can make the server hold.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest request body (the API server sends at most 3 MiB objects).
+    /// Largest request body: [`MAX_BODY`].
     pub max_body: usize,
     /// Deadline for a client to send its request headers.
     pub header_timeout: Duration,
@@ -69,7 +69,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body: 4 * 1024 * 1024,
+            max_body: MAX_BODY,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -81,6 +81,23 @@ impl Default for Limits {
         }
     }
 }
+
+/// The largest write body the API server accepts and decodes: 3 MiB, `MaxRequestBodyBytes:
+/// int64(3 * 1024 * 1024)` in `NewConfig`, kubernetes `staging/src/k8s.io/apiserver/pkg/server/config.go`
+/// (kube-apiserver has no flag for it). The same comment sizes it as twice etcd's 1.5 MiB
+/// request limit because "a request body might be encoded in json, and is converted to proto
+/// when persisted in etcd": an object the API server can store is at most 3 MiB as JSON,
+/// and the AdmissionReview carries it as JSON.
+pub const API_SERVER_MAX_OBJECT: usize = 3 * 1024 * 1024;
+
+/// Room for the review around the object: `uid`, `kind`, `resource`, `userInfo` (groups and
+/// `extra` from the authenticator), `options`; a few KiB in practice, `oldObject` is absent
+/// (the webhook is registered for CREATE only, charts/hush/templates/mutatingwebhook.yaml).
+const REVIEW_ENVELOPE: usize = 1024 * 1024;
+
+/// The body limit: every AdmissionReview the API server can send for a Pod it can store
+/// fits; a larger body is 413 before it is read on.
+pub const MAX_BODY: usize = API_SERVER_MAX_OBJECT + REVIEW_ENVELOPE;
 
 /// Everything a request handler needs.
 pub struct App {

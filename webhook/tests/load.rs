@@ -677,7 +677,8 @@ fn nested(depth: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load test: multi-MiB bodies (run by cargo xtask test)"]
 async fn bodies_past_the_limit_without_a_length_and_deep_nesting_are_refused() {
-    const MAX_BODY: usize = 4 * 1024 * 1024;
+    const MAX_BODY: usize = webhook::server::MAX_BODY;
+    assert_eq!(MAX_BODY, 4 * 1024 * 1024, "RELIABILITY.md and SECURITY.md name 4 MiB");
     let mut server = Server::start(&[]);
     let review = realistic_review().to_string();
     let body = review.clone().into_bytes();
