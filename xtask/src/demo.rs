@@ -245,8 +245,8 @@ fn story(demo: &mut Demo) -> Result<()> {
     );
     let mut guard = Guard::start(&guard, &work)?;
     say(&format!("guard mode: {} (this kernel: {})", guard.mode, tools::kernel_release()));
-    if guard.mode == "tracepoint" {
-        say("(this kernel has no BPF LSM enabled: the guard kills a reader instead of denying its read)");
+    if guard.mode != "lsm" {
+        say("(BPF LSM is not enabled in this kernel: the guard kills a reader before its read instead of refusing it)");
     }
 
     demo.step(
@@ -556,7 +556,12 @@ fn show_mutation(patched: &Value) -> Result<()> {
     let init = &spec["initContainers"][0];
     say(&format!("init container {}: {}", init["name"], init["command"]));
     let app = &spec["containers"][0];
-    say(&format!("app command: {}", app["command"]));
+    let command = app["command"].to_string();
+    let shown = match command.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}…", &command[..cut]),
+        None => command,
+    };
+    say(&format!("app command: {shown}"));
     let added: Vec<String> = app["env"]
         .as_array()
         .context("no env after the mutation")?
