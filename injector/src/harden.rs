@@ -13,6 +13,7 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
 };
 use std::ffi::OsString;
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 /// The Landlock ABI whose rights Hush asks for; newer kernels enforce it fully, older ones
@@ -204,6 +205,21 @@ fn fs_access(access: Access) -> landlock::BitFlags<AccessFs> {
     }
 }
 
+/// Whether what `fd` opened is a directory: asked of the open file (fstat), never of the path
+/// again, so a path swapped after the open (a file for a directory or the reverse) cannot
+/// get the other kind's rights; rust-landlock's `path_beneath_rules` does the same. The
+/// `O_PATH` descriptor is duplicated into a `File` only to call `fstat` without `unsafe`.
+fn opened_is_dir(fd: &PathFd) -> std::io::Result<bool> {
+    let file = std::fs::File::from(fd.as_fd().try_clone_to_owned()?);
+    Ok(file.metadata()?.is_dir())
+}
+
+/// The rights a grant gets on what was opened: directory rights mean nothing on a file, and
+/// asking for them would mark the ruleset only partially enforced.
+fn rights_on(access: landlock::BitFlags<AccessFs>, is_dir: bool) -> landlock::BitFlags<AccessFs> {
+    if is_dir { access } else { access & AccessFs::from_file(TARGET_ABI) }
+}
+
 fn landlock_error(e: impl std::fmt::Display) -> HardenError {
     HardenError::Landlock(e.to_string())
 }
@@ -240,12 +256,9 @@ fn build_ruleset(
     let mut created = ruleset.create().map_err(unenforceable)?;
     for grant in &compiled.grants {
         let fd = PathFd::new(&grant.path).map_err(landlock_error)?;
-        let mut access = fs_access(grant.access);
-        if !std::fs::metadata(&grant.path).is_ok_and(|m| m.is_dir()) {
-            // Directory rights mean nothing on a file; asking for them would mark the
-            // ruleset only partially enforced.
-            access &= AccessFs::from_file(TARGET_ABI);
-        }
+        let is_dir = opened_is_dir(&fd)
+            .map_err(|e| landlock_error(format!("stat of the opened {}: {e}", grant.path.display())))?;
+        let access = rights_on(fs_access(grant.access), is_dir);
         created = created.add_rule(PathBeneath::new(fd, access)).map_err(unenforceable)?;
     }
     for port in policy.connect.iter().flatten() {
@@ -272,5 +285,44 @@ mod tests {
             Ok(Capabilities::Only([Capability::CAP_NET_BIND_SERVICE, Capability::CAP_CHOWN].into_iter().collect()))
         );
         assert_eq!(parse_capabilities("CAP_FLY"), Err("`CAP_FLY` is not a capability".into()));
+    }
+
+    /// The race itself (a path swapped between the open and the stat) cannot be timed in a
+    /// test; this swaps it deterministically between the two steps instead: what was opened
+    /// decides, not what the path names afterwards.
+    #[test]
+    fn a_path_swapped_after_the_open_keeps_the_rights_of_what_was_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swapped");
+        let all = fs_access(Access::ReadWrite);
+
+        std::fs::write(&path, b"a file").unwrap();
+        let opened_file = PathFd::new(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        // The old way, a stat of the path after the open, says directory here.
+        assert!(std::fs::metadata(&path).unwrap().is_dir());
+        assert!(!opened_is_dir(&opened_file).unwrap(), "the opened file is a file, whatever the path is now");
+        assert_eq!(rights_on(all, opened_is_dir(&opened_file).unwrap()), all & AccessFs::from_file(TARGET_ABI));
+
+        let opened_dir = PathFd::new(&path).unwrap();
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, b"now a file").unwrap();
+        assert!(!std::fs::metadata(&path).unwrap().is_dir());
+        assert!(opened_is_dir(&opened_dir).unwrap(), "the opened directory is a directory, whatever the path is now");
+        assert_eq!(rights_on(all, opened_is_dir(&opened_dir).unwrap()), all);
+    }
+
+    #[test]
+    fn a_file_gets_only_file_rights_and_a_directory_all_it_asked_for() {
+        for access in [Access::ReadOnly, Access::ReadWrite] {
+            let asked = fs_access(access);
+            assert_eq!(rights_on(asked, true), asked);
+            let on_file = rights_on(asked, false);
+            assert!(
+                on_file.contains(AccessFs::ReadFile) && !on_file.contains(AccessFs::ReadDir),
+                "{access:?}: {on_file:?}"
+            );
+        }
     }
 }
