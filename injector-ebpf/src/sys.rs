@@ -589,3 +589,59 @@ pub fn exit_now(code: i32) -> ! {
     // Safety: _exit takes an int and does not return.
     unsafe { libc::_exit(code) }
 }
+
+/// One `getpid` system call (not glibc's wrapper, which has cached the pid in some versions):
+/// the cheapest syscall, for the benchmark's syscall-path cost.
+pub fn getpid_syscall() -> i64 {
+    // Safety: no arguments, no memory.
+    unsafe { libc::syscall(libc::SYS_getpid) }
+}
+
+/// Forks a child that waits until the returned pipe end is written to (or closed), then execs
+/// `argv[0]` with `argv`; `_exit(126)` if the exec fails. Lets the parent act on the child (e.g.
+/// attach perf events) before the exec. Callers must be single-threaded.
+pub fn fork_gated_exec(argv: &[CString]) -> Result<(i32, OwnedFd), SyscallError> {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let mut fds = [0; 2];
+    // Safety: `fds` is a writable array of two ints.
+    check("pipe2", unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }.into())?;
+    // Safety: single-threaded caller; the child only calls read, execv and _exit on memory
+    // prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    check("fork", pid.into())?;
+    if pid == 0 {
+        let mut b = [0u8; 1];
+        // Safety: as above; `b` is a writable byte.
+        unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], b.as_mut_ptr().cast(), 1);
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(126);
+        }
+    }
+    // Safety: our read end, closed once; the write end is handed to the caller.
+    unsafe { libc::close(fds[0]) };
+    // Safety: the write end was just created by pipe2 and nothing else owns it.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(fds[1]) }))
+}
+
+/// Drops `CAP_SYS_ADMIN` and `CAP_PERFMON` from this process's effective and permitted sets
+/// (uid unchanged): a root process of an ordinary container, whose perf_event_open of another
+/// process goes through the ptrace access check instead of skipping it as `perfmon_capable()`.
+pub fn drop_perf_capabilities() -> Result<(), SyscallError> {
+    // struct __user_cap_header_struct { u32 version; int pid; } with _LINUX_CAPABILITY_VERSION_3,
+    // and two struct __user_cap_data_struct { u32 effective, permitted, inheritable; }.
+    let mut header: [u32; 2] = [0x2008_0522, 0];
+    let mut data = [0u32; 6];
+    // Safety: `header` and `data` are the sizes capget(2) reads and writes for version 3.
+    check("capget", unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) })?;
+    for i in [0, 1] {
+        data[i] &= !(1 << 21); // CAP_SYS_ADMIN (word 0)
+    }
+    for i in [3, 4] {
+        data[i] &= !(1 << (38 - 32)); // CAP_PERFMON (word 1)
+    }
+    // Safety: as above; capset only reads them.
+    check("capset", unsafe { libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) }).map(drop)
+}

@@ -42,7 +42,7 @@ enum Cmd {
     Run(RunArgs),
     /// One attack on PID; prints what it read.
     Attack { kind: SelfAttack, pid: i32 },
-    /// Nanoseconds per open()+close() with the guard off and in each mode, side by side.
+    /// Nanoseconds per open()+close() and per getpid with the guard off and in each mode, side by side.
     Bench(BenchArgs),
     /// N opens of PID's environ in a loop; prints `opened= denied= other=` counts.
     FloodOpen { pid: i32, n: u64 },
@@ -63,6 +63,11 @@ enum Cmd {
     /// Fork a child that calls PTRACE_TRACEME and execs the command after `--`; print its
     /// environment at every stop.
     TracedExec {
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Fork a child, attach a perf stack sampler to it, then let it exec the command after `--`.
+    PerfExec {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
@@ -138,7 +143,8 @@ struct BenchArgs {
     /// The guard binary.
     #[arg(long)]
     guard: PathBuf,
-    /// Modes to compare with the guard off (lsm only where BPF LSM is active).
+    /// Modes to compare with the guard off (lsm only where BPF LSM is active, fentry where BPF
+    /// trampolines load).
     #[arg(long, value_delimiter = ',', default_value = "audit,tracepoint")]
     modes: Vec<String>,
     /// open()+close() pairs per measurement.
@@ -191,6 +197,7 @@ fn main() {
         Cmd::ThreadExec { cmd } => load::thread_exec(cmd),
         Cmd::ForkRace { secs, ptrace } => classes::fork_race(secs, ptrace),
         Cmd::TracedExec { cmd } => classes::traced_exec(cmd),
+        Cmd::PerfExec { cmd } => classes::perf_exec(cmd),
         Cmd::ExecEnv { cmd } => Err(anyhow!(Command::new(&cmd[0]).args(&cmd[1..]).exec())),
     };
     if let Err(e) = r {
@@ -289,6 +296,16 @@ fn ns_per_open(path: &Path, iters: u32) -> Result<f64> {
     Ok(t.elapsed().as_nanos() as f64 / f64::from(iters))
 }
 
+/// Median nanoseconds per getpid system call over `iters` calls: what every syscall pays once any
+/// syscall tracepoint is attached (the slow path), the guard's own code aside.
+fn ns_per_getpid(iters: u32) -> f64 {
+    let t = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(sys::getpid_syscall());
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(iters)
+}
+
 /// A child killed and reaped when dropped, also on early return.
 struct Reaped(Child);
 
@@ -341,6 +358,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&b.pin_root);
     let variants: Vec<Option<&str>> = std::iter::once(None).chain(modes.into_iter().map(Some)).collect();
     let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); variants.len()];
+    let mut getpid: Vec<Vec<f64>> = vec![vec![]; variants.len()];
     ns_per_open(&file, b.iters)?; // warm up caches
     for _ in 0..b.rounds {
         for (i, v) in variants.iter().enumerate() {
@@ -353,6 +371,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
             };
             results[i].0.push(ns_per_open(&file, b.iters)?);
             results[i].1.push(ns_per_open(&proc_file, b.iters / 4)?);
+            getpid[i].push(ns_per_getpid(b.iters * 4));
             if let Some(g) = guard {
                 g.stop()?;
                 let _ = std::fs::remove_dir_all(&b.pin_root);
@@ -366,19 +385,29 @@ fn bench(b: &BenchArgs) -> Result<()> {
         v[v.len() / 2]
     };
     let meds: Vec<(f64, f64)> = results.iter_mut().map(|(a, p)| (median(a), median(p))).collect();
+    let gp: Vec<f64> = getpid.iter_mut().map(median).collect();
     println!("guard overhead, median of {} interleaved rounds ({} pairs each):", b.rounds, b.iters);
     println!(
-        "{:<12} {:>22} {:>8} {:>26} {:>8}",
-        "guard", "open+close file (ns)", "ratio", "open+close /proc/P/status", "ratio"
+        "{:<12} {:>22} {:>8} {:>26} {:>8} {:>12} {:>8}",
+        "guard", "open+close file (ns)", "ratio", "open+close /proc/P/status", "ratio", "getpid (ns)", "ratio"
     );
-    for (v, (f, p)) in variants.iter().zip(&meds) {
-        println!("{:<12} {:>22.0} {:>8.3} {:>26.0} {:>8.3}", v.unwrap_or("off"), f, f / meds[0].0, p, p / meds[0].1);
+    for (i, (v, (f, p))) in variants.iter().zip(&meds).enumerate() {
+        println!(
+            "{:<12} {:>22.0} {:>8.3} {:>26.0} {:>8.3} {:>12.1} {:>8.3}",
+            v.unwrap_or("off"),
+            f,
+            f / meds[0].0,
+            p,
+            p / meds[0].1,
+            gp[i],
+            gp[i] / gp[0]
+        );
     }
     // One machine-readable line for `cargo xtask bench`'s table (it reads the VM's console too).
     let modes: Vec<_> = variants
         .iter()
-        .zip(&meds)
-        .map(|(v, (f, p))| json!({"mode": v.unwrap_or("off"), "file_ns": f, "proc_ns": p}))
+        .zip(meds.iter().zip(&gp))
+        .map(|(v, ((f, p), g))| json!({"mode": v.unwrap_or("off"), "file_ns": f, "proc_ns": p, "getpid_ns": g}))
         .collect();
     println!("bench-json: {}", json!({"rounds": b.rounds, "iters": b.iters, "modes": modes}));
     Ok(())
@@ -738,6 +767,13 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     );
 
     let mut s = Suite { a, secret: random_secret()?, failures: vec![], passes: 0 };
+    // The perf attack runs as root without CAP_PERFMON (a container's root): Debian kernels'
+    // perf_event_paranoid=3 refuses that before any ptrace check, so on a machine of our own
+    // use the upstream default 2 (unprivileged user-space sampling of one's own uid).
+    let paranoid = "/proc/sys/kernel/perf_event_paranoid";
+    if a.isolated && std::fs::read_to_string(paranoid).is_ok_and(|v| v.trim().parse::<i32>().is_ok_and(|v| v > 2)) {
+        std::fs::write(paranoid, "2")?;
+    }
 
     // Clear errors, from the real binary.
     let o = Command::new(&a.guard).arg("--pin-root").arg(a.workdir.join("not-bpffs/hush")).output()?;

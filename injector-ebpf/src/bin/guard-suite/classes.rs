@@ -49,6 +49,9 @@ pub(super) fn int80_attack(kind: SelfAttack, pid: i32) -> Result<Vec<u8>> {
         }
         SelfAttack::CloneFiles => clone_files(pid)?,
         SelfAttack::Perf => {
+            // As root of an ordinary container: without CAP_PERFMON/CAP_SYS_ADMIN the kernel
+            // checks ptrace access to the target (a holder of those is node root: out of scope).
+            sys::drop_perf_capabilities()?;
             let _fd = sys::perf_stack_sampler(pid)?;
             b"perf-event-open: ok\n".to_vec()
         }
@@ -183,6 +186,25 @@ pub(super) fn traced_exec(cmd: Vec<String>) -> Result<()> {
     }
 }
 
+/// `guard-suite perf-exec -- CMD...`: forks a child, attaches a PERF_SAMPLE_STACK_USER sampler
+/// to it, then lets it exec CMD. Exit codes as `traced-exec` (137 killed, 126 exec refused).
+pub(super) fn perf_exec(cmd: Vec<String>) -> Result<()> {
+    let argv: Vec<CString> = cmd.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    let (child, gate) = sys::fork_gated_exec(&argv)?;
+    let sampler = sys::perf_stack_sampler(child);
+    drop(gate);
+    let st = sys::wait_status(child)?;
+    drop(sampler?);
+    if libc::WIFSIGNALED(st) {
+        sys::exit_now(if libc::WTERMSIG(st) == libc::SIGKILL { 137 } else { 1 });
+    }
+    sys::exit_now(match libc::WEXITSTATUS(st) {
+        0 => 0,
+        126 => 126,
+        _ => 1,
+    })
+}
+
 // ---- the checks ----------------------------------------------------------------------------
 
 impl Suite<'_> {
@@ -276,10 +298,10 @@ impl Suite<'_> {
         real_shim: bool,
     ) -> Result<()> {
         let secret = self.secret.clone();
-        let run = |bin: &Path| -> Result<Outcome> {
+        let run = |bin: &Path, how: &str| -> Result<Outcome> {
             let me = std::env::current_exe()?;
             let mut c = Command::new(me);
-            c.args(["traced-exec", "--"]).arg(bin);
+            c.args([how, "--"]).arg(bin);
             if !real_shim {
                 c.arg("exec-env");
             }
@@ -293,7 +315,7 @@ impl Suite<'_> {
             let out = child.wait_with_output()?;
             Ok(Outcome { status: out.status, stdout: out.stdout, pid })
         };
-        let o = run(injector)?;
+        let o = run(injector, "traced-exec")?;
         let want = if kill_mode(&self.a.expect) { 137 } else { 126 };
         self.check(
             o.status.code() == Some(want) && !contains(&o.stdout, &self.secret),
@@ -312,10 +334,34 @@ impl Suite<'_> {
                     .is_some_and(|l| l["action"] == action && l["attempt"] == "exec of the shim while traced"),
             format!("the traced start: exactly one line, action {action}, naming the tracer (got {n}: {line:?})"),
         );
-        let o = run(launcher)?;
+        let o = run(launcher, "traced-exec")?;
         self.check(
             o.status.success() && contains(&o.stdout, &self.secret),
             format!("the same traced start of the control reads its environment ({})", o.status),
+        );
+
+        // The same with perf events attached before the exec (their samples would carry the
+        // app's stack): refused the same way; the line names the process itself.
+        let o = run(injector, "perf-exec")?;
+        self.check(
+            o.status.code() == Some(want) && !contains(&o.stdout, &self.secret),
+            format!("a perf-monitored start of injector is refused ({}; want exit {want})", o.status),
+        );
+        let starter = o.pid;
+        let mine = move |v: &Value| {
+            v["event"] == "attempt"
+                && v["attempt"] == "exec of the shim while perf-monitored"
+                && v["target"]["tgid"] != starter
+        };
+        let line = g.wait_for(self.patience(), mine);
+        self.check(
+            line.as_ref().is_some_and(|l| l["action"] == action),
+            format!("the perf-monitored start has its line, action {action} ({line:?})"),
+        );
+        let o = run(launcher, "perf-exec")?;
+        self.check(
+            o.status.success() && contains(&o.stdout, &self.secret),
+            format!("the same perf-monitored start of the control runs ({})", o.status),
         );
         Ok(())
     }
