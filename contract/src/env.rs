@@ -70,40 +70,71 @@ pub const HUSH_KV_POLL_INTERVAL: &str = "HUSH_KV_POLL_INTERVAL";
 /// Where the kubelet projects the service-account token.
 pub const DEFAULT_SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-/// Every variable that configures the shim. The shim removes them all from the
-/// application's environment unless [`VAULT_ENV_PASSTHROUGH`] names them.
-pub const CONFIG_VARIABLES: &[&str] = &[
-    VAULT_ADDR,
-    VAULT_TOKEN,
-    VAULT_ROLE,
-    VAULT_AUTH_METHOD,
-    VAULT_PATH,
-    VAULT_NAMESPACE,
-    VAULT_CACERT,
-    VAULT_SKIP_VERIFY,
-    VAULT_IGNORE_MISSING_SECRETS,
-    VAULT_ENV_PASSTHROUGH,
-    VAULT_JSON_LOG,
-    VAULT_LOG_LEVEL,
-    VAULT_CLIENT_TIMEOUT,
-    VAULT_REVOKE_TOKEN,
-    VAULT_ENV_DAEMON,
-    VAULT_ROLE_ID,
-    VAULT_SECRET_ID,
-    VAULT_SECRET_ID_FILE,
-    HUSH_SA_TOKEN_PATH,
-    HUSH_MAX_CONCURRENCY,
-    HUSH_LANDLOCK,
-    HUSH_CAPABILITIES,
-    HUSH_CLEAR_BOUNDING_SET,
-    HUSH_ROTATION,
-    HUSH_RESTART_GRACE,
-    HUSH_KV_POLL_INTERVAL,
+/// File holding a Vault token (read instead of [`VAULT_TOKEN`]).
+pub const VAULT_TOKEN_FILE: &str = "VAULT_TOKEN_FILE";
+/// File holding the JWT for `kubernetes` and `jwt` login (Bank-Vaults' name; wins over
+/// [`HUSH_SA_TOKEN_PATH`]).
+pub const VAULT_JWT_FILE: &str = "VAULT_JWT_FILE";
+/// Directory of PEM files with CA certificates that sign Vault's server certificate.
+pub const VAULT_CAPATH: &str = "VAULT_CAPATH";
+/// PEM client certificate for TLS to Vault (mTLS).
+pub const VAULT_CLIENT_CERT: &str = "VAULT_CLIENT_CERT";
+/// PEM private key of [`VAULT_CLIENT_CERT`].
+pub const VAULT_CLIENT_KEY: &str = "VAULT_CLIENT_KEY";
+/// Name to check Vault's certificate against (SNI), instead of the host of [`VAULT_ADDR`].
+pub const VAULT_TLS_SERVER_NAME: &str = "VAULT_TLS_SERVER_NAME";
+/// How many times a failed Vault request is retried (Vault's client: default 2).
+pub const VAULT_MAX_RETRIES: &str = "VAULT_MAX_RETRIES";
+/// Comma-separated Vault paths: every key of each becomes a variable of the application.
+pub const VAULT_ENV_FROM_PATH: &str = "VAULT_ENV_FROM_PATH";
+/// How long to wait after resolving before the application starts (Go duration, default 0).
+pub const VAULT_ENV_DELAY: &str = "VAULT_ENV_DELAY";
+/// Transit key that decrypts `vault:v1:...` ciphertext values.
+pub const VAULT_TRANSIT_KEY_ID: &str = "VAULT_TRANSIT_KEY_ID";
+/// Mount path of the transit engine.
+pub const VAULT_TRANSIT_PATH: &str = "VAULT_TRANSIT_PATH";
+/// How many ciphertexts are decrypted per transit request (default 25).
+pub const VAULT_TRANSIT_BATCH_SIZE: &str = "VAULT_TRANSIT_BATCH_SIZE";
+
+/// The special value of [`VAULT_TOKEN`] (`BAO_TOKEN`: `bao:login`) that asks the shim to log
+/// in and hand the token to the application (`bank-vaults/vault-env` `main.go`, `vaultLogin`).
+pub const VAULT_LOGIN: &str = "vault:login";
+/// The OpenBao spelling of [`VAULT_LOGIN`] (`bank-vaults/secret-init`
+/// `pkg/provider/bao/config.go`, `baoLogin`).
+pub const BAO_LOGIN: &str = "bao:login";
+
+/// Variables Bank-Vaults' `vault-env` and `secret-init` read (or strip) that configure
+/// nothing in Hush: the shim removes them from the application's environment all the same,
+/// as they do (`bank-vaults/vault-env` `main.go` `sanitizeEnvmap`,
+/// `bank-vaults/secret-init` `pkg/provider/{vault,bao}/config.go` `sanitizeEnvmap`,
+/// `pkg/common/config.go`).
+pub const STRIPPED_ONLY: &[&str] = &[
+    "VAULT_AGENT_ADDR",
+    "VAULT_SRV_LOOKUP",
+    "VAULT_WRAP_TTL",
+    "VAULT_MFA",
+    "VAULT_CLUSTER_ADDR",
+    "VAULT_REDIRECT_ADDR",
+    "VAULT_CLI_NO_COLOR",
+    "VAULT_RATE_LIMIT",
+    "VAULT_ENV_LOG_SERVER",
+    "BAO_AGENT_ADDR",
+    "BAO_SRV_LOOKUP",
+    "BAO_WRAP_TTL",
+    "BAO_MFA",
+    "BAO_CLUSTER_ADDR",
+    "BAO_REDIRECT_ADDR",
+    "BAO_CLI_NO_COLOR",
+    "BAO_RATE_LIMIT",
+    "SECRET_INIT_LOG_SERVER",
 ];
 
-/// Whether `name` is one of [`CONFIG_VARIABLES`].
+/// Whether `name` configures the shim (any name of any [`crate::settings::SETTINGS`] entry,
+/// its Bank-Vaults and OpenBao aliases included) or is one of [`STRIPPED_ONLY`]. The shim
+/// removes every such variable from the application's environment unless
+/// [`VAULT_ENV_PASSTHROUGH`] names it.
 pub fn is_config_variable(name: &str) -> bool {
-    CONFIG_VARIABLES.contains(&name)
+    crate::settings::by_env(name).is_some() || STRIPPED_ONLY.contains(&name)
 }
 
 #[cfg(test)]
@@ -111,17 +142,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_variables_are_unique() {
-        let mut names = CONFIG_VARIABLES.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), CONFIG_VARIABLES.len());
-    }
-
-    #[test]
     fn application_variables_are_not_config() {
         assert!(is_config_variable("VAULT_ADDR"));
         assert!(!is_config_variable("DATABASE_URL"));
         assert!(!is_config_variable("vault_addr"));
+        // Bank-Vaults strips these too (vault-env main.go sanitizeEnvmap).
+        for name in ["VAULT_TRANSIT_KEY_ID", "VAULT_ENV_DELAY", "VAULT_MAX_RETRIES", "BAO_ADDR", "VAULT_WRAP_TTL"] {
+            assert!(is_config_variable(name), "{name}");
+        }
     }
 }

@@ -3,9 +3,15 @@
 //! Parsing is pure: it takes a lookup function, so tests pass a map and `main` passes the
 //! process environment. Values that are secrets (a token, an AppRole secret ID) become
 //! [`SecretString`]s here and nowhere else.
+//!
+//! Every value is checked by the one rule in `hush_contract::settings` (the webhook checks
+//! annotations with the same rule), then turned into a type here. A setting is read from its
+//! variable, else from its Bank-Vaults / OpenBao aliases (`BAO_ADDR`, `SECRET_INIT_DAEMON`,
+//! ...), the first one set winning.
 
 use crate::harden::{Hardening, parse_capabilities};
 use hush_contract::env as names;
+use hush_contract::settings::{self as contract, Setting, Value};
 use secrecy::SecretString;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -43,6 +49,31 @@ pub struct Config {
     pub max_concurrency: usize,
     /// What is locked down before exec.
     pub hardening: Hardening,
+    /// `VAULT_TOKEN=vault:login` (or `bao:login`): log in, and hand the token to the
+    /// application as `VAULT_TOKEN` (not revoked), with the login variables
+    /// ([`Setting::login`]) passed through.
+    pub login: bool,
+    /// `VAULT_TOKEN_FILE`: a file holding the token to use (read by the run step).
+    pub token_file: Option<PathBuf>,
+    /// `VAULT_MAX_RETRIES`: retries of a failed Vault request.
+    pub max_retries: u32,
+    /// `VAULT_ENV_FROM_PATH`: Vault paths whose every key becomes a variable.
+    pub env_from_path: Vec<String>,
+    /// `VAULT_ENV_DELAY`: wait after resolving, before exec.
+    pub env_delay: Duration,
+    /// `VAULT_TRANSIT_*`: decrypting `vault:v1:...` ciphertext.
+    pub transit: Transit,
+}
+
+/// Transit decryption settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transit {
+    /// `VAULT_TRANSIT_KEY_ID`; `None`: ciphertext values are not decrypted.
+    pub key_id: Option<String>,
+    /// `VAULT_TRANSIT_PATH`, the engine's mount (default `transit`).
+    pub path: String,
+    /// `VAULT_TRANSIT_BATCH_SIZE` (default 25).
+    pub batch_size: usize,
 }
 
 /// What a rotation does to the application.
@@ -129,6 +160,14 @@ pub struct Tls {
     pub ca_cert: Option<PathBuf>,
     /// Accept any certificate (tests only; warned about).
     pub skip_verify: bool,
+    /// `VAULT_CAPATH`: a directory of PEM CA certificates.
+    pub ca_path: Option<PathBuf>,
+    /// `VAULT_CLIENT_CERT`: PEM client certificate (mTLS).
+    pub client_cert: Option<PathBuf>,
+    /// `VAULT_CLIENT_KEY`: PEM key of the client certificate.
+    pub client_key: Option<PathBuf>,
+    /// `VAULT_TLS_SERVER_NAME`: the name Vault's certificate is checked against.
+    pub server_name: Option<String>,
 }
 
 /// When the token is revoked before exec.
@@ -175,6 +214,11 @@ pub enum ConfigError {
 /// The default for `VAULT_CLIENT_TIMEOUT`.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 8;
+/// Vault's client retries a failed request twice by default (`VAULT_MAX_RETRIES`).
+const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Bank-Vaults' default transit batch size (`bank-vaults/vault-secrets-webhook`
+/// `pkg/webhook/config.go`: `viper.SetDefault("transit_batch_size", 25)`).
+const DEFAULT_TRANSIT_BATCH_SIZE: usize = 25;
 
 /// Reads one variable; `None` when unset.
 pub trait Lookup {
@@ -191,33 +235,69 @@ impl<F: Fn(&str) -> Option<OsString>> Lookup for F {
 struct Vars<'a, L: Lookup>(&'a L);
 
 impl<L: Lookup> Vars<'_, L> {
-    /// A non-empty UTF-8 value.
-    fn text(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        match self.0.get(name) {
+    /// The first of the setting's variables that is set (and not blank), with its name.
+    fn raw(&self, setting: &'static Setting) -> Result<Option<(&'static str, String)>, ConfigError> {
+        for name in std::iter::once(&setting.env).chain(setting.env_aliases) {
+            let Some(raw) = self.0.get(name) else { continue };
+            let Ok(text) = raw.into_string() else { return Err(invalid(name, "not UTF-8")) };
+            // Secrets are taken as they are; other values lose surrounding blanks.
+            let text = if setting.grammar == contract::Grammar::Secret { text } else { text.trim().to_owned() };
+            if !text.is_empty() {
+                return Ok(Some((name, text)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The setting's checked value; the error names the variable read (and never quotes a secret).
+    fn get(&self, setting: &'static Setting) -> Result<Option<Value>, ConfigError> {
+        match self.raw(setting)? {
             None => Ok(None),
-            Some(raw) => match raw.into_string() {
-                Ok(s) if s.trim().is_empty() => Ok(None),
-                Ok(s) => Ok(Some(s.trim().to_owned())),
-                Err(_) => Err(invalid(name, "not UTF-8")),
-            },
+            Some((name, text)) => setting.check(&text).map(Some).map_err(|e| {
+                if setting.grammar == contract::Grammar::Secret {
+                    invalid(name, &e.problem)
+                } else {
+                    invalid(name, &format!("`{text}`: {}", e.problem))
+                }
+            }),
         }
     }
 
-    fn secret(&self, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
-        match self.0.get(name) {
-            None => Ok(None),
-            Some(raw) => match raw.into_string() {
-                Ok(s) if s.is_empty() => Ok(None),
-                Ok(s) => Ok(Some(SecretString::from(s))),
-                Err(_) => Err(invalid(name, "not UTF-8")),
-            },
-        }
+    fn text(&self, setting: &'static Setting) -> Result<Option<String>, ConfigError> {
+        Ok(self.get(setting)?.map(|v| v.canonical()))
     }
 
-    fn flag(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
-        self.text(name)?
-            .map(|s| parse_bool(&s).ok_or_else(|| invalid(name, &format!("`{s}` is not a boolean"))))
-            .transpose()
+    fn secret(&self, setting: &'static Setting) -> Result<Option<SecretString>, ConfigError> {
+        Ok(self.raw(setting)?.map(|(_, text)| SecretString::from(text)))
+    }
+
+    fn flag(&self, setting: &'static Setting) -> Result<Option<bool>, ConfigError> {
+        Ok(self.get(setting)?.and_then(|v| match v {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }))
+    }
+
+    /// A duration setting; `Some(None)` when zero turns it off.
+    fn duration(&self, setting: &'static Setting) -> Result<Option<Option<Duration>>, ConfigError> {
+        Ok(self.get(setting)?.and_then(|v| match v {
+            Value::Duration(d) => Some(d),
+            _ => None,
+        }))
+    }
+
+    fn count(&self, setting: &'static Setting) -> Result<Option<u64>, ConfigError> {
+        Ok(self.get(setting)?.and_then(|v| match v {
+            Value::Count(n) => Some(n),
+            _ => None,
+        }))
+    }
+
+    fn list(&self, setting: &'static Setting) -> Result<Vec<String>, ConfigError> {
+        Ok(match self.get(setting)? {
+            Some(Value::List(items)) => items,
+            _ => Vec::new(),
+        })
     }
 }
 
@@ -225,28 +305,14 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid { name, reason: reason.to_owned() }
 }
 
-/// `true`/`false` as Vault's and Go's tools spell them.
+/// Go's `strconv.ParseBool`, as Bank-Vaults reads its booleans (the contract's rule).
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "y" | "yes" | "on" => Some(true),
-        "0" | "f" | "false" | "n" | "no" | "off" => Some(false),
-        _ => None,
-    }
+    hush_contract::go::parse_bool(s)
 }
 
-/// `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
+/// Go's `time.ParseDuration` (`500ms`, `30s`, `1m30s`, `1.5h`), positive only.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    };
-    (!d.is_zero()).then_some(d)
+    hush_contract::go::parse_duration(s).ok().filter(|d| !d.is_zero())
 }
 
 /// Log settings, never failing: a bad value falls back to the default and is reported
@@ -254,9 +320,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub fn parse_log(lookup: &impl Lookup) -> LogConfig {
     let vars = Vars(lookup);
     LogConfig {
-        json: vars.flag(names::VAULT_JSON_LOG).ok().flatten().unwrap_or(false),
+        json: vars.flag(&contract::VAULT_JSON_LOG).ok().flatten().unwrap_or(false),
         level: vars
-            .text(names::VAULT_LOG_LEVEL)
+            .text(&contract::VAULT_LOG_LEVEL)
             .ok()
             .flatten()
             .and_then(|s| parse_level(&s))
@@ -278,62 +344,74 @@ impl Config {
     /// Parses every configuration variable.
     pub fn parse(lookup: &impl Lookup) -> Result<Config, ConfigError> {
         let vars = Vars(lookup);
-        let vault_addr = vars.text(names::VAULT_ADDR)?.map(|s| parse_addr(&s)).transpose()?;
-        let level = vars.text(names::VAULT_LOG_LEVEL)?;
-        if let Some(level) = &level {
-            parse_level(level)
-                .ok_or_else(|| invalid(names::VAULT_LOG_LEVEL, &format!("`{level}` is not a log level")))?;
-        }
-        let revoke = match vars.flag(names::VAULT_REVOKE_TOKEN)? {
+        let vault_addr = vars.text(&contract::VAULT_ADDR)?.map(|s| parse_addr(&s)).transpose()?;
+        vars.get(&contract::VAULT_LOG_LEVEL)?;
+        let revoke = match vars.flag(&contract::VAULT_REVOKE_TOKEN)? {
             None => Revoke::Obtained,
             Some(true) => Revoke::Always,
             Some(false) => Revoke::Never,
         };
-        let client_timeout = match vars.text(names::VAULT_CLIENT_TIMEOUT)? {
-            None => DEFAULT_CLIENT_TIMEOUT,
-            Some(s) => parse_duration(&s)
-                .ok_or_else(|| invalid(names::VAULT_CLIENT_TIMEOUT, &format!("`{s}` is not a duration like 30s")))?,
-        };
-        let max_concurrency =
-            match vars.text(names::HUSH_MAX_CONCURRENCY)? {
-                None => DEFAULT_CONCURRENCY,
-                Some(s) => s.parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| {
-                    invalid(names::HUSH_MAX_CONCURRENCY, &format!("`{s}` is not a number from 1 to 256"))
-                })?,
-            };
+        let client_timeout =
+            vars.duration(&contract::VAULT_CLIENT_TIMEOUT)?.flatten().unwrap_or(DEFAULT_CLIENT_TIMEOUT);
+        let max_concurrency = vars
+            .count(&contract::HUSH_MAX_CONCURRENCY)?
+            .map_or(DEFAULT_CONCURRENCY, |n| usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY));
         let sa_token_path: PathBuf =
-            vars.text(names::HUSH_SA_TOKEN_PATH)?.unwrap_or_else(|| names::DEFAULT_SA_TOKEN_PATH.to_owned()).into();
+            vars.text(&contract::HUSH_SA_TOKEN_PATH)?.unwrap_or_else(|| names::DEFAULT_SA_TOKEN_PATH.to_owned()).into();
         let hardening = Hardening {
-            policy: crate::policy::parse(&vars.text(names::HUSH_LANDLOCK)?.unwrap_or_default())
+            policy: crate::policy::parse(&vars.text(&contract::HUSH_LANDLOCK)?.unwrap_or_default())
                 .map_err(|e| invalid(names::HUSH_LANDLOCK, &e.to_string()))?,
-            capabilities: parse_capabilities(&vars.text(names::HUSH_CAPABILITIES)?.unwrap_or_default())
+            capabilities: parse_capabilities(&vars.text(&contract::HUSH_CAPABILITIES)?.unwrap_or_default())
                 .map_err(|e| invalid(names::HUSH_CAPABILITIES, &e))?,
-            clear_bounding_set: vars.flag(names::HUSH_CLEAR_BOUNDING_SET)?.unwrap_or(false),
+            clear_bounding_set: vars.flag(&contract::HUSH_CLEAR_BOUNDING_SET)?.unwrap_or(false),
             sa_dir: sa_token_path.parent().map(Path::to_path_buf),
+        };
+        let login = matches!(
+            vars.raw(&contract::VAULT_TOKEN)?.as_ref().map(|(_, t)| t.as_str()),
+            Some(names::VAULT_LOGIN | names::BAO_LOGIN)
+        );
+        let transit = Transit {
+            key_id: vars.text(&contract::VAULT_TRANSIT_KEY_ID)?,
+            path: vars.text(&contract::VAULT_TRANSIT_PATH)?.unwrap_or_else(|| "transit".to_owned()),
+            batch_size: vars
+                .count(&contract::VAULT_TRANSIT_BATCH_SIZE)?
+                .map_or(DEFAULT_TRANSIT_BATCH_SIZE, |n| usize::try_from(n).unwrap_or(DEFAULT_TRANSIT_BATCH_SIZE)),
+        };
+        let path = |setting: &'static Setting| -> Result<Option<PathBuf>, ConfigError> {
+            Ok(vars.text(setting)?.map(PathBuf::from))
         };
         Ok(Config {
             hardening,
             vault_addr,
-            auth: match parse_auth(&vars) {
+            auth: match parse_auth(&vars, login) {
                 Err(invalid @ ConfigError::Invalid { .. }) => return Err(invalid),
                 other => other,
             },
-            namespace: vars.text(names::VAULT_NAMESPACE)?,
+            namespace: vars.text(&contract::VAULT_NAMESPACE)?,
             tls: Tls {
-                ca_cert: vars.text(names::VAULT_CACERT)?.map(PathBuf::from),
-                skip_verify: vars.flag(names::VAULT_SKIP_VERIFY)?.unwrap_or(false),
+                ca_cert: path(&contract::VAULT_CACERT)?,
+                skip_verify: vars.flag(&contract::VAULT_SKIP_VERIFY)?.unwrap_or(false),
+                ca_path: path(&contract::VAULT_CAPATH)?,
+                client_cert: path(&contract::VAULT_CLIENT_CERT)?,
+                client_key: path(&contract::VAULT_CLIENT_KEY)?,
+                server_name: vars.text(&contract::VAULT_TLS_SERVER_NAME)?,
             },
-            ignore_missing: vars.flag(names::VAULT_IGNORE_MISSING_SECRETS)?.unwrap_or(false),
-            passthrough: vars
-                .text(names::VAULT_ENV_PASSTHROUGH)?
-                .map(|s| s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
-                .unwrap_or_default(),
+            ignore_missing: vars.flag(&contract::VAULT_IGNORE_MISSING_SECRETS)?.unwrap_or(false),
+            passthrough: vars.list(&contract::VAULT_ENV_PASSTHROUGH)?.into_iter().collect(),
             log: parse_log(lookup),
             client_timeout,
             revoke,
-            daemon: vars.flag(names::VAULT_ENV_DAEMON)?.unwrap_or(false),
+            daemon: vars.flag(&contract::VAULT_ENV_DAEMON)?.unwrap_or(false),
             supervision: parse_supervision(&vars)?,
             max_concurrency,
+            login,
+            token_file: path(&contract::VAULT_TOKEN_FILE)?,
+            max_retries: vars
+                .count(&contract::VAULT_MAX_RETRIES)?
+                .map_or(DEFAULT_MAX_RETRIES, |n| u32::try_from(n).unwrap_or(DEFAULT_MAX_RETRIES)),
+            env_from_path: vars.list(&contract::VAULT_ENV_FROM_PATH)?,
+            env_delay: vars.duration(&contract::VAULT_ENV_DELAY)?.flatten().unwrap_or(Duration::ZERO),
+            transit,
         })
     }
 
@@ -344,58 +422,47 @@ impl Config {
 }
 
 fn parse_supervision<L: Lookup>(vars: &Vars<'_, L>) -> Result<Supervision, ConfigError> {
-    let rotation = match vars.text(names::HUSH_ROTATION)?.as_deref() {
-        None | Some("restart") => Rotation::Restart,
+    let rotation = match vars.text(&contract::HUSH_ROTATION)?.as_deref() {
         Some("exit") => Rotation::Exit,
-        Some(other) => return Err(invalid(names::HUSH_ROTATION, &format!("`{other}` is not restart or exit"))),
+        _ => Rotation::Restart,
     };
-    let duration =
-        |name: &'static str, default: Duration, zero_is_off: bool| -> Result<Option<Duration>, ConfigError> {
-            match vars.text(name)? {
-                None => Ok(Some(default)),
-                Some(s) if zero_is_off && s.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" => Ok(None),
-                Some(s) => parse_duration(&s)
-                    .map(Some)
-                    .ok_or_else(|| invalid(name, &format!("`{s}` is not a duration like 30s"))),
-            }
-        };
     Ok(Supervision {
         rotation,
-        grace: duration(names::HUSH_RESTART_GRACE, Duration::from_secs(10), false)?.unwrap_or(Duration::from_secs(10)),
-        kv_poll: duration(names::HUSH_KV_POLL_INTERVAL, Duration::from_secs(60), true)?,
+        grace: vars.duration(&contract::HUSH_RESTART_GRACE)?.flatten().unwrap_or(Duration::from_secs(10)),
+        kv_poll: vars.duration(&contract::HUSH_KV_POLL_INTERVAL)?.unwrap_or(Some(Duration::from_secs(60))),
     })
 }
 
 fn parse_addr(s: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(s).map_err(|e| invalid(names::VAULT_ADDR, &format!("`{s}` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(names::VAULT_ADDR, &format!("`{s}` is not an http(s) address")));
-    }
-    Ok(url)
+    // The contract checked it with this same parser; this cannot fail for a checked value.
+    Url::parse(s).map_err(|e| invalid(names::VAULT_ADDR, &format!("`{s}` is not a URL: {e}")))
 }
 
-fn parse_auth<L: Lookup>(vars: &Vars<'_, L>) -> Result<Auth, ConfigError> {
-    let token = vars.secret(names::VAULT_TOKEN)?;
-    let method = vars.text(names::VAULT_AUTH_METHOD)?;
+fn parse_auth<L: Lookup>(vars: &Vars<'_, L>, login: bool) -> Result<Auth, ConfigError> {
+    // `vault:login` is not a token: the shim logs in (with the role and path) instead.
+    let token = if login { None } else { vars.secret(&contract::VAULT_TOKEN)? };
+    let method = vars.text(&contract::VAULT_AUTH_METHOD)?;
     let method = method.as_deref().unwrap_or(if token.is_some() { "token" } else { "kubernetes" });
     let mount = |default: &str| -> Result<String, ConfigError> {
-        let mount = vars.text(names::VAULT_PATH)?.unwrap_or_else(|| default.to_owned());
-        let mount = mount.trim_matches('/');
-        let mount = mount.strip_prefix("auth/").unwrap_or(mount);
-        if mount.is_empty() || mount.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-            return Err(invalid(names::VAULT_PATH, &format!("`{mount}` is not a mount path")));
-        }
-        Ok(mount.to_owned())
+        let mount = vars.text(&contract::VAULT_PATH)?.unwrap_or_else(|| default.to_owned());
+        Ok(mount.strip_prefix("auth/").unwrap_or(&mount).to_owned())
     };
     let jwt_path = || -> Result<PathBuf, ConfigError> {
-        Ok(vars.text(names::HUSH_SA_TOKEN_PATH)?.unwrap_or_else(|| names::DEFAULT_SA_TOKEN_PATH.to_owned()).into())
+        Ok(match vars.text(&contract::VAULT_JWT_FILE)? {
+            Some(file) => file,
+            None => {
+                vars.text(&contract::HUSH_SA_TOKEN_PATH)?.unwrap_or_else(|| names::DEFAULT_SA_TOKEN_PATH.to_owned())
+            }
+        }
+        .into())
     };
-    let jwt = |method: JwtMethod, default_mount: &str| -> Result<Auth, ConfigError> {
+    let jwt = |method: JwtMethod| -> Result<Auth, ConfigError> {
         Ok(Auth::Jwt {
             method,
-            mount: mount(default_mount)?,
+            // Bank-Vaults logs in at auth/kubernetes for both methods unless told otherwise.
+            mount: mount(contract::DEFAULT_JWT_MOUNT)?,
             role: vars
-                .text(names::VAULT_ROLE)?
+                .text(&contract::VAULT_ROLE)?
                 .ok_or(ConfigError::Missing { name: names::VAULT_ROLE, why: "kubernetes and jwt login need a role" })?,
             jwt_path: jwt_path()?,
         })
@@ -404,33 +471,35 @@ fn parse_auth<L: Lookup>(vars: &Vars<'_, L>) -> Result<Auth, ConfigError> {
         "token" => token
             .map(Auth::Token)
             .ok_or(ConfigError::Missing { name: names::VAULT_TOKEN, why: "VAULT_AUTH_METHOD is token" }),
-        "kubernetes" => jwt(JwtMethod::Kubernetes, "kubernetes"),
-        "jwt" => jwt(JwtMethod::Jwt, "jwt"),
+        "kubernetes" => jwt(JwtMethod::Kubernetes),
+        "jwt" => jwt(JwtMethod::Jwt),
         "approle" => {
-            let role_id = match vars.text(names::VAULT_ROLE_ID)? {
+            let role_id = match vars.text(&contract::VAULT_ROLE_ID)? {
                 Some(id) => id,
                 None => vars
-                    .text(names::VAULT_ROLE)?
+                    .text(&contract::VAULT_ROLE)?
                     .ok_or(ConfigError::Missing { name: names::VAULT_ROLE_ID, why: "approle login needs a role ID" })?,
             };
-            let secret_id = match (vars.secret(names::VAULT_SECRET_ID)?, vars.text(names::VAULT_SECRET_ID_FILE)?) {
-                (Some(value), None) => SecretIdSource::Value(value),
-                (None, Some(path)) => SecretIdSource::File(path.into()),
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        names::VAULT_SECRET_ID,
-                        "set VAULT_SECRET_ID or VAULT_SECRET_ID_FILE, not both",
-                    ));
-                }
-                (None, None) => {
-                    return Err(ConfigError::Missing {
-                        name: names::VAULT_SECRET_ID_FILE,
-                        why: "approle login needs a secret ID",
-                    });
-                }
-            };
-            Ok(Auth::AppRole { mount: mount("approle")?, role_id, secret_id })
+            let secret_id =
+                match (vars.secret(&contract::VAULT_SECRET_ID)?, vars.text(&contract::VAULT_SECRET_ID_FILE)?) {
+                    (Some(value), None) => SecretIdSource::Value(value),
+                    (None, Some(path)) => SecretIdSource::File(path.into()),
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            names::VAULT_SECRET_ID,
+                            "set VAULT_SECRET_ID or VAULT_SECRET_ID_FILE, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(ConfigError::Missing {
+                            name: names::VAULT_SECRET_ID_FILE,
+                            why: "approle login needs a secret ID",
+                        });
+                    }
+                };
+            Ok(Auth::AppRole { mount: mount(contract::DEFAULT_APPROLE_MOUNT)?, role_id, secret_id })
         }
+        // The contract's grammar admits only the four methods above.
         other => {
             Err(invalid(names::VAULT_AUTH_METHOD, &format!("`{other}` is not one of kubernetes, jwt, token, approle")))
         }
@@ -548,9 +617,90 @@ mod tests {
         assert!(!config.passes_through("VAULT_TOKEN") && config.passes_through("HOME"));
         assert_eq!(config.client_timeout, Duration::from_millis(1500));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        // Go's time.ParseDuration, as Bank-Vaults: a bare number is not a duration.
+        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("1d"), None);
         assert_eq!(parse_duration("99999999999999999999h"), None);
+    }
+
+    /// Issue 11: `jwt` without `VAULT_PATH` logs in at auth/kubernetes, as Bank-Vaults'
+    /// vault-sdk does (`vault/client.go`: `o.authPath = "kubernetes"`).
+    #[test]
+    fn jwt_without_a_path_logs_in_at_kubernetes() {
+        let config = parse(&[("VAULT_AUTH_METHOD", "jwt"), ("VAULT_ROLE", "r")]).unwrap();
+        assert!(
+            matches!(config.auth.unwrap(), Auth::Jwt { method: JwtMethod::Jwt, ref mount, .. } if mount == "kubernetes")
+        );
+        let config = parse(&[("VAULT_ROLE", "r"), ("VAULT_JWT_FILE", "/jwt"), ("HUSH_SA_TOKEN_PATH", "/sa")]).unwrap();
+        assert!(matches!(config.auth.unwrap(), Auth::Jwt { ref jwt_path, .. } if jwt_path == &PathBuf::from("/jwt")));
+    }
+
+    /// Issue 11: the settings Bank-Vaults' vault-env and secret-init read, typed.
+    #[test]
+    fn bank_vaults_settings_and_their_openbao_aliases() {
+        let config = parse(&[
+            ("BAO_ADDR", "https://bao:8200"),
+            ("BAO_TOKEN", "bao:login"),
+            ("BAO_ROLE", "app"),
+            ("VAULT_TOKEN_FILE", "/t"),
+            ("VAULT_CAPATH", "/ca"),
+            ("VAULT_CLIENT_CERT", "/c.pem"),
+            ("VAULT_CLIENT_KEY", "/k.pem"),
+            ("VAULT_TLS_SERVER_NAME", "vault.internal"),
+            ("VAULT_MAX_RETRIES", "5"),
+            ("VAULT_FROM_PATH", "secret/a, secret/b"),
+            ("SECRET_INIT_DELAY", "1m30s"),
+            ("VAULT_TRANSIT_KEY_ID", "k"),
+            ("VAULT_TRANSIT_BATCH_SIZE", "10"),
+            ("SECRET_INIT_DAEMON", "T"),
+        ])
+        .unwrap();
+        assert_eq!(config.vault_addr.unwrap().as_str(), "https://bao:8200/");
+        assert!(config.login);
+        assert!(
+            matches!(config.auth.unwrap(), Auth::Jwt { ref role, ref mount, .. } if role == "app" && mount == "kubernetes")
+        );
+        assert_eq!(config.token_file, Some(PathBuf::from("/t")));
+        assert_eq!(config.tls.ca_path, Some(PathBuf::from("/ca")));
+        assert_eq!(config.tls.client_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(config.tls.client_key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(config.tls.server_name.as_deref(), Some("vault.internal"));
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.env_from_path, vec!["secret/a", "secret/b"]);
+        assert_eq!(config.env_delay, Duration::from_secs(90));
+        assert_eq!(config.transit, Transit { key_id: Some("k".into()), path: "transit".into(), batch_size: 10 });
+        assert!(config.daemon);
+        let defaults = parse(&[("VAULT_TOKEN", "t")]).unwrap();
+        assert_eq!((defaults.max_retries, defaults.env_delay, defaults.transit.batch_size), (2, Duration::ZERO, 25));
+        assert!(!defaults.login && defaults.env_from_path.is_empty());
+        // Every Bank-Vaults setting variable is taken from the application.
+        for name in ["VAULT_TRANSIT_KEY_ID", "VAULT_ENV_DELAY", "VAULT_MAX_RETRIES", "BAO_ADDR", "SECRET_INIT_DAEMON"] {
+            assert!(!defaults.passes_through(name), "{name}");
+        }
+    }
+
+    /// Issue 11: the values the webhook admitted and the shim then refused are refused here
+    /// by the same rule the webhook now applies (hush_contract::settings).
+    #[test]
+    fn the_issue_11_values_fail_with_the_contract_rule() {
+        for (name, value) in [
+            ("VAULT_CLIENT_TIMEOUT", "0s"),
+            ("HUSH_RESTART_GRACE", "0s"),
+            ("HUSH_CAPABILITIES", "CAP_FLY"),
+            ("VAULT_ADDR", "https://vaült.example:8200"),
+            ("VAULT_PATH", "a/../b"),
+            ("VAULT_SKIP_VERIFY", "yes"),
+        ] {
+            let err = parse(&[("VAULT_ROLE", "r"), (name, value)]).unwrap_err();
+            let setting = hush_contract::settings::by_env(name).unwrap();
+            let rule = setting.check(value).unwrap_err();
+            assert!(err.to_string().starts_with(name) && err.to_string().contains(&rule.problem), "{err}");
+        }
+        assert_eq!(
+            parse(&[("VAULT_TOKEN", "t"), ("VAULT_CLIENT_TIMEOUT", "1m30s")]).unwrap().client_timeout,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]

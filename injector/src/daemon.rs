@@ -28,7 +28,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
 
 /// Exit code of `HUSH_ROTATION=exit`: EX_TEMPFAIL, "try again later".
-pub const EXIT_ROTATE: i32 = 75;
+pub const EXIT_ROTATE: i32 = hush_contract::exit::TEMP_FAIL as i32;
 /// How long to wait before retrying a failed renewal or rotation.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest a round of Vault requests may hold up noticing that the app ended

@@ -1,19 +1,8 @@
-//! Why the shim stopped, and the exit code that says so (sysexits.h, plus the shell's 126
-//! and 127 for a program that cannot run).
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 64   | usage: bad command line |
-//! | 65   | a reference does not parse, or a secret holds a NUL byte |
-//! | 66   | a referenced secret or field does not exist; a credential file is missing |
-//! | 69   | Vault unreachable, sealed or failing (5xx/429) past `VAULT_CLIENT_TIMEOUT` |
-//! | 71   | an operating-system call failed |
-//! | 73   | `injector install` could not write the binary |
-//! | 76   | Vault answered something unexpected |
-//! | 77   | login refused, or permission denied |
-//! | 78   | a configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced |
-//! | 126  | the program exists but cannot be executed |
-//! | 127  | the program was not found |
+//! Why the shim stopped, and the exit code that says so. The codes and their meanings are
+//! spelled once, in `hush_contract::exit` (the `--help` text and the README's table come from
+//! there); this module maps each failure to one of them.
+
+use hush_contract::exit as code;
 
 use crate::config::ConfigError;
 use crate::exec::ExecError;
@@ -23,19 +12,10 @@ use crate::plan::PlanError;
 use crate::render::RenderError;
 use crate::vault::VaultError;
 
-/// The table above, for `--help`.
-pub const EXIT_CODES: &str = "Exit codes (the application's own once it runs):
-  64  usage: bad command line
-  65  a reference does not parse, or a secret holds a NUL byte
-  66  a referenced secret or field does not exist; a credential file is missing
-  69  Vault unreachable, sealed or failing past VAULT_CLIENT_TIMEOUT
-  71  an operating-system call failed
-  73  `injector install` could not write the binary
-  76  Vault answered something unexpected
-  77  login refused, or permission denied
-  78  a configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced
-  126 the program exists but cannot be executed
-  127 the program was not found";
+/// The table for `--help`.
+pub fn exit_codes_help() -> String {
+    code::help_text()
+}
 
 /// Everything that stops the shim before the application runs.
 #[derive(Debug, thiserror::Error)]
@@ -70,20 +50,20 @@ impl Failure {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Config(_) => 78,
-            Failure::Plan(_) => 65,
+            Failure::Config(_) => code::CONFIG,
+            Failure::Plan(_) => code::DATA,
             Failure::Vault(e) => e.exit_code(),
             Failure::Render(e) => e.exit_code(),
             Failure::Exec(e) => match e {
-                ExecError::NotFound { .. } => 127,
-                ExecError::NotExecutable { .. } => 126,
-                ExecError::NulInArgument { .. } => 64,
-                ExecError::Exec { .. } => 71,
+                ExecError::NotFound { .. } => code::NOT_FOUND,
+                ExecError::NotExecutable { .. } => code::CANNOT_EXECUTE,
+                ExecError::NulInArgument { .. } => code::USAGE,
+                ExecError::Exec { .. } => code::OS,
             },
-            Failure::Harden(HardenError::Unenforceable(_)) => 78,
-            Failure::Harden(_) => 71,
-            Failure::Install(_) => 73,
-            Failure::Runtime(_) => 71,
+            Failure::Harden(HardenError::Unenforceable(_)) => code::CONFIG,
+            Failure::Harden(_) => code::OS,
+            Failure::Install(_) => code::CANT_CREATE,
+            Failure::Runtime(_) => code::OS,
         }
     }
 }
@@ -94,10 +74,11 @@ mod tests {
 
     #[test]
     fn every_documented_code_is_in_the_help_text() {
-        let codes = [64, 65, 66, 69, 71, 73, 76, 77, 78, 126, 127];
-        for code in codes {
-            assert!(EXIT_CODES.contains(&format!("  {code} ")), "{code} is not documented");
+        // 75 was missing from --help (issue 11); the help text now comes from the one table.
+        for code in [64, 65, 66, 69, 71, 73, 75, 76, 77, 78, 126, 127] {
+            assert!(exit_codes_help().contains(&format!("\n  {code:<3} ")), "{code} is not documented");
         }
+        assert_eq!(crate::daemon::EXIT_ROTATE, i32::from(code::TEMP_FAIL));
         let vault = |e| Failure::Vault(e).exit_code();
         assert_eq!(vault(VaultError::Unreachable { what: String::new(), reason: String::new() }), 69);
         assert_eq!(vault(VaultError::Status { what: String::new(), status: 503, errors: vec![] }), 69);

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The installed file's name.
-pub const BINARY_NAME: &str = "injector";
+pub const BINARY_NAME: &str = hush_contract::exit::SHIM_FILE;
 
 /// A failed installation.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! `injector`: see the crate documentation of `injector` (lib.rs) and `injector --help`.
 
 use clap::{Parser, Subcommand};
-use injector::exit::{EXIT_CODES, Failure};
+use injector::exit::{Failure, exit_codes_help};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
         text with ${vault:PATH#KEY} templates are replaced by the secrets they name. Settings \
         come from VAULT_* variables (VAULT_ADDR, VAULT_ROLE, VAULT_AUTH_METHOD, VAULT_TOKEN, ...), \
         which are removed from CMD's environment unless listed in VAULT_ENV_PASSTHROUGH.",
-    after_help = EXIT_CODES,
+    after_help = exit_codes_help(),
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(64);
+            return ExitCode::from(hush_contract::exit::USAGE);
         }
     };
     injector::log::init(injector::run::log_config());

@@ -1,101 +1,167 @@
 //! The only reader of annotations: a Pod's (or a namespace default's, or a `--default` flag's)
-//! `hush.dev/*` keys, and the Bank-Vaults `vault.security.banzaicloud.io/*` names that mean
-//! the same thing, parsed once into [`Annotations`]. Pure: no I/O.
+//! `hush.dev/*` keys, and Bank-Vaults' names under both of its prefixes, parsed once into
+//! [`Annotations`]. Pure: no I/O.
 //!
-//! | `hush.dev/…`                 | Bank-Vaults alias               | Value                                   |
-//! |------------------------------|---------------------------------|-----------------------------------------|
-//! | `inject`                     | `mutate` (`skip` = false)       | `true` / `false`                        |
-//! | `vault-addr`                 | `vault-addr`                    | `http(s)://…` → `VAULT_ADDR`            |
-//! | `role`                       | `vault-role`                    | → `VAULT_ROLE`                          |
-//! | `auth-method`                | `vault-auth-method`             | `kubernetes` `jwt` `token` `approle`    |
-//! | `auth-path`                  | `vault-path`                    | → `VAULT_PATH`                          |
-//! | `vault-namespace`            | `vault-namespace`               | → `VAULT_NAMESPACE`                     |
-//! | `skip-verify`                | `vault-skip-verify`             | bool → `VAULT_SKIP_VERIFY`              |
-//! | `tls-secret`                 | `vault-tls-secret`              | Secret with `ca.crt` → `VAULT_CACERT`   |
-//! | `ignore-missing-secrets`     | `vault-ignore-missing-secrets`  | bool                                    |
-//! | `env-passthrough`            | `vault-env-passthrough`         | `NAME,NAME`                             |
-//! | `env-daemon`                 | `vault-env-daemon`              | bool                                    |
-//! | `json-log`                   | `enable-json-log`               | bool                                    |
-//! | `log-level`                  | `log-level`                     | `error` `warn` `info` `debug`           |
-//! | `client-timeout`             | `vault-client-timeout`          | `500ms`, `30s`, `2m`, `1h`              |
-//! | `injector-image`             | `vault-env-image`               | image of the init container             |
-//! | `injector-image-pull-policy` | `vault-env-image-pull-policy`   | `Always` `IfNotPresent` `Never`         |
-//! | `landlock`                   | —                               | policy → `HUSH_LANDLOCK` (validated)    |
-//! | `capabilities`               | —                               | `keep` `none` `NAME,NAME` → `HUSH_CAPABILITIES` |
-//! | `clear-bounding-set`         | —                               | bool → `HUSH_CLEAR_BOUNDING_SET`        |
-//! | `rotation`                   | —                               | `restart` `exit` → `HUSH_ROTATION`      |
-//! | `restart-grace`              | —                               | duration → `HUSH_RESTART_GRACE`         |
-//! | `kv-poll-interval`           | —                               | duration or `0` → `HUSH_KV_POLL_INTERVAL` |
-//! | `command`                    | —                               | JSON `{"container": ["argv", …]}`       |
-//! | `platform`                   | —                               | `os/arch[/variant]` for registry look-up |
+//! The shim's settings (which annotation writes which variable, and each value's grammar)
+//! are described once, in `hush_contract::settings`; this module looks every key up there and
+//! checks its value with the contract's rule, so that what is admitted here the shim accepts.
+//! The keys that configure the webhook itself are here: `inject` (`mutate`), `tls-secret`
+//! (`vault-tls-secret`, `bao-tls-secret`), `injector-image` (`vault-env-image`,
+//! `secret-init-image`), `injector-image-pull-policy`, `command`, `platform`, and the current
+//! Bank-Vaults `provider`.
 //!
-//! Any other `hush.dev/*` key is an error, and so is a Bank-Vaults key Hush does not support
-//! (checked only for Pods Hush injects, see [`Annotations::unsupported`]).
+//! Every other Bank-Vaults annotation has one outcome, whether or not the Pod holds a
+//! reference ([`bank_vaults_outcome`]): accepted with a warning when it asks for what Hush
+//! does anyway, refused with a message naming it when it asks for what Hush will not do.
+//! Sources: `bank-vaults/vault-secrets-webhook` `pkg/common/common.go` (legacy prefix) and
+//! `bank-vaults/secrets-webhook` `pkg/common/common.go` (current prefix).
+//!
+//! Any other `hush.dev/*` key is an error.
 
 use std::collections::BTreeMap;
 
-use hush_contract::env as vars;
+use hush_contract::settings::{self as contract, Prefix, Setting};
 
 /// Prefix of Hush's own annotations.
-pub const PREFIX: &str = "hush.dev/";
-/// Prefix of Bank-Vaults' annotations, accepted as aliases.
-pub const BANK_VAULTS_PREFIX: &str = "vault.security.banzaicloud.io/";
+pub const PREFIX: &str = contract::HUSH_PREFIX;
+/// Prefix of the legacy Bank-Vaults webhook's annotations, accepted as aliases.
+pub const BANK_VAULTS_PREFIX: &str = contract::LEGACY_PREFIX;
+/// Prefix of the current Bank-Vaults webhook's annotations, accepted as aliases.
+pub const BANK_VAULTS_CURRENT_PREFIX: &str = contract::CURRENT_PREFIX;
 
+/// A key that configures the webhook rather than the shim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Key {
+enum Own {
     Inject,
-    VaultAddr,
-    Role,
-    AuthMethod,
-    AuthPath,
-    VaultNamespace,
-    SkipVerify,
     TlsSecret,
-    IgnoreMissingSecrets,
-    EnvPassthrough,
-    EnvDaemon,
-    JsonLog,
-    LogLevel,
-    ClientTimeout,
     InjectorImage,
     InjectorImagePullPolicy,
-    Landlock,
-    Capabilities,
-    ClearBoundingSet,
-    Rotation,
-    RestartGrace,
-    KvPollInterval,
     Command,
     Platform,
+    Provider,
 }
 
-/// (key, name after `hush.dev/`, Bank-Vaults name after its prefix).
-const KEYS: &[(Key, &str, Option<&str>)] = &[
-    (Key::Inject, "inject", Some("mutate")),
-    (Key::VaultAddr, "vault-addr", Some("vault-addr")),
-    (Key::Role, "role", Some("vault-role")),
-    (Key::AuthMethod, "auth-method", Some("vault-auth-method")),
-    (Key::AuthPath, "auth-path", Some("vault-path")),
-    (Key::VaultNamespace, "vault-namespace", Some("vault-namespace")),
-    (Key::SkipVerify, "skip-verify", Some("vault-skip-verify")),
-    (Key::TlsSecret, "tls-secret", Some("vault-tls-secret")),
-    (Key::IgnoreMissingSecrets, "ignore-missing-secrets", Some("vault-ignore-missing-secrets")),
-    (Key::EnvPassthrough, "env-passthrough", Some("vault-env-passthrough")),
-    (Key::EnvDaemon, "env-daemon", Some("vault-env-daemon")),
-    (Key::JsonLog, "json-log", Some("enable-json-log")),
-    (Key::LogLevel, "log-level", Some("log-level")),
-    (Key::ClientTimeout, "client-timeout", Some("vault-client-timeout")),
-    (Key::InjectorImage, "injector-image", Some("vault-env-image")),
-    (Key::InjectorImagePullPolicy, "injector-image-pull-policy", Some("vault-env-image-pull-policy")),
-    (Key::Landlock, "landlock", None),
-    (Key::Capabilities, "capabilities", None),
-    (Key::ClearBoundingSet, "clear-bounding-set", None),
-    (Key::Rotation, "rotation", None),
-    (Key::RestartGrace, "restart-grace", None),
-    (Key::KvPollInterval, "kv-poll-interval", None),
-    (Key::Command, "command", None),
-    (Key::Platform, "platform", None),
+/// (key, `hush.dev/` name, legacy names, current names).
+type OwnEntry = (Own, Option<&'static str>, &'static [&'static str], &'static [&'static str]);
+const OWN: &[OwnEntry] = &[
+    (Own::Inject, Some("inject"), &["mutate"], &["mutate"]),
+    (Own::TlsSecret, Some("tls-secret"), &["vault-tls-secret"], &["vault-tls-secret", "bao-tls-secret"]),
+    (Own::InjectorImage, Some("injector-image"), &["vault-env-image"], &["secret-init-image"]),
+    (
+        Own::InjectorImagePullPolicy,
+        Some("injector-image-pull-policy"),
+        &["vault-env-image-pull-policy"],
+        &["secret-init-image-pull-policy"],
+    ),
+    (Own::Command, Some("command"), &[], &[]),
+    (Own::Platform, Some("platform"), &[], &[]),
+    (Own::Provider, None, &[], &["provider"]),
 ];
+
+/// What a key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    Shim(&'static Setting),
+    Own(Own),
+}
+
+fn lookup(prefix: Prefix, name: &str) -> Option<Key> {
+    if let Some(setting) = contract::by_annotation(prefix, name) {
+        return Some(Key::Shim(setting));
+    }
+    OWN.iter()
+        .find(|(_, hush, legacy, current)| match prefix {
+            Prefix::Hush => *hush == Some(name),
+            Prefix::Legacy => legacy.contains(&name),
+            Prefix::Current => current.contains(&name),
+        })
+        .map(|(own, ..)| Key::Own(*own))
+}
+
+/// What Hush does with a Bank-Vaults annotation that names no setting of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted; the client is warned with this text.
+    Warn(String),
+    /// Refused with this text.
+    Refuse(String),
+}
+
+const SECURE_INIT: &str = "Hush's init container always runs as a non-root user with a read-only root \
+    filesystem, no privilege escalation and every capability dropped, and the shim runs as the container's own user";
+
+/// The outcome of a Bank-Vaults annotation (`name` after either prefix) that is not one of
+/// Hush's settings. Read from `bank-vaults/vault-secrets-webhook` `pkg/webhook/config.go` and
+/// `pkg/webhook/pod.go`, and `bank-vaults/secrets-webhook` `pkg/common/common.go`.
+pub fn bank_vaults_outcome(key: &str, name: &str, value: &str) -> Outcome {
+    let is_true = hush_contract::go::parse_bool(value).unwrap_or(false);
+    let agent = |what: &str| {
+        Outcome::Refuse(format!(
+            "annotation `{key}` asks for {what}; Hush adds no sidecar and no agent: the shim resolves \
+             secrets into the process environment at start (and, with hush.dev/env-daemon, renews them)"
+        ))
+    };
+    let ignored = |why: &str| Outcome::Warn(format!("annotation `{key}` is ignored: {why}"));
+    match name {
+        // pod.go: the agent sidecar only when vault-agent is true (or a consul-template ConfigMap is set).
+        "vault-agent" | "bao-agent" if !is_true => ignored("Hush never adds a Vault agent, as this value asks"),
+        "vault-agent" | "bao-agent" => agent("a Vault agent sidecar"),
+        n if n.starts_with("vault-agent-") || n.starts_with("bao-agent-") => agent("a Vault agent sidecar"),
+        n if n.starts_with("vault-ct-") || n.starts_with("bao-ct-") => agent("a consul-template sidecar"),
+        "vault-configfile-path" | "bao-configfile-path" => agent("a Vault agent or consul-template sidecar"),
+        "vault-image" | "vault-image-pull-policy" | "bao-image" | "bao-image-pull-policy" => {
+            ignored("it sets the Vault agent's image, and Hush adds no agent")
+        }
+        "service-account-token-volume-name"
+        | "vault-service-account-token-volume-name"
+        | "bao-service-account-token-volume-name" => {
+            ignored("Bank-Vaults uses it for the agent and consul-template sidecars, which Hush does not add")
+        }
+        "run-as-non-root" | "run-as-user" | "run-as-group" | "readonly-root-fs" | "psp-allow-privilege-escalation" => {
+            ignored(SECURE_INIT)
+        }
+        "mutate-probes" if !is_true => ignored("Hush leaves probes unchanged, as this value asks"),
+        "mutate-probes" => Outcome::Refuse(format!(
+            "annotation `{key}` asks to run probes through the secret injector; Hush leaves probes unchanged \
+             (a probe that needs a secret can read it from the application)"
+        )),
+        "registry-skip-verify" if !is_true => ignored("Hush always verifies registry certificates"),
+        "registry-skip-verify" => Outcome::Refuse(format!(
+            "annotation `{key}` asks to skip TLS verification of image registries; Hush always verifies them \
+             (set the container's `command`, or hush.dev/command, so that no registry look-up is needed)"
+        )),
+        "vault-serviceaccount" | "bao-serviceaccount" => Outcome::Refuse(format!(
+            "annotation `{key}` asks the webhook to mint a token for another ServiceAccount; Hush logs in with \
+             the Pod's own ServiceAccount token"
+        )),
+        "token-auth-mount" | "vault-token-auth-mount" | "bao-token-auth-mount" => Outcome::Refuse(format!(
+            "annotation `{key}` asks for a token-copying init container; mount the Secret yourself and set \
+             VAULT_TOKEN_FILE in the container"
+        )),
+        "credentials-namespace"
+        | "credentials-secret-name"
+        | "aws-load-from-secret"
+        | "aws-region"
+        | "aws-tls-secret-arn" => Outcome::Refuse(format!(
+            "annotation `{key}` configures Bank-Vaults' AWS provider; Hush reads from Vault and OpenBao only"
+        )),
+        _ => Outcome::Refuse(format!("annotation `{key}` is not a Bank-Vaults annotation Hush knows")),
+    }
+}
+
+/// Whether `image` is one of Bank-Vaults' own injector images (`vault-env`, `secret-init`),
+/// which cannot run `/injector install`.
+fn is_bank_vaults_image(image: &str) -> bool {
+    let repository = image.split(['@']).next().unwrap_or(image);
+    let repository = match repository.rfind(':') {
+        Some(i) if !repository[i..].contains('/') => &repository[..i],
+        _ => repository,
+    };
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    matches!(last, "vault-env" | "secret-init")
+        || repository.contains("bank-vaults/")
+        || repository.contains("banzaicloud/")
+}
 
 /// Why an annotation was rejected. Every message names the annotation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,9 +169,6 @@ pub enum AnnotationError {
     /// A `hush.dev/*` key Hush does not know.
     #[error("unknown annotation `{0}`")]
     Unknown(String),
-    /// A Bank-Vaults key Hush has no equivalent for.
-    #[error("annotation `{0}` is not supported by Hush")]
-    Unsupported(String),
     /// A value that does not parse.
     #[error("annotation `{key}` has an invalid value {value:?}: {problem}")]
     Invalid {
@@ -119,38 +182,14 @@ pub enum AnnotationError {
     /// The native key and its Bank-Vaults alias disagree.
     #[error("annotations `{native}` and `{alias}` disagree")]
     Conflict {
-        /// The `hush.dev/*` key.
+        /// The first key.
         native: String,
-        /// The Bank-Vaults key.
+        /// The other key.
         alias: String,
     },
     /// A key that is allowed on Pods only (e.g. `hush.dev/command`) in namespace defaults or flags.
     #[error("annotation `{0}` can only be set on a Pod")]
     PodOnly(String),
-}
-
-/// How the shim logs in to Vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// Kubernetes service-account login.
-    Kubernetes,
-    /// JWT login.
-    Jwt,
-    /// A token handed in through `VAULT_TOKEN`.
-    Token,
-    /// AppRole.
-    AppRole,
-}
-
-impl AuthMethod {
-    fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Kubernetes => "kubernetes",
-            AuthMethod::Jwt => "jwt",
-            AuthMethod::Token => "token",
-            AuthMethod::AppRole => "approle",
-        }
-    }
 }
 
 /// The init container's image pull policy.
@@ -218,114 +257,47 @@ impl std::fmt::Display for Platform {
     }
 }
 
-/// The shim's settings. Each layer (Pod, namespace defaults, flags) may leave any unset;
-/// [`Settings::over`] stacks them.
+/// The shim's settings and the webhook's own. Each layer (Pod, namespace defaults, flags)
+/// may leave any unset; [`Settings::over`] stacks them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
-    /// `VAULT_ADDR`.
-    pub vault_addr: Option<String>,
-    /// `VAULT_ROLE`.
-    pub role: Option<String>,
-    /// `VAULT_AUTH_METHOD`.
-    pub auth_method: Option<AuthMethod>,
-    /// `VAULT_PATH`.
-    pub auth_path: Option<String>,
-    /// `VAULT_NAMESPACE`.
-    pub vault_namespace: Option<String>,
-    /// `VAULT_SKIP_VERIFY`.
-    pub skip_verify: Option<bool>,
+    /// The shim's variables, by name (`hush_contract::settings`), with their canonical values.
+    pub shim: BTreeMap<&'static str, String>,
     /// A Secret (same namespace) whose `ca.crt` becomes `VAULT_CACERT`.
     pub tls_secret: Option<String>,
-    /// `VAULT_IGNORE_MISSING_SECRETS`.
-    pub ignore_missing_secrets: Option<bool>,
-    /// `VAULT_ENV_PASSTHROUGH`, names joined by commas.
-    pub env_passthrough: Option<Vec<String>>,
-    /// `VAULT_ENV_DAEMON`.
-    pub env_daemon: Option<bool>,
-    /// `VAULT_JSON_LOG`.
-    pub json_log: Option<bool>,
-    /// `VAULT_LOG_LEVEL`.
-    pub log_level: Option<String>,
-    /// `VAULT_CLIENT_TIMEOUT`, validated, as written.
-    pub client_timeout: Option<String>,
     /// The init container's image.
     pub injector_image: Option<String>,
     /// The init container's pull policy.
     pub injector_image_pull_policy: Option<PullPolicy>,
-    /// `HUSH_LANDLOCK`, validated with the shim's grammar, as written.
-    pub landlock: Option<String>,
-    /// `HUSH_CAPABILITIES`, as written.
-    pub capabilities: Option<String>,
-    /// `HUSH_CLEAR_BOUNDING_SET`.
-    pub clear_bounding_set: Option<bool>,
-    /// `HUSH_ROTATION`.
-    pub rotation: Option<String>,
-    /// `HUSH_RESTART_GRACE`, validated, as written.
-    pub restart_grace: Option<String>,
-    /// `HUSH_KV_POLL_INTERVAL`, validated, as written.
-    pub kv_poll_interval: Option<String>,
 }
 
 impl Settings {
     /// `self`, with anything it leaves unset taken from `lower`.
     pub fn over(&self, lower: &Settings) -> Settings {
-        fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
-            a.clone().or_else(|| b.clone())
-        }
+        let mut shim = lower.shim.clone();
+        shim.extend(self.shim.iter().map(|(k, v)| (*k, v.clone())));
         Settings {
-            vault_addr: pick(&self.vault_addr, &lower.vault_addr),
-            role: pick(&self.role, &lower.role),
-            auth_method: pick(&self.auth_method, &lower.auth_method),
-            auth_path: pick(&self.auth_path, &lower.auth_path),
-            vault_namespace: pick(&self.vault_namespace, &lower.vault_namespace),
-            skip_verify: pick(&self.skip_verify, &lower.skip_verify),
-            tls_secret: pick(&self.tls_secret, &lower.tls_secret),
-            ignore_missing_secrets: pick(&self.ignore_missing_secrets, &lower.ignore_missing_secrets),
-            env_passthrough: pick(&self.env_passthrough, &lower.env_passthrough),
-            env_daemon: pick(&self.env_daemon, &lower.env_daemon),
-            json_log: pick(&self.json_log, &lower.json_log),
-            log_level: pick(&self.log_level, &lower.log_level),
-            client_timeout: pick(&self.client_timeout, &lower.client_timeout),
-            injector_image: pick(&self.injector_image, &lower.injector_image),
-            injector_image_pull_policy: pick(&self.injector_image_pull_policy, &lower.injector_image_pull_policy),
-            landlock: pick(&self.landlock, &lower.landlock),
-            capabilities: pick(&self.capabilities, &lower.capabilities),
-            clear_bounding_set: pick(&self.clear_bounding_set, &lower.clear_bounding_set),
-            rotation: pick(&self.rotation, &lower.rotation),
-            restart_grace: pick(&self.restart_grace, &lower.restart_grace),
-            kv_poll_interval: pick(&self.kv_poll_interval, &lower.kv_poll_interval),
+            shim,
+            tls_secret: self.tls_secret.clone().or_else(|| lower.tls_secret.clone()),
+            injector_image: self.injector_image.clone().or_else(|| lower.injector_image.clone()),
+            injector_image_pull_policy: self.injector_image_pull_policy.or(lower.injector_image_pull_policy),
         }
     }
 
-    /// The shim's configuration variables these settings produce, in a fixed order.
+    /// The value of the shim's variable `env`, if set.
+    pub fn get(&self, env: &str) -> Option<&str> {
+        self.shim.get(env).map(String::as_str)
+    }
+
+    /// `VAULT_ADDR`.
+    pub fn vault_addr(&self) -> Option<&str> {
+        self.get(contract::VAULT_ADDR.env)
+    }
+
+    /// The shim's configuration variables these settings produce, in the contract's order.
     /// `VAULT_CACERT` (from [`Settings::tls_secret`]) is added by the mutation, which knows the mount.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let bool_str = |b: bool| if b { "true".to_owned() } else { "false".to_owned() };
-        let mut out = Vec::new();
-        let mut put = |name: &'static str, value: Option<String>| {
-            if let Some(value) = value {
-                out.push((name, value));
-            }
-        };
-        put(vars::VAULT_ADDR, self.vault_addr.clone());
-        put(vars::VAULT_ROLE, self.role.clone());
-        put(vars::VAULT_AUTH_METHOD, self.auth_method.map(|m| m.as_str().to_owned()));
-        put(vars::VAULT_PATH, self.auth_path.clone());
-        put(vars::VAULT_NAMESPACE, self.vault_namespace.clone());
-        put(vars::VAULT_SKIP_VERIFY, self.skip_verify.map(bool_str));
-        put(vars::VAULT_IGNORE_MISSING_SECRETS, self.ignore_missing_secrets.map(bool_str));
-        put(vars::VAULT_ENV_PASSTHROUGH, self.env_passthrough.as_ref().map(|names| names.join(",")));
-        put(vars::VAULT_ENV_DAEMON, self.env_daemon.map(bool_str));
-        put(vars::VAULT_JSON_LOG, self.json_log.map(bool_str));
-        put(vars::VAULT_LOG_LEVEL, self.log_level.clone());
-        put(vars::VAULT_CLIENT_TIMEOUT, self.client_timeout.clone());
-        put(vars::HUSH_LANDLOCK, self.landlock.clone());
-        put(vars::HUSH_CAPABILITIES, self.capabilities.clone());
-        put(vars::HUSH_CLEAR_BOUNDING_SET, self.clear_bounding_set.map(bool_str));
-        put(vars::HUSH_ROTATION, self.rotation.clone());
-        put(vars::HUSH_RESTART_GRACE, self.restart_grace.clone());
-        put(vars::HUSH_KV_POLL_INTERVAL, self.kv_poll_interval.clone());
-        out
+        contract::SETTINGS.iter().filter_map(|s| self.shim.get(s.env).map(|v| (s.env, v.clone()))).collect()
     }
 }
 
@@ -340,8 +312,10 @@ pub struct Annotations {
     pub command: BTreeMap<String, Vec<String>>,
     /// Platform for registry look-ups.
     pub platform: Option<Platform>,
-    /// Bank-Vaults keys that Hush does not support; an error only if the Pod is injected.
-    pub unsupported: Vec<String>,
+    /// Bank-Vaults annotations Hush refuses, each message naming its annotation.
+    pub refused: Vec<String>,
+    /// Bank-Vaults annotations Hush accepts with a warning for the client.
+    pub warnings: Vec<String>,
 }
 
 /// Where a set of annotations comes from: some keys are allowed on Pods only.
@@ -354,14 +328,16 @@ pub enum Source {
 }
 
 impl Annotations {
-    /// `self` over `lower`: the Pod over namespace defaults over flags.
+    /// `self` over `lower`: the Pod over namespace defaults over flags. Refusals and
+    /// warnings are the top layer's own.
     pub fn over(&self, lower: &Annotations) -> Annotations {
         Annotations {
             inject: self.inject.or(lower.inject),
             settings: self.settings.over(&lower.settings),
             command: if self.command.is_empty() { lower.command.clone() } else { self.command.clone() },
             platform: self.platform.clone().or_else(|| lower.platform.clone()),
-            unsupported: self.unsupported.clone(),
+            refused: self.refused.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 
@@ -370,40 +346,45 @@ impl Annotations {
         annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
         source: Source,
     ) -> Result<Annotations, AnnotationError> {
-        // (key, full annotation name, value), natives first so they win ties.
-        let mut found: Vec<(Key, &'a str, &'a str, bool)> = Vec::new();
+        // (key, full annotation name, value, prefix), `hush.dev/` first so that it wins ties
+        // and is the one named in a conflict.
+        let mut found: Vec<(Key, &'a str, &'a str, Prefix)> = Vec::new();
         let mut out = Annotations::default();
         for (name, value) in annotations {
-            if let Some(short) = name.strip_prefix(PREFIX) {
-                let key = KEYS
-                    .iter()
-                    .find(|(_, native, _)| *native == short)
-                    .map(|(k, _, _)| *k)
-                    .ok_or_else(|| AnnotationError::Unknown(name.clone()))?;
-                found.push((key, name, value, true));
-            } else if let Some(short) = name.strip_prefix(BANK_VAULTS_PREFIX) {
-                match KEYS.iter().find(|(_, _, alias)| *alias == Some(short)) {
-                    Some((key, _, _)) => found.push((*key, name, value, false)),
-                    None => out.unsupported.push(name.clone()),
-                }
+            let Some((prefix, short)) = Prefix::split(name) else { continue };
+            match (lookup(prefix, short), prefix) {
+                (Some(key), _) => found.push((key, name, value, prefix)),
+                (None, Prefix::Hush) => return Err(AnnotationError::Unknown(name.clone())),
+                (None, _) => match bank_vaults_outcome(name, short, value) {
+                    Outcome::Warn(text) => out.warnings.push(text),
+                    Outcome::Refuse(text) => out.refused.push(text),
+                },
             }
         }
-        found.sort_by_key(|(_, _, _, native)| !native);
-        let mut seen: Vec<(Key, &str, &str)> = Vec::new();
-        for (key, name, value, _) in found {
-            if let Some((_, first_name, first_value)) = seen.iter().find(|(k, _, _)| *k == key) {
-                if normalize(key, first_value) != normalize(key, value) {
+        found.sort_by_key(|(_, _, _, prefix)| *prefix != Prefix::Hush);
+        let mut seen: Vec<(Key, &str, String)> = Vec::new();
+        for (key, name, value, prefix) in found {
+            let Some(normalized) = out.set(key, name, value, prefix, source)? else { continue };
+            if let Some((_, first_name, first)) = seen.iter().find(|(k, _, _)| *k == key) {
+                if *first != normalized {
                     return Err(AnnotationError::Conflict { native: (*first_name).into(), alias: name.into() });
                 }
                 continue;
             }
-            seen.push((key, name, value));
-            out.set(key, name, value, source)?;
+            seen.push((key, name, normalized));
         }
         Ok(out)
     }
 
-    fn set(&mut self, key: Key, name: &str, value: &str, source: Source) -> Result<(), AnnotationError> {
+    /// Applies one annotation unless an earlier one set the same key; returns its value as used.
+    fn set(
+        &mut self,
+        key: Key,
+        name: &str,
+        value: &str,
+        prefix: Prefix,
+        source: Source,
+    ) -> Result<Option<String>, AnnotationError> {
         let invalid = |problem: &str| AnnotationError::Invalid {
             key: name.to_owned(),
             value: value.to_owned(),
@@ -411,110 +392,65 @@ impl Annotations {
         };
         let s = &mut self.settings;
         match key {
-            Key::Inject => {
-                self.inject = Some(if name.starts_with(BANK_VAULTS_PREFIX) && value == "skip" {
-                    false
-                } else {
-                    parse_bool(value).ok_or_else(|| invalid("expected `true` or `false`"))?
-                })
+            Key::Shim(setting) => {
+                let canonical = setting.check(value).map_err(|e| invalid(&e.problem))?.canonical();
+                s.shim.entry(setting.env).or_insert_with(|| canonical.clone());
+                Ok(Some(canonical))
             }
-            Key::VaultAddr => s.vault_addr = Some(parse_addr(value).map_err(|p| invalid(&p))?),
-            Key::Role => s.role = Some(parse_text(value).map_err(|p| invalid(&p))?),
-            Key::AuthMethod => {
-                s.auth_method = Some(match value {
-                    "kubernetes" => AuthMethod::Kubernetes,
-                    "jwt" => AuthMethod::Jwt,
-                    "token" => AuthMethod::Token,
-                    "approle" => AuthMethod::AppRole,
-                    _ => return Err(invalid("expected `kubernetes`, `jwt`, `token` or `approle`")),
-                })
+            Key::Own(Own::Inject) if prefix != Prefix::Hush => {
+                // Bank-Vaults reads only `skip` (vault-secrets-webhook pkg/webhook/config.go:
+                // `if val := annotations[common.MutateAnnotation]; val == "skip"`); any other
+                // value leaves the decision to the references, as there.
+                let skip = value == "skip";
+                if skip {
+                    self.inject.get_or_insert(false);
+                }
+                Ok(skip.then(|| "false".to_owned()))
             }
-            Key::AuthPath => s.auth_path = Some(parse_text(value).map_err(|p| invalid(&p))?),
-            Key::VaultNamespace => s.vault_namespace = Some(parse_text(value).map_err(|p| invalid(&p))?),
-            Key::SkipVerify => s.skip_verify = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?),
-            Key::TlsSecret => {
+            Key::Own(Own::Inject) => {
+                let b = hush_contract::go::parse_bool(value).ok_or_else(|| invalid("expected `true` or `false`"))?;
+                self.inject.get_or_insert(b);
+                Ok(Some(b.to_string()))
+            }
+            Key::Own(Own::TlsSecret) => {
                 if !is_dns_subdomain(value) {
                     return Err(invalid("expected a Secret name (lower-case DNS subdomain)"));
                 }
-                s.tls_secret = Some(value.to_owned())
+                s.tls_secret.get_or_insert_with(|| value.to_owned());
+                Ok(Some(value.to_owned()))
             }
-            Key::IgnoreMissingSecrets => {
-                s.ignore_missing_secrets = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?)
-            }
-            Key::EnvPassthrough => {
-                let names: Vec<String> =
-                    value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
-                if let Some(bad) = names.iter().find(|n| !is_env_name(n)) {
-                    return Err(invalid(&format!("`{bad}` is not an environment variable name")));
-                }
-                s.env_passthrough = Some(names)
-            }
-            Key::EnvDaemon => s.env_daemon = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?),
-            Key::JsonLog => s.json_log = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?),
-            Key::LogLevel => {
-                if !matches!(value, "error" | "warn" | "info" | "debug") {
-                    return Err(invalid("expected `error`, `warn`, `info` or `debug`"));
-                }
-                s.log_level = Some(value.to_owned())
-            }
-            Key::ClientTimeout => {
-                if !is_duration(value) {
-                    return Err(invalid("expected a duration such as `500ms`, `30s`, `2m` or `1h`"));
-                }
-                s.client_timeout = Some(value.to_owned())
-            }
-            Key::InjectorImage => {
+            Key::Own(Own::InjectorImage) => {
                 if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(invalid("expected an image reference"));
                 }
-                s.injector_image = Some(value.to_owned())
-            }
-            Key::InjectorImagePullPolicy => {
-                s.injector_image_pull_policy = Some(match value {
-                    "Always" => PullPolicy::Always,
-                    "IfNotPresent" => PullPolicy::IfNotPresent,
-                    "Never" => PullPolicy::Never,
-                    _ => return Err(invalid("expected `Always`, `IfNotPresent` or `Never`")),
-                })
-            }
-            Key::Landlock => {
-                hush_contract::landlock::parse(value).map_err(|e| invalid(&e.to_string()))?;
-                s.landlock = Some(value.to_owned())
-            }
-            Key::Capabilities => {
-                let names_ok = value
-                    .split(',')
-                    .map(str::trim)
-                    .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-                if !(matches!(value, "keep" | "none") || names_ok) {
+                if is_bank_vaults_image(value) {
                     return Err(invalid(
-                        "expected `keep`, `none` or capability names such as `NET_BIND_SERVICE,CHOWN`",
+                        "this is a Bank-Vaults image, which cannot install Hush's shim; remove the annotation, \
+                         or set `hush.dev/injector-image` to a Hush injector image",
                     ));
                 }
-                s.capabilities = Some(value.to_owned())
+                s.injector_image.get_or_insert_with(|| value.to_owned());
+                Ok(Some(value.to_owned()))
             }
-            Key::ClearBoundingSet => {
-                s.clear_bounding_set = Some(parse_bool(value).ok_or_else(|| invalid("expected a boolean"))?)
+            Key::Own(Own::InjectorImagePullPolicy) => {
+                // Bank-Vaults also takes the lower-case spellings (pkg/webhook/config.go getPullPolicy).
+                let policy = match (value, prefix) {
+                    ("Always", _) | ("always", Prefix::Legacy | Prefix::Current) => PullPolicy::Always,
+                    ("IfNotPresent", _) | ("ifnotpresent", Prefix::Legacy | Prefix::Current) => {
+                        PullPolicy::IfNotPresent
+                    }
+                    ("Never", _) | ("never", Prefix::Legacy | Prefix::Current) => PullPolicy::Never,
+                    _ => return Err(invalid("expected `Always`, `IfNotPresent` or `Never`")),
+                };
+                s.injector_image_pull_policy.get_or_insert(policy);
+                Ok(Some(policy.as_str().to_owned()))
             }
-            Key::Rotation => {
-                if !matches!(value, "restart" | "exit") {
-                    return Err(invalid("expected `restart` or `exit`"));
-                }
-                s.rotation = Some(value.to_owned())
-            }
-            Key::RestartGrace => {
-                if !is_duration(value) {
-                    return Err(invalid("expected a duration such as `500ms`, `30s`, `2m` or `1h`"));
-                }
-                s.restart_grace = Some(value.to_owned())
-            }
-            Key::KvPollInterval => {
-                if value != "0" && !is_duration(value) {
-                    return Err(invalid("expected a duration such as `30s` or `2m`, or `0` to turn it off"));
-                }
-                s.kv_poll_interval = Some(value.to_owned())
-            }
-            Key::Command => {
+            Key::Own(Own::Provider) => match value {
+                // Hush speaks the same API to both: the provider changes nothing.
+                "vault" | "bao" => Ok(Some(value.to_owned())),
+                _ => Err(invalid("Hush reads from Vault and OpenBao only: expected `vault` or `bao`")),
+            },
+            Key::Own(Own::Command) => {
                 if source != Source::Pod {
                     return Err(AnnotationError::PodOnly(name.to_owned()));
                 }
@@ -523,62 +459,17 @@ impl Annotations {
                 if let Some((container, _)) = map.iter().find(|(_, argv)| argv.is_empty()) {
                     return Err(invalid(&format!("the command for container `{container}` is empty")));
                 }
-                self.command = map
+                self.command = map;
+                Ok(Some(value.to_owned()))
             }
-            Key::Platform => self.platform = Some(Platform::parse(value).map_err(|p| invalid(&p))?),
+            Key::Own(Own::Platform) => {
+                let platform = Platform::parse(value).map_err(|p| invalid(&p))?;
+                let text = platform.to_string();
+                self.platform.get_or_insert(platform);
+                Ok(Some(text))
+            }
         }
-        Ok(())
     }
-}
-
-/// The value as it will be used, to compare a native key with its alias.
-fn normalize(key: Key, value: &str) -> String {
-    match key {
-        Key::Inject if value == "skip" => "false".into(),
-        Key::Inject
-        | Key::SkipVerify
-        | Key::IgnoreMissingSecrets
-        | Key::EnvDaemon
-        | Key::JsonLog
-        | Key::ClearBoundingSet => parse_bool(value).map_or_else(|| value.to_owned(), |b| b.to_string()),
-        _ => value.to_owned(),
-    }
-}
-
-/// Go's `strconv.ParseBool`, which Bank-Vaults uses.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-fn parse_text(value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err("the value is empty".into());
-    }
-    if value.chars().any(char::is_control) {
-        return Err("the value holds a control character".into());
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_addr(value: &str) -> Result<String, String> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or("expected an `https://` or `http://` address")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("expected an address such as `https://vault.vault.svc:8200`".into());
-    }
-    Ok(value.to_owned())
-}
-
-fn is_duration(value: &str) -> bool {
-    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && digits <= 9 && matches!(&value[digits..], "ms" | "s" | "m" | "h")
 }
 
 /// A Kubernetes DNS subdomain name (Secret names).
@@ -593,164 +484,5 @@ pub fn is_dns_subdomain(value: &str) -> bool {
         })
 }
 
-/// A name the shim can pass through: a C identifier.
-fn is_env_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(pairs: &[(&str, &str)]) -> Result<Annotations, AnnotationError> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Annotations::parse(&map, Source::Pod)
-    }
-
-    #[test]
-    fn hardening_and_daemon_keys_become_shim_variables() {
-        let a = parse(&[
-            ("hush.dev/landlock", "ro:/usr;rw:/tmp;connect:5432"),
-            ("hush.dev/capabilities", "NET_BIND_SERVICE"),
-            ("hush.dev/clear-bounding-set", "true"),
-            ("hush.dev/rotation", "exit"),
-            ("hush.dev/restart-grace", "5s"),
-            ("hush.dev/kv-poll-interval", "0"),
-        ])
-        .unwrap();
-        let env = a.settings.env();
-        for (name, value) in [
-            ("HUSH_LANDLOCK", "ro:/usr;rw:/tmp;connect:5432"),
-            ("HUSH_CAPABILITIES", "NET_BIND_SERVICE"),
-            ("HUSH_CLEAR_BOUNDING_SET", "true"),
-            ("HUSH_ROTATION", "exit"),
-            ("HUSH_RESTART_GRACE", "5s"),
-            ("HUSH_KV_POLL_INTERVAL", "0"),
-        ] {
-            assert!(env.contains(&(name, value.to_owned())), "{name}: {env:?}");
-        }
-        for (key, value, says) in [
-            ("hush.dev/landlock", "ro:usr", "is not an absolute path"),
-            ("hush.dev/landlock", "write:/tmp", "unknown item"),
-            ("hush.dev/capabilities", "NET BIND", "capability names"),
-            ("hush.dev/rotation", "reboot", "`restart` or `exit`"),
-            ("hush.dev/restart-grace", "soon", "duration"),
-            ("hush.dev/kv-poll-interval", "often", "duration"),
-        ] {
-            let e = parse(&[(key, value)]).unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains(says), "{e}");
-        }
-    }
-
-    #[test]
-    fn native_keys_become_settings() {
-        let a = parse(&[
-            ("hush.dev/inject", "true"),
-            ("hush.dev/vault-addr", "https://vault:8200"),
-            ("hush.dev/role", "app"),
-            ("hush.dev/auth-method", "jwt"),
-            ("hush.dev/env-passthrough", "VAULT_ADDR, VAULT_ROLE"),
-            ("hush.dev/client-timeout", "30s"),
-            ("hush.dev/platform", "linux/arm64/v8"),
-            ("hush.dev/command", r#"{"app":["/app","serve"]}"#),
-            ("unrelated.io/x", "anything"),
-        ])
-        .unwrap();
-        assert_eq!(a.inject, Some(true));
-        assert_eq!(
-            a.settings.env(),
-            vec![
-                ("VAULT_ADDR", "https://vault:8200".to_owned()),
-                ("VAULT_ROLE", "app".to_owned()),
-                ("VAULT_AUTH_METHOD", "jwt".to_owned()),
-                ("VAULT_ENV_PASSTHROUGH", "VAULT_ADDR,VAULT_ROLE".to_owned()),
-                ("VAULT_CLIENT_TIMEOUT", "30s".to_owned()),
-            ]
-        );
-        assert_eq!(a.platform.unwrap().to_string(), "linux/arm64/v8");
-        assert_eq!(a.command["app"], vec!["/app", "serve"]);
-    }
-
-    #[test]
-    fn bank_vaults_aliases_are_accepted() {
-        let a = parse(&[
-            ("vault.security.banzaicloud.io/vault-addr", "https://vault:8200"),
-            ("vault.security.banzaicloud.io/vault-role", "app"),
-            ("vault.security.banzaicloud.io/vault-path", "kubernetes"),
-            ("vault.security.banzaicloud.io/vault-skip-verify", "True"),
-            ("vault.security.banzaicloud.io/vault-env-daemon", "1"),
-            ("vault.security.banzaicloud.io/vault-env-image", "hush/injector:1"),
-            ("vault.security.banzaicloud.io/vault-tls-secret", "vault-tls"),
-        ])
-        .unwrap();
-        assert_eq!(a.settings.auth_path.as_deref(), Some("kubernetes"));
-        assert_eq!(a.settings.skip_verify, Some(true));
-        assert_eq!(a.settings.env_daemon, Some(true));
-        assert_eq!(a.settings.injector_image.as_deref(), Some("hush/injector:1"));
-        assert_eq!(a.settings.tls_secret.as_deref(), Some("vault-tls"));
-        assert_eq!(parse(&[("vault.security.banzaicloud.io/mutate", "skip")]).unwrap().inject, Some(false));
-    }
-
-    #[test]
-    fn errors_name_the_annotation() {
-        let e = parse(&[("hush.dev/injct", "true")]).unwrap_err();
-        assert_eq!(e.to_string(), "unknown annotation `hush.dev/injct`");
-        let e = parse(&[("hush.dev/inject", "yes")]).unwrap_err();
-        assert!(e.to_string().starts_with("annotation `hush.dev/inject` has an invalid value \"yes\""), "{e}");
-        let e = parse(&[("vault.security.banzaicloud.io/vault-skip-verify", "maybe")]).unwrap_err();
-        assert!(e.to_string().contains("vault.security.banzaicloud.io/vault-skip-verify"), "{e}");
-        for (k, v) in [
-            ("hush.dev/vault-addr", "vault:8200"),
-            ("hush.dev/client-timeout", "30"),
-            ("hush.dev/auth-method", "ldap"),
-            ("hush.dev/env-passthrough", "A-B"),
-            ("hush.dev/tls-secret", "Bad_Name"),
-            ("hush.dev/command", r#"{"app":[]}"#),
-            ("hush.dev/command", "[]"),
-            ("hush.dev/platform", "amd64"),
-            ("hush.dev/role", ""),
-        ] {
-            let e = parse(&[(k, v)]).unwrap_err();
-            assert!(e.to_string().contains(k), "{k}={v}: {e}");
-        }
-    }
-
-    #[test]
-    fn native_and_alias_must_agree() {
-        assert!(parse(&[("hush.dev/role", "a"), ("vault.security.banzaicloud.io/vault-role", "a")]).is_ok());
-        assert!(
-            parse(&[("hush.dev/skip-verify", "true"), ("vault.security.banzaicloud.io/vault-skip-verify", "1")])
-                .is_ok()
-        );
-        let e = parse(&[("hush.dev/role", "a"), ("vault.security.banzaicloud.io/vault-role", "b")]).unwrap_err();
-        assert!(matches!(e, AnnotationError::Conflict { .. }), "{e}");
-    }
-
-    #[test]
-    fn unsupported_bank_vaults_keys_are_collected() {
-        let a = parse(&[("vault.security.banzaicloud.io/vault-agent", "true")]).unwrap();
-        assert_eq!(a.unsupported, vec!["vault.security.banzaicloud.io/vault-agent"]);
-    }
-
-    #[test]
-    fn command_is_for_pods_only() {
-        let map = BTreeMap::from([("hush.dev/command".to_owned(), r#"{"a":["b"]}"#.to_owned())]);
-        assert_eq!(
-            Annotations::parse(&map, Source::Defaults).unwrap_err(),
-            AnnotationError::PodOnly("hush.dev/command".into())
-        );
-    }
-
-    #[test]
-    fn layers_stack_pod_over_namespace_over_flags() {
-        let flags = parse(&[("hush.dev/vault-addr", "https://a"), ("hush.dev/role", "r0")]).unwrap();
-        let ns = parse(&[("hush.dev/role", "r1"), ("hush.dev/json-log", "true")]).unwrap();
-        let pod = parse(&[("hush.dev/json-log", "false")]).unwrap();
-        let s = pod.over(&ns.over(&flags)).settings;
-        assert_eq!(s.vault_addr.as_deref(), Some("https://a"));
-        assert_eq!(s.role.as_deref(), Some("r1"));
-        assert_eq!(s.json_log, Some(false));
-    }
-}
+mod tests;

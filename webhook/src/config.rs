@@ -13,10 +13,17 @@ pub const INIT_CONTAINER_NAME: &str = "hush-injector-install";
 pub const VOLUME_NAME: &str = "hush-injector";
 /// Name of the volume holding the Vault CA Secret (`hush.dev/tls-secret`).
 pub const TLS_VOLUME_NAME: &str = "hush-vault-tls";
+/// Name of the empty in-memory volume mounted over the service-account token directory in
+/// the init container: the ServiceAccount admission plugin, which runs again after this
+/// webhook's patch, mounts the API token into every container that has nothing mounted there,
+/// and the init container needs no API access.
+pub const NO_TOKEN_VOLUME_NAME: &str = "hush-injector-no-token";
+/// Where the kubelet mounts the service-account token (the plugin's `DefaultAPITokenMountPath`).
+pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Key of the CA certificate in the TLS Secret (as in Bank-Vaults).
 pub const TLS_CA_KEY: &str = "ca.crt";
 /// The shim's file name inside its directory (`injector install DIR` writes `DIR/injector`).
-pub const SHIM_FILE: &str = "injector";
+pub const SHIM_FILE: &str = hush_contract::exit::SHIM_FILE;
 
 /// What the mutation needs besides the Pod. Defaults are the production defaults.
 #[derive(Clone, Debug)]

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hush_contract::env as vars;
 use hush_contract::reference;
+use hush_contract::settings as contract;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, KeyToPath,
     ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume,
@@ -22,7 +23,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::annotations::{AnnotationError, Annotations, Platform, Source};
-use crate::config::{INIT_CONTAINER_NAME, MutationConfig, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME};
+use crate::config::{
+    INIT_CONTAINER_NAME, MutationConfig, NO_TOKEN_VOLUME_NAME, SA_TOKEN_DIR, TLS_CA_KEY, TLS_VOLUME_NAME, VOLUME_NAME,
+};
 use crate::patch::{self, Builder, JsonPatch, List};
 use crate::pod::{Container, Pod, Spec, Volume};
 
@@ -50,8 +53,9 @@ pub enum MutateError {
     /// An annotation of the Pod is unknown or malformed.
     #[error(transparent)]
     Annotation(#[from] AnnotationError),
-    /// Bank-Vaults annotations without a Hush equivalent on a Pod Hush would inject.
-    #[error("annotations not supported by Hush: {}", .0.join(", "))]
+    /// Bank-Vaults annotations that ask for what Hush will not do (refused whether or not
+    /// the Pod holds a reference); each message names its annotation.
+    #[error("{}", .0.join("; "))]
     Unsupported(Vec<String>),
     /// A literal env value that looks like a Vault reference but does not parse.
     #[error("container `{container}`, variable `{variable}`: {source}")]
@@ -146,6 +150,11 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
     };
     let empty = Annotations::default();
     let namespace_defaults = config.namespace_defaults.get(namespace).unwrap_or(&empty);
+    // A Bank-Vaults annotation Hush refuses is refused whatever the Pod holds, unless the Pod
+    // opts out of injection altogether.
+    if own.inject != Some(false) && !own.refused.is_empty() {
+        return Err(MutateError::Unsupported(own.refused));
+    }
     let annotations = own.over(&namespace_defaults.over(&config.defaults));
     let shim = config.shim_path();
     let mut plan = Plan { spec: pod.spec.as_ref(), config, annotations, targets: Vec::new(), shim };
@@ -164,7 +173,10 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
             }
             let has_reference = literal_references(container)?;
             let wrapped = is_wrapped(container, &plan.shim);
-            if !(has_reference || wrapped || plan.annotations.inject == Some(true)) {
+            // As Bank-Vaults (vault-secrets-webhook pkg/webhook/pod.go: `if len(envVars) == 0 &&
+            // vaultConfig.VaultEnvFromPath == ""` skips a container): `env-from-path` injects every container.
+            let from_path = plan.annotations.settings.get(contract::VAULT_ENV_FROM_PATH.env).is_some();
+            if !(has_reference || wrapped || from_path || plan.annotations.inject == Some(true)) {
                 continue;
             }
             let original = if wrapped { None } else { Some(plan.original(container)?) };
@@ -228,14 +240,11 @@ impl<'a> Plan<'a> {
     }
 
     fn check_settings(&self) -> Result<(), MutateError> {
-        if !self.annotations.unsupported.is_empty() {
-            return Err(MutateError::Unsupported(self.annotations.unsupported.clone()));
-        }
-        match &self.annotations.settings.vault_addr {
+        match self.annotations.settings.vault_addr() {
             Some(addr) => {
                 let allowed = &self.config.allowed_vault_addrs;
                 if !allowed.is_empty() && !allowed.iter().any(|prefix| addr.starts_with(prefix.as_str())) {
-                    return Err(MutateError::VaultAddrNotAllowed(addr.clone()));
+                    return Err(MutateError::VaultAddrNotAllowed(addr.to_owned()));
                 }
             }
             None => {
@@ -249,6 +258,11 @@ impl<'a> Plan<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Warnings for the client: Bank-Vaults annotations accepted though Hush ignores them.
+    pub fn warnings(&self) -> &[String] {
+        &self.annotations.warnings
     }
 
     /// Whether there is nothing to inject.
@@ -315,6 +329,10 @@ impl<'a> Plan<'a> {
             ..NewVolumeMount::default()
         }];
         let mut env = settings.env();
+        if let Some(role) = self.default_role() {
+            let at = env.iter().position(|(name, _)| *name != vars::VAULT_ADDR).unwrap_or(env.len());
+            env.insert(at, (vars::VAULT_ROLE, role));
+        }
         if let Some(secret) = &settings.tls_secret {
             // Only the CA certificate is projected: the Secret a Vault operator made (Bank-Vaults'
             // `vault-tls`) also holds `ca.key` and `server.key`, and this volume is mounted into
@@ -405,6 +423,21 @@ impl<'a> Plan<'a> {
             }
             out.append_to_container(target.list, target.index, "volumeMounts", c.volume_mounts.is_some(), &add_mounts);
         }
+        if ours.is_none() {
+            // The init container's mount over the token directory (see NO_TOKEN_VOLUME_NAME).
+            if volumes.iter().any(|v| v.name == NO_TOKEN_VOLUME_NAME) {
+                return Err(MutateError::NameTaken { what: "volume", name: NO_TOKEN_VOLUME_NAME.into() });
+            }
+            new_volumes.push(NewVolume {
+                name: NO_TOKEN_VOLUME_NAME.into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".into()),
+                    size_limit: Some(Quantity("1Ki".into())),
+                    ..EmptyDirVolumeSource::default()
+                }),
+                ..NewVolume::default()
+            });
+        }
         out.append_volumes(spec.volumes.is_some(), &new_volumes);
         if ours.is_none() {
             let default = settings.injector_image.is_none()
@@ -422,6 +455,22 @@ impl<'a> Plan<'a> {
             }
         }
         Ok(out.finish())
+    }
+}
+
+impl Plan<'_> {
+    /// Bank-Vaults' role default, the Pod's ServiceAccount name (vault-secrets-webhook
+    /// pkg/webhook/config.go: `vaultConfig.Role = p.Spec.ServiceAccountName`), for the login
+    /// methods that take a role, when no layer names one.
+    fn default_role(&self) -> Option<String> {
+        let settings = &self.annotations.settings;
+        if settings.get(vars::VAULT_ROLE).is_some()
+            || !matches!(settings.get(vars::VAULT_AUTH_METHOD), None | Some("kubernetes" | "jwt"))
+        {
+            return None;
+        }
+        let name = self.spec.and_then(|s| s.service_account_name.as_deref()).filter(|n| !n.is_empty());
+        Some(name.unwrap_or("default").to_owned())
     }
 }
 
@@ -467,11 +516,17 @@ fn init_container(config: &MutationConfig, settings: &crate::annotations::Settin
             .or(config.injector_image_pull_policy)
             .map(|p| p.as_str().to_owned()),
         command: Some(vec![config.injector_binary.clone(), "install".into(), config.dir.clone()]),
-        volume_mounts: Some(vec![NewVolumeMount {
-            name: volume.to_owned(),
-            mount_path: config.dir.clone(),
-            ..NewVolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            NewVolumeMount { name: volume.to_owned(), mount_path: config.dir.clone(), ..NewVolumeMount::default() },
+            // Something mounted here keeps the ServiceAccount admission plugin from mounting
+            // the API token into the init container.
+            NewVolumeMount {
+                name: NO_TOKEN_VOLUME_NAME.into(),
+                mount_path: SA_TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..NewVolumeMount::default()
+            },
+        ]),
         resources: Some(ResourceRequirements {
             requests: Some(resources(|p| &p.0)),
             limits: Some(resources(|p| &p.1)),

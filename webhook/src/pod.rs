@@ -45,6 +45,8 @@ pub struct Spec {
     pub volumes: Option<Vec<Volume>>,
     /// `imagePullSecrets`.
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// `serviceAccountName` (the ServiceAccount admission plugin sets `default` when absent).
+    pub service_account_name: Option<String>,
 }
 
 /// An `imagePullSecrets` entry.

@@ -16,7 +16,7 @@ mod pki;
 mod transcript;
 
 use crate::{cmd, openbao::DevServer, progress, tools};
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::fs::File;
@@ -35,6 +35,7 @@ const PIN_ROOT: &str = "/sys/fs/bpf/hush-demo";
 /// curl plays the API server's client, openssl makes the certificates and signs the Pod's
 /// service-account token, setpriv (util-linux) runs the containers as their users.
 const APT: &[&str] = &["curl", "openssl", "util-linux"];
+const TITLE: &str = "Hush demo: a Vault secret reaches one process's environment, and nothing else.";
 /// The steps of the story; `[n/STEPS]` on each header.
 const STEPS: u32 = 10;
 /// The summary's rows, in order: what the demo shows the password is not in.
@@ -52,7 +53,9 @@ pub struct Args {
     /// Show every tool's output (apt, pip, cargo, openssl) as it runs, instead of logging it.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Run the story on the cluster this kubeconfig reaches instead of on this machine.
+    /// Run the story on the cluster this kubeconfig reaches (`cargo xtask e2e`'s story) instead
+    /// of on this machine; with `HUSH_KUBE_BIN` set and no kubeconfig, on a one-node cluster
+    /// started from those binaries.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Run the demo with stdout not a terminal and check what it printed: each step, the
@@ -65,24 +68,18 @@ pub fn run(args: &Args) -> Result<()> {
     if args.check {
         return transcript::check_a_run();
     }
-    if let Some(kubeconfig) = &args.kubeconfig {
-        // The cluster story (chart, kubectl, the guard's DaemonSet, `kubectl exec` as the
-        // reader) belongs with `cargo xtask e2e`; until it exists, say so instead of pretending.
-        bail!(
-            "--kubeconfig {}: the demo's cluster story is not written yet; `cargo xtask demo` without \
-             --kubeconfig runs the same story on this machine",
-            kubeconfig.display()
-        );
+    if let Some(on) = cluster_target(args) {
+        return on_cluster(on, args.verbose);
     }
     ensure!(
         Command::new("id").arg("-u").output()?.stdout.starts_with(b"0\n"),
         "the demo loads BPF programs and switches users: run it as root"
     );
     let log = tools::target_dir().join("xtask").join("demo.log");
-    let _quiet = if args.verbose { None } else { Some(progress::quiet(&log)?) };
+    let _quiet = if args.verbose { None } else { Some(progress::quiet(&log, true)?) };
     let mut demo = Demo::new();
-    say_top("Hush demo: a Vault secret reaches one process's environment, and nothing else.");
-    say_top(&format!("Runs on: this machine, no cluster {}.", where_reason()));
+    say_top(TITLE);
+    say_top("Runs on: this machine, no cluster (--kubeconfig FILE or HUSH_KUBE_BIN would name one).");
     say_top("Real here: OpenBao, the webhook, the shim, the guard, this kernel.");
     say_top(
         "Played here: the API server (curl), the kubelet (an emulation), `kubectl exec` (a process of the app's user).",
@@ -97,13 +94,46 @@ pub fn run(args: &Args) -> Result<()> {
     }
 }
 
-/// Why this run is on one machine, in one parenthesis.
-fn where_reason() -> &'static str {
-    if std::env::var_os("HUSH_KUBE_BIN").is_some() {
-        "(HUSH_KUBE_BIN is set, but the demo's cluster story is not written yet)"
-    } else {
-        "(the cluster story, with --kubeconfig FILE, is not written yet)"
+/// The cluster to run on: `--kubeconfig FILE`, else (`None`) the one-node cluster that
+/// `cargo xtask cluster up` starts when `HUSH_KUBE_BIN` is set; no cluster otherwise.
+fn cluster_target(args: &Args) -> Option<Option<PathBuf>> {
+    match &args.kubeconfig {
+        Some(file) => Some(Some(file.clone())),
+        None => std::env::var_os("HUSH_KUBE_BIN").map(|_| None),
     }
+}
+
+/// The story on a real cluster: the chart installed with Helm's engine, the Deployment
+/// created with kubectl, the guard as a DaemonSet, `kubectl exec` as the reader. That story
+/// is `cargo xtask e2e`'s (xtask/src/e2e.rs), run here as it is: its own lines, not the ten
+/// steps and the summary of the one-machine story.
+fn on_cluster(kubeconfig: Option<PathBuf>, verbose: bool) -> Result<()> {
+    let started = Instant::now();
+    if let Some(file) = &kubeconfig {
+        ensure!(file.is_file(), "--kubeconfig {}: no such file", file.display());
+    }
+    let log = tools::target_dir().join("xtask").join("demo.log");
+    // e2e prints its own lines: no live line under them.
+    let _quiet = if verbose { None } else { Some(progress::quiet(&log, false)?) };
+    say_top(TITLE);
+    match &kubeconfig {
+        Some(file) => say_top(&format!("Runs on: the cluster of {}, with `cargo xtask e2e`'s story.", file.display())),
+        None => say_top(
+            "Runs on: a one-node cluster started from HUSH_KUBE_BIN (and stopped after), with `cargo xtask e2e`'s story.",
+        ),
+    }
+    say_top("Real: the API server, the kubelet, containerd, the chart, kubectl exec. What follows is e2e's output.");
+    if !verbose {
+        say_top(&format!("Tool output (apt, pip, cargo, openssl): {}", log.display()));
+    }
+    let result = crate::e2e::run(&crate::e2e::Args {
+        kubeconfig,
+        registry: crate::cluster::REGISTRY.into(),
+        host_ip: crate::cluster::NODE_IP.into(),
+        keep: false,
+    });
+    say_top(&format!("Done in {}.", seconds(started.elapsed())));
+    result
 }
 
 /// The run's clock, its current step, and the evidence each check left for the summary.
@@ -793,7 +823,10 @@ impl Guard {
         let deadline = Instant::now() + patience;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).context("the guard wrote no audit line for the attempt")?;
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .with_context(|| format!("the guard wrote no audit line for the attempt{}", other_guards()))?;
             if line["event"] == "attempt" && line["target"]["tgid"] == pid {
                 return Ok(line);
             }
@@ -805,6 +838,27 @@ impl Guard {
         let _ = self.child.wait();
         // Links stay pinned after the daemon exits (protection survives restarts): unpin them.
         cmd::run(Command::new(&self.bin).args(["unload", "--pin-root", PIN_ROOT]))
+    }
+}
+
+/// Other guards pinned on this kernel (a cluster's DaemonSet, `cargo xtask guard-test`):
+/// they protect the same shim-started processes and may kill a reader first.
+fn other_guards() -> String {
+    let ours = Path::new(PIN_ROOT).file_name();
+    let others: Vec<String> = std::fs::read_dir("/sys/fs/bpf")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|name| name.to_string_lossy().starts_with("hush") && Some(name.as_os_str()) != ours)
+        .map(|name| format!("/sys/fs/bpf/{}", name.to_string_lossy()))
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (another guard is pinned on this kernel, at {}: it may have stopped the reader first)",
+            others.join(", ")
+        )
     }
 }
 

@@ -37,15 +37,16 @@ pub struct Quiet {
     _private: (),
 }
 
-/// Opens a quiet session logging to `log_path` (created empty).
-pub fn quiet(log_path: &Path) -> Result<Quiet> {
+/// Opens a quiet session logging to `log_path` (created empty). `live`: draw the live line
+/// when stdout is a terminal (not when code that prints on its own runs inside the session).
+pub fn quiet(log_path: &Path, live: bool) -> Result<Quiet> {
     if let Some(dir) = log_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
     // Append mode: the tools write through their own handles, each write at the end.
     let log = OpenOptions::new().append(true).open(log_path)?;
-    let bar = std::io::stdout().is_terminal().then(|| {
+    let bar = (live && std::io::stdout().is_terminal()).then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 fn config() -> MutationConfig {
     let mut config = MutationConfig::default();
-    config.defaults.settings.vault_addr = Some("https://vault.vault.svc:8200".into());
+    config.defaults.settings.shim.insert("VAULT_ADDR", "https://vault.vault.svc:8200".into());
     config
 }
 
@@ -50,15 +50,26 @@ fn a_container_with_a_reference_starts_through_the_shim() {
     assert_eq!(c["args"], json!(["--port", "$(PORT)"]));
     assert_eq!(c["env"][0], json!({"name": "DB_PASSWORD", "value": "vault:secret/data/db#password"}));
     assert_eq!(c["env"][1], json!({"name": "VAULT_ADDR", "value": "https://vault.vault.svc:8200"}));
+    // Bank-Vaults' role default: the ServiceAccount's name (`default` when the Pod names none).
+    assert_eq!(c["env"][2], json!({"name": "VAULT_ROLE", "value": "default"}));
     assert_eq!(c["volumeMounts"], json!([{"name": "hush-injector", "mountPath": "/hush", "readOnly": true}]));
     assert_eq!(
         out["spec"]["volumes"],
-        json!([{"name": "hush-injector", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}}])
+        json!([
+            {"name": "hush-injector", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}},
+            {"name": "hush-injector-no-token", "emptyDir": {"medium": "Memory", "sizeLimit": "1Ki"}},
+        ])
     );
     let init = &out["spec"]["initContainers"][0];
     assert_eq!(init["name"], "hush-injector-install");
     assert_eq!(init["command"], json!(["/injector", "install", "/hush"]));
-    assert_eq!(init["volumeMounts"], json!([{"name": "hush-injector", "mountPath": "/hush"}]));
+    assert_eq!(
+        init["volumeMounts"],
+        json!([
+            {"name": "hush-injector", "mountPath": "/hush"},
+            {"name": "hush-injector-no-token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true},
+        ])
+    );
     let sc = &init["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
@@ -472,4 +483,95 @@ fn the_cached_init_container_is_the_one_built_fresh() {
     raw["metadata"]["annotations"] = json!({"hush.dev/injector-image": "other/injector:2"});
     let out = apply(&raw, &run(&pod(raw.clone()), &config).unwrap());
     assert_eq!(out["spec"]["initContainers"][0]["image"], "other/injector:2");
+}
+
+/// The ServiceAccount admission plugin mounts the API token into every container that has
+/// nothing mounted at its directory; the init container has something there, the app does not.
+#[test]
+fn the_init_container_gets_no_service_account_token() {
+    let raw = app_pod();
+    let out = apply(&raw, &run(&pod(raw.clone()), &config()).unwrap());
+    let token_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let mounted_at = |c: &Value| c["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == token_dir);
+    assert!(mounted_at(&out["spec"]["initContainers"][0]));
+    assert!(!mounted_at(&out["spec"]["containers"][0]), "the app's token is the plugin's to mount");
+    let volume = out["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "hush-injector-no-token");
+    assert_eq!(volume.unwrap()["emptyDir"]["medium"], "Memory", "an empty in-memory volume, no token");
+    // A Pod that uses the name already is refused rather than given its volume.
+    let mut taken = app_pod();
+    taken["spec"]["volumes"] = json!([{"name": "hush-injector-no-token", "emptyDir": {}}]);
+    assert!(matches!(run(&pod(taken), &config()), Err(MutateError::NameTaken { what: "volume", .. })));
+}
+
+/// Issue 11: a Pod relying on Bank-Vaults' role default was admitted, then the shim exited 78
+/// ("VAULT_ROLE is not set").
+#[test]
+fn the_role_defaults_to_the_service_account_name() {
+    let env_of = |raw: &Value| {
+        let out = apply(raw, &run(&pod(raw.clone()), &config()).unwrap());
+        out["spec"]["containers"][0]["env"].as_array().unwrap().clone()
+    };
+    let role = |env: &[Value]| env.iter().find(|v| v["name"] == "VAULT_ROLE").map(|v| v["value"].clone());
+    let mut raw = app_pod();
+    raw["spec"]["serviceAccountName"] = json!("payments");
+    assert_eq!(role(&env_of(&raw)), Some(json!("payments")));
+    raw["metadata"]["annotations"] = json!({"vault.security.banzaicloud.io/vault-role": "explicit"});
+    assert_eq!(role(&env_of(&raw)), Some(json!("explicit")));
+    raw["metadata"]["annotations"] = json!({"hush.dev/auth-method": "token"});
+    assert_eq!(role(&env_of(&raw)), None, "token login takes no role");
+    raw["metadata"]["annotations"] = json!({"hush.dev/auth-method": "jwt"});
+    assert_eq!(role(&env_of(&raw)), Some(json!("payments")));
+}
+
+/// Issue 11: agent and consul-template annotations were admitted unchanged when the Pod had no
+/// literal reference; now the outcome is the same with or without one.
+#[test]
+fn refused_bank_vaults_annotations_do_not_depend_on_references() {
+    for key in [
+        "vault.security.banzaicloud.io/vault-agent-configmap",
+        "vault.security.banzaicloud.io/vault-ct-configmap",
+        "secrets-webhook.security.bank-vaults.io/bao-agent-configmap",
+    ] {
+        for with_reference in [true, false] {
+            let mut raw = app_pod();
+            if !with_reference {
+                raw["spec"]["containers"][0]["env"] = json!([{"name": "PLAIN", "value": "x"}]);
+            }
+            raw["metadata"]["annotations"] = json!({ key: "some-config" });
+            match run(&pod(raw), &config()) {
+                Err(e @ MutateError::Unsupported(_)) => assert!(e.to_string().contains(key), "{e}"),
+                other => panic!("{key} (reference: {with_reference}): {other:?}"),
+            }
+        }
+    }
+    // Opting out of injection opts out of the check too.
+    let mut raw = app_pod();
+    raw["metadata"]["annotations"] =
+        json!({"vault.security.banzaicloud.io/vault-agent": "true", "vault.security.banzaicloud.io/mutate": "skip"});
+    assert!(run(&pod(raw), &config()).unwrap().0.is_empty());
+}
+
+/// Warned annotations reach the plan whether or not anything is injected.
+#[test]
+fn warned_bank_vaults_annotations_are_reported() {
+    let mut raw = app_pod();
+    raw["spec"]["containers"][0]["env"] = json!([]);
+    raw["metadata"]["annotations"] = json!({"vault.security.banzaicloud.io/vault-agent": "false"});
+    let pod = pod(raw);
+    let config = config();
+    let plan = plan(&pod, "default", &config).unwrap();
+    assert!(plan.is_empty());
+    assert!(matches!(plan.warnings(), [w] if w.contains("vault.security.banzaicloud.io/vault-agent")));
+}
+
+/// As Bank-Vaults: `vault-env-from-path` injects every container, references or not.
+#[test]
+fn env_from_path_injects_every_container() {
+    let mut raw = app_pod();
+    raw["spec"]["containers"][0]["env"] = json!([]);
+    raw["metadata"]["annotations"] = json!({"vault.security.banzaicloud.io/vault-env-from-path": "secret/data/app"});
+    let out = apply(&raw, &run(&pod(raw.clone()), &config()).unwrap());
+    let c = &out["spec"]["containers"][0];
+    assert_eq!(c["command"], json!(["/hush/injector", "--", "/app"]));
+    assert!(c["env"].as_array().unwrap().contains(&json!({"name": "VAULT_ENV_FROM_PATH", "value": "secret/data/app"})));
 }
