@@ -744,7 +744,8 @@ pub fn down() -> Result<()> {
     {
         note(&mut problems, "deleting the bridge", cmd::run(Command::new("ip").args(["link", "del", BRIDGE])));
     }
-    if Path::new(GUARD_PIN_ROOT).exists() {
+    // Only after a cluster of ours: other tasks may pin elsewhere under /sys/fs/bpf.
+    if s.exists() && Path::new(GUARD_PIN_ROOT).exists() {
         note(&mut problems, "removing BPF pins", std::fs::remove_dir_all(GUARD_PIN_ROOT).map_err(Into::into));
     }
     if s.join("bpffs-made-shared").exists() {

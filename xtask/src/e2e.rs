@@ -44,7 +44,6 @@ pub struct Args {
 
 /// What `cargo xtask test` runs after the demo: the whole story when the Kubernetes binaries
 /// are there, else one loud line saying why not.
-#[allow(dead_code, reason = "called from xtask/src/test.rs once the hardening engineer's change there is committed")]
 pub fn run_in_suite() -> Result<()> {
     if cluster::kube_bin_source().is_none() {
         println!(
@@ -177,6 +176,7 @@ fn apply(cluster: &Cluster, object: &Value) -> Result<()> {
 }
 
 fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
+    remove_previous_run(cluster)?;
     let images = images::build_and_push(&args.registry)?;
     clock.lap("images built and pushed");
 
@@ -203,6 +203,26 @@ fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
     rolling_restart(cluster)?;
     clock.lap("webhook rolling restart under load");
     Ok(())
+}
+
+/// On an existing cluster (`--kubeconfig`, or a kept one): what an earlier run left, so that
+/// the release installs afresh. The registration goes first: with `failurePolicy: Fail` and
+/// no webhook, no Pod could be created.
+fn remove_previous_run(cluster: &Cluster) -> Result<()> {
+    kubectl_ok(
+        cluster,
+        &[
+            "delete",
+            "mutatingwebhookconfigurations",
+            "-l",
+            &format!("app.kubernetes.io/instance={RELEASE}"),
+            "--ignore-not-found",
+        ],
+    )?;
+    kubectl_ok(
+        cluster,
+        &["delete", "namespace", APP_NS, HUSH_NS, GUARD_NS, "--ignore-not-found", "--wait", "--timeout=180s"],
+    )
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -585,7 +605,7 @@ fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<()>
             "hush.dev/kv-poll-interval": "1s",
             "hush.dev/restart-grace": "2s",
         }),
-        "echo \"rotor: started as pid $$, DB_PASSWORD holds ${#DB_PASSWORD} characters\"; exec sleep 600",
+        "echo \"rotor: started, DB_PASSWORD holds ${#DB_PASSWORD} characters\"; exec sleep 600",
         json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
     );
     apply(cluster, &rotor)?;
@@ -666,13 +686,17 @@ fn rolling_restart(cluster: &Cluster) -> Result<()> {
         kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "restart", "deployment/hush-webhook"]).and_then(|()| {
             kubectl_ok(cluster, &["-n", HUSH_NS, "rollout", "status", "deployment/hush-webhook", "--timeout=240s"])
         });
-    // Past the old Pods' shutdown grace, so that their whole drain is under load.
-    std::thread::sleep(Duration::from_secs(5));
+    // Until the old Pods are gone, so that their whole preStop pause and drain are under load.
+    let drained = cluster::wait_for("the old webhook Pods to exit", Duration::from_secs(90), || {
+        let pods = kubectl_json(cluster, &["-n", HUSH_NS, "get", "pods", "-l", "app.kubernetes.io/component=webhook"])?;
+        Ok(pods["items"].as_array().is_some_and(|a| a.len() == 2))
+    });
     stop.store(true, Ordering::Relaxed);
     for s in streams {
         let _ = s.join();
     }
     rollout?;
+    drained?;
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!(
         "e2e: webhook rolling restart: {ok} admissions passed ({} during the rollout), {failed} failed",
