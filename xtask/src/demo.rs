@@ -32,6 +32,10 @@ const MANIFEST: &str = "examples/deployment.yaml";
 /// same container gets the same user, which is the case that needs the guard.
 const APP_UID: u32 = 10001;
 const PIN_ROOT: &str = "/sys/fs/bpf/hush-demo";
+/// Where OpenBao mounts the JWT auth method: the shim's default mount path for `jwt`
+/// (`hush_contract::settings::DEFAULT_JWT_MOUNT`, Bank-Vaults' default), so the Pod needs
+/// no `hush.dev/auth-path`.
+const JWT_MOUNT: &str = "kubernetes";
 /// curl plays the API server's client, openssl makes the certificates and signs the Pod's
 /// service-account token, setpriv (util-linux) runs the containers as their users.
 const APT: &[&str] = &["curl", "openssl", "util-linux"];
@@ -226,8 +230,9 @@ fn story(demo: &mut Demo) -> Result<()> {
     let sa_key = pki::service_account_key(&work)?;
     configure_vault(&server, &password, &sa_key.public_pem)?;
     say(&format!("OpenBao on {}; secret/shop/db holds password=<32 random hex digits>", server.addr));
-    say("JWT auth trusts the cluster's service-account signing key; role `shop` is bound to");
-    say("system:serviceaccount:shop:app and may read secret/data/shop/db, nothing else.");
+    say(&format!("JWT auth at auth/{JWT_MOUNT} (the shim's default mount) trusts the cluster's service-account"));
+    say("signing key; role `shop` is bound to system:serviceaccount:shop:app and may read");
+    say("secret/data/shop/db, nothing else.");
 
     demo.step(
         3,
@@ -505,11 +510,12 @@ fn configure_vault(server: &DevServer, password: &str, public_pem: &Path) -> Res
     cmd::run_with_input(server.cli().args(["kv", "put", "secret/shop/db", "password=-"]), password.as_bytes())?;
     let policy = "path \"secret/data/shop/db\" { capabilities = [\"read\"] }";
     cmd::run_with_input(server.cli().args(["policy", "write", "shop", "-"]), policy.as_bytes())?;
-    bao(&["auth", "enable", "jwt"])?;
-    bao(&["write", "auth/jwt/config", &format!("jwt_validation_pubkeys=@{}", public_pem.display())])?;
+    // At `auth/kubernetes`: the shim's default mount for every method, as Bank-Vaults'.
+    bao(&["auth", "enable", &format!("-path={JWT_MOUNT}"), "jwt"])?;
+    bao(&["write", &format!("auth/{JWT_MOUNT}/config"), &format!("jwt_validation_pubkeys=@{}", public_pem.display())])?;
     bao(&[
         "write",
-        "auth/jwt/role/shop",
+        &format!("auth/{JWT_MOUNT}/role/shop"),
         "role_type=jwt",
         "user_claim=sub",
         "bound_subject=system:serviceaccount:shop:app",
