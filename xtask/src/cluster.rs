@@ -9,9 +9,11 @@
 //! background process with a pid file (no systemd here); `down` stops them and removes what
 //! they left: containers, mounts, cgroups, the bridge, BPF pins and the state directory.
 //!
-//! No traffic leaves the machine: the API server, etcd and the control plane listen on
-//! loopback; the kubelet, the registry and services for Pods on the bridge address; Pods get no
-//! default route; containerd pulls through a proxy that is a closed port.
+//! No traffic leaves the machine: etcd, the controller manager and the scheduler listen on
+//! loopback; the API server, the kubelet, the registry and host services for Pods on the
+//! bridge address; Pods get no default route (only the bridge's subnet and the Service range,
+//! whose one address, the `kubernetes` Service, an iptables rule sends to the API server);
+//! containerd pulls through a proxy that is a closed port.
 
 use crate::{cmd, tools};
 use anyhow::{Context, Result, bail, ensure};
@@ -32,6 +34,8 @@ pub const EXAMPLE_REGISTRY: &str = "registry.example";
 const BRIDGE: &str = "cni-hush0";
 const POD_CIDR: &str = "10.244.0.0/24";
 const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// The `kubernetes` Service: the first address of [`SERVICE_CIDR`].
+const KUBERNETES_SERVICE_IP: &str = "10.0.0.1";
 const API_PORT: u16 = 6443;
 const ETCD_CLIENT: u16 = 23791;
 const ETCD_PEER: u16 = 23801;
@@ -52,6 +56,7 @@ const APT: &[&str] = &[
     "docker-registry",
     "xz-utils",
     "iproute2",
+    "iptables",
     "openssl",
     "curl",
     "python3-venv",
@@ -260,7 +265,7 @@ fn start(bin: &Path, kubectl: &Path) -> Result<Cluster> {
         kubeconfig: state().join("admin.kubeconfig"),
         kubectl: kubectl.to_path_buf(),
         ca: pki().join("ca.crt"),
-        server: format!("https://127.0.0.1:{API_PORT}"),
+        server: format!("https://{NODE_IP}:{API_PORT}"),
     };
     wait_for("kube-apiserver", Duration::from_secs(180), || {
         Ok(cluster
@@ -342,7 +347,8 @@ fn spawn(name: &str, command: Command) -> Result<()> {
     std::fs::write(pid_file(name), child.id().to_string())?;
     // Not waited for: the daemon is reparented to init when xtask exits. A quick exit is
     // caught by the readiness checks.
-    std::mem::forget(child);
+    // Dropping a `Child` neither kills nor waits for it.
+    drop(child);
     Ok(())
 }
 
@@ -452,7 +458,7 @@ fn make_pki() -> Result<()> {
     leaf(
         "apiserver",
         "/CN=kube-apiserver",
-        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,\
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.244.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,\
          DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
     )?;
     leaf("apiserver-kubelet-client", "/CN=kube-apiserver-kubelet-client", "extendedKeyUsage=clientAuth")?;
@@ -470,7 +476,7 @@ fn make_pki() -> Result<()> {
 fn kubeconfig(user: &str, credentials: &str) -> String {
     let ca = pki().join("ca.crt");
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: hush\n  cluster:\n    server: https://127.0.0.1:{API_PORT}\n    \
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: hush\n  cluster:\n    server: https://{NODE_IP}:{API_PORT}\n    \
          certificate-authority: {}\nusers:\n- name: {user}\n  user:\n{credentials}\ncontexts:\n- name: hush\n  context:\n    \
          cluster: hush\n    user: {user}\ncurrent-context: hush\n",
         ca.display()
@@ -530,8 +536,10 @@ fn apiserver_command(bin: &Path) -> Command {
     let mut c = Command::new(bin.join("kube-apiserver"));
     c.args([
         format!("--etcd-servers=http://127.0.0.1:{ETCD_CLIENT}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
+        // On the bridge address, not loopback: Pods (the webhook reading pull Secrets) reach
+        // it there, through the `kubernetes` Service (see `service_route`).
+        format!("--bind-address={NODE_IP}"),
+        format!("--advertise-address={NODE_IP}"),
         format!("--secure-port={API_PORT}"),
         format!("--tls-cert-file={}", f("apiserver.crt")),
         format!("--tls-private-key-file={}", f("apiserver.key")),
@@ -604,7 +612,7 @@ fn containerd_command() -> Result<Command> {
         &format!(
             r#"{{"cniVersion": "1.0.0", "name": "hush", "plugins": [{{"type": "bridge", "bridge": "{BRIDGE}",
   "isGateway": false, "ipMasq": false, "hairpinMode": true,
-  "ipam": {{"type": "host-local", "subnet": "{POD_CIDR}", "dataDir": "{}"}}}}]}}
+  "ipam": {{"type": "host-local", "subnet": "{POD_CIDR}", "routes": [{{"dst": "{SERVICE_CIDR}"}}], "dataDir": "{}"}}}}]}}
 "#,
             s.join("cni").join("ipam").display()
         ),
@@ -714,7 +722,43 @@ imageGCLowThresholdPercent: 90
 fn bridge_up() -> Result<()> {
     cmd::run(Command::new("ip").args(["link", "add", BRIDGE, "type", "bridge"]))?;
     cmd::run(Command::new("ip").args(["addr", "add", &format!("{NODE_IP}/24"), "dev", BRIDGE]))?;
-    cmd::run(Command::new("ip").args(["link", "set", BRIDGE, "up"]))
+    cmd::run(Command::new("ip").args(["link", "set", BRIDGE, "up"]))?;
+    // No kube-proxy: a host process dialing a ClusterIP would otherwise follow the default
+    // route off the machine. Pods' Service traffic is DNATed before routing, so it still works.
+    cmd::run(Command::new("ip").args(["route", "replace", "unreachable", SERVICE_CIDR]))?;
+    cmd::run(Command::new("iptables").args(service_route("-A")))
+}
+
+/// The one Service data path of this cluster (there is no kube-proxy): Pods route the Service
+/// range to the host (the CNI config's only route), and this rule sends the `kubernetes`
+/// Service's address to the API server on the bridge address. Local delivery: nothing is
+/// forwarded and `ip_forward` stays 0.
+fn service_route(op: &str) -> Vec<String> {
+    [
+        "-t",
+        "nat",
+        op,
+        "PREROUTING",
+        "-i",
+        BRIDGE,
+        "-d",
+        KUBERNETES_SERVICE_IP,
+        "-p",
+        "tcp",
+        "--dport",
+        "443",
+        "-m",
+        "comment",
+        "--comment",
+        "hush-cluster",
+        "-j",
+        "DNAT",
+        "--to-destination",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([format!("{NODE_IP}:{API_PORT}")])
+    .collect()
 }
 
 // ---- down -----------------------------------------------------------------------------------
@@ -745,6 +789,21 @@ pub fn down() -> Result<()> {
         note(&mut problems, "deleting the bridge", cmd::run(Command::new("ip").args(["link", "del", BRIDGE])));
     }
     // Only after a cluster of ours: other tasks may pin elsewhere under /sys/fs/bpf.
+    let route = Command::new("ip").args(["route", "show", "type", "unreachable", SERVICE_CIDR]).output()?;
+    if !route.stdout.is_empty() {
+        note(
+            &mut problems,
+            "removing the Service range's unreachable route",
+            cmd::run(Command::new("ip").args(["route", "del", "unreachable", SERVICE_CIDR])),
+        );
+    }
+    // Every copy of the Service rule (a crashed run may have left one).
+    for _ in 0..10 {
+        let deleted = Command::new("iptables").args(service_route("-D")).stderr(Stdio::null()).status();
+        if !deleted.is_ok_and(|s| s.success()) {
+            break;
+        }
+    }
     if s.exists() && Path::new(GUARD_PIN_ROOT).exists() {
         note(&mut problems, "removing BPF pins", std::fs::remove_dir_all(GUARD_PIN_ROOT).map_err(Into::into));
     }
@@ -839,9 +898,14 @@ fn kill_leftovers() -> Result<()> {
     let sock = containerd_socket().display().to_string();
     // `cargo xtask e2e`'s OpenBao listens on the bridge address; a killed e2e run leaves it.
     let bao = format!("-dev-listen-address={NODE_IP}:");
+    let registry = format!("{}", tools::target_dir().join("xtask").join("e2e-registry").display());
     let mut victims: Vec<i32> = processes()
         .into_iter()
-        .filter(|(_, cmd)| (cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock)) || cmd.contains(&bao))
+        .filter(|(_, cmd)| {
+            (cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock))
+                || cmd.contains(&bao)
+                || (cmd.starts_with("docker-registry") && cmd.contains(&registry))
+        })
         .map(|(pid, _)| pid)
         .collect();
     for dir in kubepods_cgroups() {

@@ -24,6 +24,8 @@ const GUARD_NS: &str = "hush-guard";
 const APP_NS: &str = "shop";
 const EXAMPLE: &str = "examples/deployment.yaml";
 const VAULT_PORT: u16 = 8200;
+/// The second registry, which requires a password (for the imagePullSecrets check).
+const PRIVATE_REGISTRY_PORT: u16 = 5001;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -185,6 +187,7 @@ fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
     configure_vault(cluster, &bao, &password)?;
     clock.lap("OpenBao with kubernetes auth");
 
+    let private = PrivateRegistry::start(&args.host_ip)?;
     install_chart(cluster, args, &images)?;
     clock.lap("chart installed (Helm), checked");
 
@@ -202,6 +205,9 @@ fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
 
     rolling_restart(cluster)?;
     clock.lap("webhook rolling restart under load");
+
+    pull_secrets(cluster, &private)?;
+    clock.lap("imagePullSecrets read from the API server");
     Ok(())
 }
 
@@ -352,7 +358,9 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
         },
         "webhook": {
             "defaults": {"vault-addr": format!("http://{}:{VAULT_PORT}", args.host_ip)},
-            "insecureRegistries": [args.registry],
+            "insecureRegistries": [args.registry, format!("{}:{PRIVATE_REGISTRY_PORT}", args.host_ip)],
+            // The webhook reads Pods' pull Secrets from the API server (chart RBAC).
+            "readImagePullSecrets": true,
         },
         "guard": {"enabled": true, "namespace": GUARD_NS},
     });
@@ -710,4 +718,145 @@ fn rolling_restart(cluster: &Cluster) -> Result<()> {
     );
     ensure!(ok - before >= 10, "too few admissions during the rollout ({}) to show anything", ok - before);
     Ok(())
+}
+
+// ---- imagePullSecrets through the real API server -------------------------------------------
+
+/// Debian's docker-registry once more, on the host's bridge address, requiring a password
+/// (htpasswd, bcrypt); killed on drop.
+struct PrivateRegistry {
+    child: Child,
+    addr: String,
+    user: String,
+    password: String,
+    /// curl's config file with `user = "name:password"` (the password stays off argv).
+    curl_config: PathBuf,
+    dir: PathBuf,
+}
+
+impl PrivateRegistry {
+    fn start(host_ip: &str) -> Result<Self> {
+        tools::ensure_apt(&["apache2-utils", "docker-registry", "curl"])?;
+        let dir = tools::scratch("e2e-registry")?;
+        let (user, password) = ("hush-e2e".to_owned(), random_hex(12)?);
+        let htpasswd = dir.join("htpasswd");
+        let mut child = Command::new("htpasswd")
+            .args(["-B", "-c", "-i"])
+            .arg(&htpasswd)
+            .arg(&user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        child.stdin.take().context("htpasswd's stdin")?.write_all(password.as_bytes())?;
+        ensure!(child.wait()?.success(), "htpasswd failed");
+        let addr = format!("{host_ip}:{PRIVATE_REGISTRY_PORT}");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n\
+                 auth:\n  htpasswd:\n    realm: hush-e2e\n    path: {}\n",
+                dir.join("data").display(),
+                htpasswd.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let curl_config = dir.join("curl.conf");
+        std::fs::write(&curl_config, format!("user = \"{user}:{password}\"\n"))?;
+        let registry = PrivateRegistry { child, addr, user, password, curl_config, dir };
+        cluster::wait_for("the private registry", Duration::from_secs(30), || {
+            Ok(std::net::TcpStream::connect(&registry.addr).is_ok())
+        })?;
+        Ok(registry)
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The webhook reads a Pod's pull Secret from the API server (chart RBAC) and looks up the
+/// image's entrypoint in a registry that requires it; without the Secret, and once the
+/// ClusterRoleBinding is gone (a real 403 from the API server), the look-up is refused.
+fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
+    let pushed = images::push_app(
+        &registry.addr,
+        "shop/private",
+        "1",
+        &registry.dir.join("image"),
+        Some(&registry.curl_config),
+    )?;
+    let anonymous = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/v2/shop/private/manifests/1", registry.addr))
+        .output()?;
+    let code = String::from_utf8_lossy(&anonymous.stdout).into_owned();
+    ensure!(code == "401", "the private registry answered an anonymous request with {code}, want 401");
+
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let auth = b64.encode(format!("{}:{}", registry.user, registry.password));
+    let docker_config =
+        json!({"auths": {&registry.addr: {"username": registry.user, "password": registry.password, "auth": auth}}});
+    apply(
+        cluster,
+        &json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "regcred", "namespace": APP_NS},
+            "data": {".dockerconfigjson": b64.encode(docker_config.to_string())}}),
+    )?;
+    // No command: the webhook must read the image's ENTRYPOINT from the registry.
+    let mut probe = pod(
+        "private",
+        &pushed.reference(),
+        json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
+        "true",
+        json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
+    );
+    let container = &mut probe["spec"]["containers"][0];
+    container.as_object_mut().context("container")?.remove("command");
+    container["args"] = json!(["-c", "true"]);
+    let without = serde_json::to_vec(&probe)?;
+    probe["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    let with = serde_json::to_vec(&probe)?;
+    let create = |body: &[u8]| kubectl_stdin(cluster, &["create", "--dry-run=server", "-o", "json"], body);
+
+    let out = create(&with)?;
+    ensure!(out.status.success(), "admission with the pull Secret failed: {}", String::from_utf8_lossy(&out.stderr));
+    let admitted: Value = serde_json::from_slice(&out.stdout)?;
+    let app = &admitted["spec"]["containers"][0];
+    let argv = format!("{} {}", app["command"], app["args"]);
+    ensure!(argv.contains("/bin/sh"), "the patched command lacks the image's entrypoint /bin/sh: {argv}");
+    println!("e2e: pull Secret read from the API server; the private image's entrypoint found: {argv}");
+
+    let out = create(&without)?;
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    ensure!(!out.status.success(), "the private image was looked up without credentials");
+    println!("e2e: without imagePullSecrets: refused: {err}");
+
+    let binding = "hush-webhook-pull-secrets";
+    let mut saved = kubectl_json(cluster, &["get", "clusterrolebinding", binding])?;
+    for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+        saved["metadata"].as_object_mut().context("metadata")?.remove(field);
+    }
+    kubectl_ok(cluster, &["delete", "clusterrolebinding", binding])?;
+    let mut refused = String::new();
+    let result = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), || {
+        let out = create(&with)?;
+        refused = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        Ok(!out.status.success() && refused.contains("403"))
+    });
+    apply(cluster, &saved)?;
+    result?;
+    println!("e2e: without RBAC: refused, naming the API server's answer: {refused}");
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred"])
 }

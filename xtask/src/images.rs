@@ -175,17 +175,24 @@ pub fn build_and_push(registry: &str) -> Result<Images> {
     let pause =
         push_tagged(registry, repo, tag, &pause_dir, &[layer], image_config(Some("65535:65535"), &["/pause"], None))?;
 
-    let app_dir = work.join("app");
-    let root = app_dir.join("root");
+    let app = push_app(registry, APP_REPOSITORY, APP_TAG, &work.join("app"), None)?;
+
+    Ok(Images { injector, webhook: webhook_image, guard: guard_image, pause, app })
+}
+
+/// The example's app image (a static busybox) pushed as `repo:tag`; `auth` is a curl config
+/// file holding `user = "name:password"` for a registry that requires it (kept off argv).
+pub fn push_app(registry: &str, repo: &str, tag: &str, dir: &Path, auth: Option<&Path>) -> Result<Pushed> {
+    let root = dir.join("root");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
     stage_file(&root, "/bin/busybox", Path::new("/bin/busybox"), true)?;
     for applet in ["sh", "sleep", "cat", "echo", "env", "head", "ls", "id", "true"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
-    let layer = tar_layer(&root, &app_dir.join("layer.tar"))?;
-    let app =
-        push_tagged(registry, APP_REPOSITORY, APP_TAG, &app_dir, &[layer], image_config(None, &["/bin/sh"], None))?;
-
-    Ok(Images { injector, webhook: webhook_image, guard: guard_image, pause, app })
+    let layer = tar_layer(&root, &dir.join("layer.tar"))?;
+    push_tagged_auth(registry, repo, tag, dir, &[layer], image_config(None, &["/bin/sh"], None), auth)
 }
 
 /// Copies `from` to `root/path` (mode 0555 for executables, else 0444).
@@ -291,12 +298,33 @@ fn push_tagged(
     layers: &[PathBuf],
     config: serde_json::Value,
 ) -> Result<Pushed> {
+    push_tagged_auth(registry, repo, tag, dir, layers, config, None)
+}
+
+/// curl, with the credentials of `auth` (a curl config file) when given.
+fn curl(auth: Option<&Path>) -> Command {
+    let mut c = Command::new("curl");
+    if let Some(file) = auth {
+        c.arg("-K").arg(file);
+    }
+    c
+}
+
+fn push_tagged_auth(
+    registry: &str,
+    repo: &str,
+    tag: &str,
+    dir: &Path,
+    layers: &[PathBuf],
+    config: serde_json::Value,
+    auth: Option<&Path>,
+) -> Result<Pushed> {
     std::fs::create_dir_all(dir)?;
     let mut diff_ids = Vec::new();
     let mut descriptors = Vec::new();
     for layer in layers {
         let digest = sha256(layer)?;
-        upload_blob(registry, repo, layer, &digest)?;
+        upload_blob(registry, repo, layer, &digest, auth)?;
         diff_ids.push(digest.clone());
         descriptors.push(json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar",
@@ -313,7 +341,7 @@ fn push_tagged(
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, serde_json::to_vec(&image)?)?;
     let config_digest = sha256(&config_path)?;
-    upload_blob(registry, repo, &config_path, &config_digest)?;
+    upload_blob(registry, repo, &config_path, &config_digest, auth)?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -328,7 +356,7 @@ fn push_tagged(
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest)?)?;
     let digest = sha256(&manifest_path)?;
     cmd::output(
-        Command::new("curl")
+        curl(auth)
             .args([
                 "-fsS",
                 "-X",
@@ -344,15 +372,14 @@ fn push_tagged(
     Ok(Pushed { repository: format!("{registry}/{repo}"), digest })
 }
 
-fn upload_blob(registry: &str, repo: &str, file: &Path, digest: &str) -> Result<()> {
+fn upload_blob(registry: &str, repo: &str, file: &Path, digest: &str, auth: Option<&Path>) -> Result<()> {
     let base = format!("http://{registry}/v2/{repo}/blobs");
-    let exists =
-        Command::new("curl").args(["-fsS", "-o", "/dev/null", "-I"]).arg(format!("{base}/{digest}")).output()?;
+    let exists = curl(auth).args(["-fsS", "-o", "/dev/null", "-I"]).arg(format!("{base}/{digest}")).output()?;
     if exists.status.success() {
         return Ok(());
     }
     let headers = cmd::stdout(
-        Command::new("curl").args(["-fsS", "-o", "/dev/null", "-D", "-", "-X", "POST"]).arg(format!("{base}/uploads/")),
+        curl(auth).args(["-fsS", "-o", "/dev/null", "-D", "-", "-X", "POST"]).arg(format!("{base}/uploads/")),
     )?;
     let location = headers
         .lines()
@@ -363,7 +390,7 @@ fn upload_blob(registry: &str, repo: &str, file: &Path, digest: &str) -> Result<
     let location = if location.starts_with('/') { format!("http://{registry}{location}") } else { location };
     let sep = if location.contains('?') { '&' } else { '?' };
     cmd::output(
-        Command::new("curl")
+        curl(auth)
             .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T"])
             .arg(file)
             .arg(format!("{location}{sep}digest={digest}")),
