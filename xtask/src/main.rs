@@ -8,6 +8,7 @@ mod bench;
 mod cluster;
 mod cmd;
 mod demo;
+mod deny;
 mod e2e;
 mod fuzz;
 mod guard;
@@ -15,6 +16,7 @@ mod images;
 mod openbao;
 mod progress;
 mod test;
+mod tidy;
 mod tools;
 mod vm;
 mod webhook;
@@ -32,6 +34,10 @@ struct Cli {
 enum Task {
     /// Run the whole suite: fmt, clippy, unit, property and integration tests against real services.
     Test(test::Args),
+    /// The repository's rules, checked: pure modules, `unsafe` in `sys` only, exit codes, aliases, doc pointers.
+    Tidy,
+    /// The dependency policy (deny.toml: licences, bans, duplicates, sources), offline.
+    Deny,
     /// Show Hush working end to end on this machine, explaining each step (tool output to a log).
     Demo(demo::Args),
     /// Run benchmarks and print each figure beside its baseline from the same run.
@@ -53,6 +59,8 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Test(args) => test::run(&args),
+        Task::Tidy => tidy::run(),
+        Task::Deny => deny::run(),
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),

@@ -6,38 +6,93 @@ use std::process::Command;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip `cargo fmt --check` and clippy (for a quick local loop).
+    /// Skip `cargo fmt --check`, clippy, `tidy` and `deny` (for a quick local loop).
     #[arg(long)]
     pub no_lint: bool,
-    /// Only run tests whose name matches this filter.
+    /// Only run the tests whose name matches this filter (a nextest filter), and nothing
+    /// else: no lint, doc tests, guard VMs, demo, e2e or fuzzing.
     pub filter: Option<String>,
 }
 
 /// Debian packages the tests use: a static busybox is the app inside the scratch chroot,
-/// openssl makes test certificates, setpriv (util-linux) runs tests as nobody, PostgreSQL\n/// backs the dynamic-secret tests.
+/// openssl makes test certificates, setpriv (util-linux) runs tests as nobody, PostgreSQL
+/// backs the dynamic-secret tests.
 const APT: &[&str] = &["busybox-static", "openssl", "util-linux", "python3", "postgresql"];
+
+/// One step of `cargo xtask test`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Fmt,
+    Clippy,
+    Tidy,
+    Deny,
+    DocTests,
+    /// The tests (filtered or not), with OpenBao, the static shim and the registry set up.
+    Nextest,
+    /// The guard's attack suite on the host and in qemu VMs.
+    Guard,
+    Demo,
+    E2e,
+    Fuzz,
+}
+
+/// What a run does, in order. With a filter only the matching tests run: the quick loop
+/// must not boot VMs, run the demo or fuzz, which take minutes and test everything.
+fn plan(args: &Args) -> Vec<Step> {
+    if args.filter.is_some() {
+        return vec![Step::Nextest];
+    }
+    let lint: &[Step] = if args.no_lint { &[] } else { &[Step::Fmt, Step::Clippy, Step::Tidy, Step::Deny] };
+    lint.iter()
+        .copied()
+        .chain([Step::DocTests, Step::Nextest, Step::Guard, Step::Demo, Step::E2e, Step::Fuzz])
+        .collect()
+}
 
 pub fn run(args: &Args) -> Result<()> {
     let root = tools::root();
-    if !args.no_lint {
-        cmd::run(Command::new(env!("CARGO")).current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
-        cmd::run(Command::new(env!("CARGO")).current_dir(&root).args([
-            "clippy",
-            "--locked",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+    let cargo = || {
+        let mut command = Command::new(env!("CARGO"));
+        command.current_dir(&root);
+        command
+    };
+    let mut counts = None;
+    for step in plan(args) {
+        match step {
+            Step::Fmt => cmd::run(cargo().args(["fmt", "--all", "--", "--check"]))?,
+            Step::Clippy => {
+                cmd::run(cargo().args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            }
+            Step::Tidy => crate::tidy::run()?,
+            Step::Deny => crate::deny::run()?,
+            Step::DocTests => cmd::run(cargo().args(["test", "--locked", "--workspace", "--doc"]))?,
+            Step::Nextest => counts = Some(nextest(args)?),
+            Step::Guard => crate::guard::test()?,
+            // The demo checks every step it shows; a demo that no longer tells the truth fails
+            // CI. `--check` runs it as CI sees it (stdout not a terminal) and checks what it printed.
+            Step::Demo => crate::demo::run(&crate::demo::Args { check: true, ..Default::default() })?,
+            // The same story on a real one-node cluster (issue 12), or one loud SKIPPED line.
+            Step::E2e => crate::e2e::run_in_suite()?,
+            // A short run: crashes found here become regression tests beside the parser.
+            Step::Fuzz => crate::fuzz::run(&crate::fuzz::Args { time: 15 })?,
+        }
     }
+    // One closing line for whoever reads the log last (the other steps fail the run
+    // themselves when they fail).
+    let counts = counts.unwrap_or_default();
+    println!("tests: {} passed, {} failed", counts.passed, counts.failed);
+    Ok(())
+}
+
+/// The tests, against real services: apt is asked only for what is missing (`dpkg-query`
+/// first), the static shim is rebuilt only when its sources changed.
+fn nextest(args: &Args) -> Result<Counts> {
     tools::ensure_apt(APT)?;
     let shim = tools::build_static_shim()?;
     let server = DevServer::start("openbao-test")?;
-
     let mut nextest = Command::new(env!("CARGO"));
     nextest
-        .current_dir(&root)
+        .current_dir(tools::root())
         .args(["nextest", "run", "--locked", "--workspace", "--run-ignored", "all", "--no-fail-fast"])
         .env("HUSH_TEST_VAULT_ADDR", &server.addr)
         .env("HUSH_TEST_VAULT_TOKEN", &server.root_token)
@@ -49,26 +104,12 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(filter) = &args.filter {
         nextest.arg(filter);
     }
-    cmd::run(Command::new(env!("CARGO")).current_dir(&root).args(["test", "--locked", "--workspace", "--doc"]))?;
-    let counts = run_counting(&mut nextest)?;
-    crate::guard::test()?;
+    let counts = run_counting(&mut nextest);
     drop(server);
-    // The demo checks every step it shows; a demo that no longer tells the truth fails CI.
-    // `--check` runs it as CI sees it (stdout not a terminal) and checks what it printed.
-    crate::demo::run(&crate::demo::Args { check: true, ..Default::default() })?;
-    // The same story on a real one-node cluster (issue 12), or one loud SKIPPED line.
-    crate::e2e::run_in_suite()?;
-    if args.filter.is_none() {
-        // A short run: crashes found here become regression tests beside the parser.
-        crate::fuzz::run(&crate::fuzz::Args { time: 15 })?;
-    }
-    // One closing line for whoever reads the log last (the guard and fuzz steps fail the run
-    // themselves when they fail).
-    println!("tests: {} passed, {} failed", counts.passed, counts.failed);
-    Ok(())
+    counts
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Counts {
     passed: u64,
     failed: u64,
@@ -101,7 +142,29 @@ fn count_before(line: &str, word: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::count_before;
+    use super::{Args, Step, count_before, plan};
+
+    #[test]
+    fn a_filter_runs_only_the_matching_tests() {
+        let quick = Args { no_lint: false, filter: Some("harden".into()) };
+        assert_eq!(plan(&quick), [Step::Nextest]);
+        let all = plan(&Args { no_lint: false, filter: None });
+        for step in [
+            Step::Fmt,
+            Step::Clippy,
+            Step::Tidy,
+            Step::Deny,
+            Step::DocTests,
+            Step::Guard,
+            Step::Demo,
+            Step::E2e,
+            Step::Fuzz,
+        ] {
+            assert!(all.contains(&step), "the full run lacks {step:?}");
+        }
+        let no_lint = plan(&Args { no_lint: true, filter: None });
+        assert!(!no_lint.iter().any(|s| matches!(s, Step::Fmt | Step::Clippy | Step::Tidy | Step::Deny)));
+    }
 
     #[test]
     fn reads_nextest_summary_counts() {
