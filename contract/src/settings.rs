@@ -195,7 +195,7 @@ pub const CAPABILITIES: &[&str] = &[
 ];
 
 /// The auth methods the shim logs in with.
-pub const AUTH_METHODS: &[&str] = &["kubernetes", "jwt", "token", "approle"];
+pub const AUTH_METHODS: &[&str] = &["kubernetes", "jwt", "token", "approle", "cert"];
 /// The default auth mount for `kubernetes` and `jwt`: Bank-Vaults' (`bank-vaults/vault-sdk`
 /// `vault/client.go`: `if o.authPath == "" { o.authPath = "kubernetes" }`, for every method).
 pub const DEFAULT_JWT_MOUNT: &str = "kubernetes";

@@ -55,8 +55,9 @@ pub struct Config {
     pub login: bool,
     /// `VAULT_TOKEN_FILE`: a file holding the token to use (read by the run step).
     pub token_file: Option<PathBuf>,
-    /// `VAULT_MAX_RETRIES`: retries of a failed Vault request.
-    pub max_retries: u32,
+    /// `VAULT_MAX_RETRIES`: retries of a failed Vault request; `None` (unset): retry until
+    /// `VAULT_CLIENT_TIMEOUT`.
+    pub max_retries: Option<u32>,
     /// `VAULT_ENV_FROM_PATH`: Vault paths whose every key becomes a variable.
     pub env_from_path: Vec<String>,
     /// `VAULT_ENV_DELAY`: wait after resolving, before exec.
@@ -121,6 +122,14 @@ pub enum Auth {
         /// Where the secret ID comes from.
         secret_id: SecretIdSource,
     },
+    /// Log in with the TLS client certificate (`VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`):
+    /// OpenBao's and Vault's `cert` method.
+    Cert {
+        /// Auth mount, e.g. `cert`.
+        mount: String,
+        /// The certificate role (`name`); `None`: every role the certificate matches.
+        role: Option<String>,
+    },
 }
 
 impl Auth {
@@ -131,6 +140,7 @@ impl Auth {
             Auth::Jwt { method: JwtMethod::Kubernetes, .. } => "kubernetes",
             Auth::Jwt { method: JwtMethod::Jwt, .. } => "jwt",
             Auth::AppRole { .. } => "approle",
+            Auth::Cert { .. } => "cert",
         }
     }
 }
@@ -214,8 +224,6 @@ pub enum ConfigError {
 /// The default for `VAULT_CLIENT_TIMEOUT`.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 8;
-/// Vault's client retries a failed request twice by default (`VAULT_MAX_RETRIES`).
-const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Bank-Vaults' default transit batch size (`bank-vaults/vault-secrets-webhook`
 /// `pkg/webhook/config.go`: `viper.SetDefault("transit_batch_size", 25)`).
 const DEFAULT_TRANSIT_BATCH_SIZE: usize = 25;
@@ -406,9 +414,7 @@ impl Config {
             max_concurrency,
             login,
             token_file: path(&contract::VAULT_TOKEN_FILE)?,
-            max_retries: vars
-                .count(&contract::VAULT_MAX_RETRIES)?
-                .map_or(DEFAULT_MAX_RETRIES, |n| u32::try_from(n).unwrap_or(DEFAULT_MAX_RETRIES)),
+            max_retries: vars.count(&contract::VAULT_MAX_RETRIES)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             env_from_path: vars.list(&contract::VAULT_ENV_FROM_PATH)?,
             env_delay: vars.duration(&contract::VAULT_ENV_DELAY)?.flatten().unwrap_or(Duration::ZERO),
             transit,
@@ -499,10 +505,12 @@ fn parse_auth<L: Lookup>(vars: &Vars<'_, L>, login: bool) -> Result<Auth, Config
                 };
             Ok(Auth::AppRole { mount: mount(contract::DEFAULT_APPROLE_MOUNT)?, role_id, secret_id })
         }
-        // The contract's grammar admits only the four methods above.
-        other => {
-            Err(invalid(names::VAULT_AUTH_METHOD, &format!("`{other}` is not one of kubernetes, jwt, token, approle")))
-        }
+        "cert" => Ok(Auth::Cert { mount: mount("cert")?, role: vars.text(&contract::VAULT_ROLE)? }),
+        // The contract's grammar admits only the methods above.
+        other => Err(invalid(
+            names::VAULT_AUTH_METHOD,
+            &format!("`{other}` is not one of kubernetes, jwt, token, approle, cert"),
+        )),
     }
 }
 
@@ -666,13 +674,13 @@ mod tests {
         assert_eq!(config.tls.client_cert, Some(PathBuf::from("/c.pem")));
         assert_eq!(config.tls.client_key, Some(PathBuf::from("/k.pem")));
         assert_eq!(config.tls.server_name.as_deref(), Some("vault.internal"));
-        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_retries, Some(5));
         assert_eq!(config.env_from_path, vec!["secret/a", "secret/b"]);
         assert_eq!(config.env_delay, Duration::from_secs(90));
         assert_eq!(config.transit, Transit { key_id: Some("k".into()), path: "transit".into(), batch_size: 10 });
         assert!(config.daemon);
         let defaults = parse(&[("VAULT_TOKEN", "t")]).unwrap();
-        assert_eq!((defaults.max_retries, defaults.env_delay, defaults.transit.batch_size), (2, Duration::ZERO, 25));
+        assert_eq!((defaults.max_retries, defaults.env_delay, defaults.transit.batch_size), (None, Duration::ZERO, 25));
         assert!(!defaults.login && defaults.env_from_path.is_empty());
         // Every Bank-Vaults setting variable is taken from the application.
         for name in ["VAULT_TRANSIT_KEY_ID", "VAULT_ENV_DELAY", "VAULT_MAX_RETRIES", "BAO_ADDR", "SECRET_INIT_DAEMON"] {

@@ -145,6 +145,7 @@ impl<'a> Daemon<'a> {
         if let Err(e) = sys::become_subreaper() {
             tracing::warn!("could not become a child subreaper: orphans will not be reaped here: {e}");
         }
+        crate::run::delay(config);
         daemon.track(&fetched);
         let pid = daemon.start(&fetched)?;
         daemon.set_child(pid);

@@ -113,10 +113,13 @@ impl RenderError {
     /// The exit code (see `hush_contract::exit`): 66 a secret, field or path that is not
     /// there (or transit refused the ciphertext), 65 bad data, 71 an allocation failed.
     pub fn exit_code(&self) -> u8 {
+        use hush_contract::exit as code;
         match self {
-            RenderError::MissingPath { .. } | RenderError::MissingKey { .. } | RenderError::Decrypt { .. } => 66,
-            RenderError::Template { .. } | RenderError::BadName { .. } | RenderError::NulByte { .. } => 65,
-            RenderError::Alloc(_) => 71,
+            RenderError::MissingPath { .. } | RenderError::MissingKey { .. } | RenderError::Decrypt { .. } => {
+                code::NO_INPUT
+            }
+            RenderError::Template { .. } | RenderError::BadName { .. } | RenderError::NulByte { .. } => code::DATA,
+            RenderError::Alloc(_) => code::OS,
         }
     }
 }

@@ -40,9 +40,11 @@ impl Default for Backoff {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the next try would start after
-/// `deadline`; then returns the last error. Errors name their operation themselves.
-pub async fn retry<T, E, F, Fut>(deadline: Instant, mut attempt: F) -> Result<T, E>
+/// Runs `attempt` until it succeeds, fails for good, the next try would start after
+/// `deadline`, or (when `max_retries` is set: `VAULT_MAX_RETRIES`, as Vault's client counts
+/// them) it has been retried that many times; then returns the last error. Errors name their
+/// operation themselves.
+pub async fn retry<T, E, F, Fut>(deadline: Instant, max_retries: Option<u32>, mut attempt: F) -> Result<T, E>
 where
     E: Transient + Display,
     F: FnMut() -> Fut,
@@ -53,7 +55,7 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(err) if err.is_transient() => {
+            Err(err) if err.is_transient() && max_retries.is_none_or(|max| tries <= max) => {
                 let delay = backoff.next_delay();
                 if Instant::now() + delay >= deadline {
                     return Err(err);
@@ -99,7 +101,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_until_success() {
         let calls = Cell::new(0);
-        let result: Result<u32, Failure> = retry(Instant::now() + Duration::from_secs(10), || {
+        let result: Result<u32, Failure> = retry(Instant::now() + Duration::from_secs(10), None, || {
             calls.set(calls.get() + 1);
             let n = calls.get();
             async move { if n < 4 { Err(Failure(true)) } else { Ok(n) } }
@@ -111,7 +113,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
         let calls = Cell::new(0);
-        let result: Result<(), Failure> = retry(Instant::now() + Duration::from_secs(10), || {
+        let result: Result<(), Failure> = retry(Instant::now() + Duration::from_secs(10), None, || {
             calls.set(calls.get() + 1);
             async { Err(Failure(false)) }
         })
@@ -121,9 +123,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn max_retries_caps_the_attempts() {
+        for (max, attempts) in [(0, 1), (2, 3)] {
+            let calls = Cell::new(0);
+            let result: Result<(), Failure> = retry(Instant::now() + Duration::from_secs(60), Some(max), || {
+                calls.set(calls.get() + 1);
+                async { Err(Failure(true)) }
+            })
+            .await;
+            assert!(result.is_err());
+            assert_eq!(calls.get(), attempts, "VAULT_MAX_RETRIES={max}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_retries() {
         let start = Instant::now();
-        let result: Result<(), Failure> = retry(start + Duration::from_secs(3), || async { Err(Failure(true)) }).await;
+        let result: Result<(), Failure> =
+            retry(start + Duration::from_secs(3), None, || async { Err(Failure(true)) }).await;
         assert!(result.is_err());
         assert!(start.elapsed() <= Duration::from_secs(3));
         assert!(start.elapsed() >= Duration::from_millis(500), "it did retry for a while");

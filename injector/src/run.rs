@@ -23,12 +23,21 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let config = Config::parse(&|name: &str| std::env::var_os(name))?;
     let (program_name, _) = command.split_first().expect("clap requires a command");
     let program = find_program(program_name, std::env::var_os("PATH").as_deref())?;
-    let plan = plan(std::env::vars_os(), &config)?;
+    let mut plan = plan(std::env::vars_os(), &config)?;
+    if !config.env_from_path.is_empty() {
+        // vault-sdk InjectSecretsFromVaultPath: comma-separated PATH[#VERSION].
+        let from_path =
+            hush_contract::reference::parse_from_path(&config.env_from_path.join(",")).map_err(|source| {
+                crate::plan::PlanError { variable: hush_contract::env::VAULT_ENV_FROM_PATH.into(), source }
+            })?;
+        crate::plan::add_from_path(&mut plan, &from_path);
+    }
     let transit = transit_settings(&config);
     check_transit(&plan, &transit)?;
 
     if config.daemon && plan.needs_vault() {
         return runtime()?.block_on(async {
+            // vault-env sleeps before it starts the process in daemon mode too.
             let (mut vault, fetched, revoke) = connect_and_fetch(&config, &plan, &transit).await?;
             match fetched {
                 Ok(fetched) => {
@@ -53,6 +62,7 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
             skipped.reference
         );
     }
+    delay(&config);
     let applied = crate::harden::apply(&config.hardening)?;
     tracing::info!(
         landlock = %applied,
@@ -72,9 +82,27 @@ async fn fetch(config: &Config, plan: &Plan, transit: &TransitSettings) -> Resul
     resolved.map_err(Failure::from)
 }
 
-/// The transit settings. (VAULT_TRANSIT_* come with the shared settings table.)
-pub fn transit_settings(_config: &Config) -> TransitSettings {
-    TransitSettings { mount: "transit".into(), key: None, batch: 25 }
+/// `VAULT_TRANSIT_*`.
+pub fn transit_settings(config: &Config) -> TransitSettings {
+    TransitSettings {
+        mount: config.transit.path.clone(),
+        key: config.transit.key_id.clone(),
+        batch: config.transit.batch_size.max(1),
+    }
+}
+
+/// `VAULT_ENV_DELAY`: vault-env sleeps after resolving and revoking, before it starts the
+/// process (bank-vaults/vault-env `main.go`: `if delayExec > 0 { time.Sleep(delayExec) }`).
+pub fn delay(config: &Config) {
+    if !config.env_delay.is_zero() {
+        tracing::info!("sleeping for {} ms (VAULT_ENV_DELAY)", config.env_delay.as_millis());
+        std::thread::sleep(config.env_delay);
+    }
+}
+
+/// `VAULT_MAX_RETRIES`, when set; else retries run until `VAULT_CLIENT_TIMEOUT`.
+fn max_retries(config: &Config) -> Option<u32> {
+    config.max_retries
 }
 
 /// Ciphertext needs a transit key: vault-sdk refuses it too ("found encrypted variable,
@@ -114,14 +142,25 @@ async fn connect_and_fetch(
         name: hush_contract::env::VAULT_ADDR,
         why: "the environment holds Vault references",
     })?;
-    let auth = config.auth.as_ref().map_err(Clone::clone)?;
     let mut vault = Vault::new(addr, &config.tls, config.namespace.clone(), config.client_timeout)?;
-    let handed_in = matches!(auth, Auth::Token(_));
-    match auth {
-        Auth::Token(token) => vault.use_token(token.clone()),
-        auth => vault.login(auth).await?,
-    }
-    tracing::debug!(method = auth.method_name(), "authenticated");
+    vault.set_max_retries(max_retries(config));
+    // vault-env main.go: VAULT_TOKEN_FILE, when set, is the token (no login, no role needed).
+    let handed_in = match &config.token_file {
+        Some(path) => {
+            vault.use_token_file(path)?;
+            tracing::debug!("using the token in {}", path.display());
+            true
+        }
+        None => {
+            let auth = config.auth.as_ref().map_err(Clone::clone)?;
+            match auth {
+                Auth::Token(token) => vault.use_token(token.clone()),
+                auth => vault.login(auth).await?,
+            }
+            tracing::debug!(method = auth.method_name(), "authenticated");
+            matches!(auth, Auth::Token(_))
+        }
+    };
     let vault = Arc::new(vault);
     let resolved = resolve(Arc::clone(&vault), plan, config.max_concurrency, transit).await;
     let vault = Arc::into_inner(vault).expect("all fetch tasks have ended");

@@ -80,9 +80,11 @@ pub enum VaultError {
         #[source]
         source: std::io::Error,
     },
-    /// The CA bundle could not be used.
-    #[error("VAULT_CACERT {}: {reason}", path.display())]
+    /// A TLS file (CA bundle, CA directory, client certificate or key) could not be used.
+    #[error("{setting} {}: {reason}", path.display())]
     CaCert {
+        /// The variable that names it.
+        setting: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
@@ -107,13 +109,14 @@ impl VaultError {
     /// The exit code (see `hush_contract::exit`): 69 unreachable or failing, 76 an
     /// unexpected answer, 77 refused, 66 missing input, 78 configuration.
     pub fn exit_code(&self) -> u8 {
+        use hush_contract::exit as code;
         match self {
-            VaultError::Unreachable { .. } => 69,
-            VaultError::Status { status, .. } if *status == 429 || *status >= 500 => 69,
-            VaultError::Status { .. } | VaultError::Malformed { .. } => 76,
-            VaultError::Denied { .. } | VaultError::LoginRefused { .. } => 77,
-            VaultError::CredentialFile { .. } | VaultError::NotKv2 { .. } => 66,
-            VaultError::CaCert { .. } | VaultError::Client(_) => 78,
+            VaultError::Unreachable { .. } => code::UNAVAILABLE,
+            VaultError::Status { status, .. } if *status == 429 || *status >= 500 => code::UNAVAILABLE,
+            VaultError::Status { .. } | VaultError::Malformed { .. } => code::PROTOCOL,
+            VaultError::Denied { .. } | VaultError::LoginRefused { .. } => code::NO_PERM,
+            VaultError::CredentialFile { .. } | VaultError::NotKv2 { .. } => code::NO_INPUT,
+            VaultError::CaCert { .. } | VaultError::Client(_) => code::CONFIG,
         }
     }
 }
@@ -178,6 +181,8 @@ pub struct Vault {
     deadline: Instant,
     token: Option<SecretString>,
     token_ttl: (Duration, bool),
+    /// `VAULT_MAX_RETRIES`, when set.
+    max_retries: Option<u32>,
     /// Mounts looked up so far, shared by clones: each is asked about once.
     mounts: Arc<Mutex<Vec<Mount>>>,
 }
@@ -228,18 +233,61 @@ impl Vault {
             .tls_backend_rustls()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .timeout(timeout);
+        let mut roots = Vec::new();
         if let Some(path) = &tls.ca_cert {
-            let pem =
-                std::fs::read(path).map_err(|e| VaultError::CaCert { path: path.clone(), reason: e.to_string() })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| VaultError::CaCert { path: path.clone(), reason: chain(&e) })?;
-            if certs.is_empty() {
-                return Err(VaultError::CaCert { path: path.clone(), reason: "holds no PEM certificate".into() });
+            roots.extend(ca_bundle("VAULT_CACERT", path)?);
+        }
+        if let Some(dir) = &tls.ca_path {
+            // vault/api `ConfigureTLS` → go-rootcerts `LoadCAPath`: every file in the
+            // directory is a PEM bundle; one that is not fails.
+            let failed = |reason: String| VaultError::CaCert { setting: "VAULT_CAPATH", path: dir.clone(), reason };
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| failed(e.to_string()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| path.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(failed("holds no file".into()));
             }
-            builder = builder.tls_certs_only(certs);
+            for file in files {
+                roots.extend(ca_bundle("VAULT_CAPATH", &file)?);
+            }
+        }
+        if tls.ca_cert.is_some() || tls.ca_path.is_some() {
+            builder = builder.tls_certs_only(roots);
         } else if addr.scheme() == "http" {
             // No certificate to verify: do not require a system CA store either.
             builder = builder.tls_certs_only(Vec::new());
+        }
+        match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => builder = builder.identity(client_identity(cert, key)?),
+            (None, None) => {}
+            (Some(path), None) | (None, Some(path)) => {
+                return Err(VaultError::CaCert {
+                    setting: if tls.client_cert.is_some() { "VAULT_CLIENT_CERT" } else { "VAULT_CLIENT_KEY" },
+                    path: path.clone(),
+                    reason: "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY go together".into(),
+                });
+            }
+        }
+        let mut addr = addr.clone();
+        if let Some(name) = &tls.server_name {
+            // Vault's client sets tls.Config.ServerName: the certificate is checked against
+            // this name (and it is sent as SNI) while the connection goes to VAULT_ADDR's
+            // host. Here: VAULT_ADDR's host is resolved once, the URL carries the name, and
+            // the name resolves to those addresses.
+            let host = addr.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+            let port = addr.port_or_known_default().unwrap_or(443);
+            let sockets: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                .map_err(|e| VaultError::Unreachable {
+                    what: format!("resolving {host} (VAULT_TLS_SERVER_NAME is set)"),
+                    reason: e.to_string(),
+                })?
+                .collect();
+            addr.set_host(Some(name))
+                .map_err(|e| VaultError::Client(format!("VAULT_TLS_SERVER_NAME `{name}` is not a host name: {e}")))?;
+            builder = builder.resolve_to_addrs(name, &sockets);
         }
         if tls.skip_verify {
             tracing::warn!("VAULT_SKIP_VERIFY is set: Vault's certificate is not verified");
@@ -255,13 +303,27 @@ impl Vault {
         })?;
         Ok(Vault {
             http,
-            addr: addr.clone(),
+            addr,
             namespace,
             deadline: Instant::now() + timeout,
             token: None,
             token_ttl: (Duration::ZERO, false),
+            max_retries: None,
             mounts: Arc::default(),
         })
+    }
+
+    /// Caps retries of transient failures (`VAULT_MAX_RETRIES`); `None`: until the deadline.
+    pub fn set_max_retries(&mut self, max_retries: Option<u32>) {
+        self.max_retries = max_retries;
+    }
+
+    /// Uses the token in `path` (`VAULT_TOKEN_FILE`; vault-env reads it as is, Hush trims
+    /// the trailing newline files usually have).
+    pub fn use_token_file(&mut self, path: &Path) -> Result<(), VaultError> {
+        let token = read_credential(path)?;
+        self.token = Some(SecretString::from(token.as_str()));
+        Ok(())
     }
 
     /// Uses `token` as is.
@@ -277,12 +339,24 @@ impl Vault {
                 let jwt = read_credential(jwt_path)?;
                 let what = format!("{} login at auth/{mount} as role {role}", auth.method_name());
                 let client = self.vaultrs_client(None);
-                let info = retry(self.deadline, || async {
+                let info = retry(self.deadline, self.max_retries, || async {
                     match method {
                         JwtMethod::Kubernetes => vaultrs::auth::kubernetes::login(&client, mount, role, &jwt).await,
                         JwtMethod::Jwt => vaultrs::auth::oidc::login(&client, mount, &jwt, Some(role.clone())).await,
                     }
                     .map_err(|e| login_error(&what, e))
+                })
+                .await?;
+                self.token_ttl = (Duration::from_secs(info.lease_duration), info.renewable);
+                SecretString::from(info.client_token)
+            }
+            Auth::Cert { mount, role } => {
+                // The TLS client certificate is the credential (VAULT_CLIENT_CERT/KEY).
+                let what = format!("cert login at auth/{mount}");
+                let client = self.vaultrs_client(None);
+                let name = role.clone().unwrap_or_default();
+                let info = retry(self.deadline, self.max_retries, || async {
+                    vaultrs::auth::cert::login(&client, mount, &name).await.map_err(|e| login_error(&what, e))
                 })
                 .await?;
                 self.token_ttl = (Duration::from_secs(info.lease_duration), info.renewable);
@@ -295,7 +369,7 @@ impl Vault {
                 };
                 let what = format!("approle login at auth/{mount}");
                 let client = self.vaultrs_client(None);
-                let info = retry(self.deadline, || async {
+                let info = retry(self.deadline, self.max_retries, || async {
                     vaultrs::auth::approle::login(&client, mount, role_id, &secret_id)
                         .await
                         .map_err(|e| login_error(&what, e))
@@ -314,7 +388,7 @@ impl Vault {
         let Some(token) = self.token.take() else { return Ok(()) };
         let what = "revoking the token";
         let mut client = self.vaultrs_client(Some(&token));
-        let result = retry(self.deadline, || async {
+        let result = retry(self.deadline, self.max_retries, || async {
             vaultrs::token::revoke_self(&client).await.map_err(|e| api_error(what, e))
         })
         .await;
@@ -337,8 +411,9 @@ impl Vault {
     /// Vault CLI does before a `kv` command (`kvPreflightVersionRequest`:
     /// `GET sys/internal/ui/mounts/PATH`). A lookup that fails (an old server, a policy
     /// without access) leaves the path unknown: its response is then read as Bank-Vaults
-    /// reads it (see [`Layout::Detect`]).
-    pub async fn discover_mounts(&self, requests: &BTreeSet<Request>) {
+    /// reads it (see [`Layout::Detect`]); a Vault that cannot be reached (after retries)
+    /// is an error, as the reads would be.
+    pub async fn discover_mounts(&self, requests: &BTreeSet<Request>) -> Result<(), VaultError> {
         for request in requests {
             if !matches!(request.operation, Operation::Read { .. }) {
                 continue;
@@ -352,14 +427,16 @@ impl Vault {
                     self.mounts.lock().expect("not poisoned").push(mount);
                 }
                 Ok(None) => {}
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => tracing::debug!("{e}; reading {} as Bank-Vaults does", request.path),
             }
         }
+        Ok(())
     }
 
     async fn lookup_mount(&self, path: &str) -> Result<Option<Mount>, VaultError> {
-        let what = format!("looking up the mount of {path}");
-        let (status, body) = retry(self.deadline, || async {
+        let what = format!("reading {path} (looking up its mount)");
+        let (status, body) = retry(self.deadline, self.max_retries, || async {
             let (status, body) =
                 self.send(reqwest::Method::GET, &format!("sys/internal/ui/mounts/{path}"), None, None, &what).await?;
             if status == 429 || status >= 500 { Err(status_error(status, &body, &what)) } else { Ok((status, body)) }
@@ -428,7 +505,7 @@ impl Vault {
         let input: Vec<serde_json::Value> =
             ciphertexts.iter().map(|c| serde_json::json!({ "ciphertext": c })).collect();
         let request_body = serde_json::json!({ "batch_input": input }).to_string();
-        let (status, body) = retry(self.deadline, || async {
+        let (status, body) = retry(self.deadline, self.max_retries, || async {
             let (status, body) =
                 self.send(reqwest::Method::POST, &path, None, Some(request_body.clone()), &what).await?;
             if status == 429 || status >= 500 { Err(status_error(status, &body, &what)) } else { Ok((status, body)) }
@@ -534,7 +611,7 @@ impl Vault {
             Operation::Read { version: Some(v) } => format!("reading {} version {v}", request.path),
             Operation::Write { .. } => format!("writing {}", request.path),
         };
-        retry(self.deadline, || self.fetch_once(request, &what)).await
+        retry(self.deadline, self.max_retries, || self.fetch_once(request, &what)).await
     }
 
     async fn fetch_once(&self, request: &Request, what: &str) -> Result<Fetched, VaultError> {
@@ -618,7 +695,7 @@ impl Vault {
     pub async fn renew_token(&self, increment: Duration) -> Result<(Duration, bool), VaultError> {
         let what = "renewing the token";
         let body = serde_json::json!({ "increment": format!("{}s", increment.as_secs()) }).to_string();
-        retry(self.deadline, || async {
+        retry(self.deadline, self.max_retries, || async {
             let (status, body) =
                 self.send(reqwest::Method::POST, "auth/token/renew-self", None, Some(body.clone()), what).await?;
             if status != 200 {
@@ -647,7 +724,7 @@ impl Vault {
     pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<(Duration, bool), VaultError> {
         let what = format!("renewing lease {lease_id}");
         let body = serde_json::json!({ "lease_id": lease_id, "increment": increment.as_secs() }).to_string();
-        retry(self.deadline, || async {
+        retry(self.deadline, self.max_retries, || async {
             let (status, body) =
                 self.send(reqwest::Method::PUT, "sys/leases/renew", None, Some(body.clone()), &what).await?;
             if status != 200 {
@@ -671,7 +748,7 @@ impl Vault {
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<(), VaultError> {
         let what = format!("revoking lease {lease_id}");
         let body = serde_json::json!({ "lease_id": lease_id }).to_string();
-        retry(self.deadline, || async {
+        retry(self.deadline, self.max_retries, || async {
             let (status, body) =
                 self.send(reqwest::Method::PUT, "sys/leases/revoke", None, Some(body.clone()), &what).await?;
             if status == 200 || status == 204 { Ok(()) } else { Err(status_error(status, &body, &what)) }
@@ -743,7 +820,7 @@ pub async fn resolve(
     concurrency: usize,
     transit: &TransitSettings,
 ) -> Result<crate::render::Resolved, VaultError> {
-    vault.discover_mounts(&plan.requests).await;
+    vault.discover_mounts(&plan.requests).await?;
     let fetched = fetch_all(Arc::clone(&vault), &plan.requests, concurrency).await?;
     let mut resolved = crate::render::Resolved { fetched, ..Default::default() };
     if !plan.ciphertexts.is_empty() {
@@ -778,6 +855,41 @@ async fn read_body(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The certificates of one PEM bundle.
+fn ca_bundle(setting: &'static str, path: &Path) -> Result<Vec<reqwest::Certificate>, VaultError> {
+    let failed = |reason: String| VaultError::CaCert { setting, path: path.to_owned(), reason };
+    let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(chain(&e)))?;
+    if certs.is_empty() {
+        return Err(failed("holds no PEM certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The client certificate and key for mTLS (`VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`). The
+/// key is read into a wiped buffer; errors never show file contents.
+fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, VaultError> {
+    let cert_pem = std::fs::read(cert).map_err(|e| VaultError::CaCert {
+        setting: "VAULT_CLIENT_CERT",
+        path: cert.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let key_pem = Zeroizing::new(std::fs::read(key).map_err(|e| VaultError::CaCert {
+        setting: "VAULT_CLIENT_KEY",
+        path: key.to_owned(),
+        reason: e.to_string(),
+    })?);
+    let mut both = Zeroizing::new(Vec::with_capacity(cert_pem.len() + key_pem.len() + 1));
+    both.extend_from_slice(&cert_pem);
+    both.push(b'\n');
+    both.extend_from_slice(&key_pem);
+    reqwest::Identity::from_pem(&both).map_err(|_| VaultError::CaCert {
+        setting: "VAULT_CLIENT_KEY",
+        path: key.to_owned(),
+        reason: format!("with {}: not a PEM certificate and private key", cert.display()),
+    })
 }
 
 fn read_credential(path: &Path) -> Result<Zeroizing<String>, VaultError> {

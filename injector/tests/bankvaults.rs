@@ -284,3 +284,208 @@ fn vault_login_hands_the_app_a_live_token() {
     assert!(!seen.contains_key(&OsString::from("VAULT_TOKEN")));
     assert!(!seen.contains_key(&OsString::from("VAULT_ADDR")));
 }
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn transit_ciphertext_is_decrypted_with_the_transit_key() {
+    // bank-vaults.dev transit-encryption.md; vault-sdk vault/transit.go (DecryptBatch),
+    // injector.go (preprocessTransitSecrets, paginate by VAULT_TRANSIT_BATCH_SIZE).
+    let bao = Bao::shared();
+    let mount = unique("transit");
+    bao.run(&["secrets", "enable", &format!("-path={mount}"), "transit"]);
+    bao.run(&["write", "-f", &format!("{mount}/keys/my-key")]);
+    let encrypt = |plain: &str| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(plain);
+        bao.run(&["write", "-field=ciphertext", &format!("{mount}/encrypt/my-key"), &format!("plaintext={b64}")])
+            .trim()
+            .to_owned()
+    };
+    let (one, two, three) = (encrypt("transit-one"), encrypt("transit two"), encrypt("transit-3"));
+    let settings = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("VAULT_TRANSIT_KEY_ID", "my-key".to_owned()),
+            ("VAULT_TRANSIT_PATH", mount.clone()),
+            ("VAULT_TRANSIT_BATCH_SIZE", "2".to_owned()),
+        ];
+        v.extend(extra.iter().cloned());
+        v
+    };
+    let out = shim(
+        &bao,
+        &settings(&[
+            ("AWS_SECRET_ACCESS_KEY", one.clone()),
+            ("SAME", one.clone()),
+            ("INLINE", format!("a=${{{two}}};b=${{{three}}}")),
+        ]),
+    );
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "AWS_SECRET_ACCESS_KEY"), "transit-one");
+    assert_eq!(get(&seen, "SAME"), "transit-one");
+    assert_eq!(get(&seen, "INLINE"), "a=transit two;b=transit-3");
+    for setting in ["VAULT_TRANSIT_KEY_ID", "VAULT_TRANSIT_PATH", "VAULT_TRANSIT_BATCH_SIZE"] {
+        assert!(!seen.contains_key(&OsString::from(setting)), "{setting} reached the app");
+    }
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("transit-one") && !log.contains("transit two"), "{log}");
+
+    // A ciphertext transit refuses fails closed; with VAULT_IGNORE_MISSING_SECRETS the
+    // variable is left out, as vault-sdk does ("failed to decrypt variable" ... continue).
+    let forged = "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    let out = shim(&bao, &settings(&[("GOOD", one.clone()), ("BAD", forged.clone())]));
+    let (code, log) = code_and_log(&out);
+    assert_eq!(code, Some(66), "{log}");
+    assert!(log.contains("BAD: transit could not decrypt"), "{log}");
+    let out = shim(
+        &bao,
+        &settings(&[("VAULT_IGNORE_MISSING_SECRETS", "true".into()), ("GOOD", one.clone()), ("BAD", forged)]),
+    );
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "GOOD"), "transit-one");
+    assert!(!seen.contains_key(&OsString::from("BAD")));
+
+    // Ciphertext without a transit key is a configuration error, whatever the setting.
+    let out = shim(&bao, &[("VAULT_IGNORE_MISSING_SECRETS", "true".into()), ("A", one)]);
+    let (code, log) = code_and_log(&out);
+    assert_eq!(code, Some(78), "{log}");
+    assert!(log.contains("VAULT_TRANSIT_KEY_ID is not set"), "{log}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn env_from_path_makes_every_field_a_variable() {
+    // bank-vaults.dev configuration.md "Mount all keys from Vault secret to env";
+    // vault-sdk InjectSecretsFromVaultPath (PATH#VERSION, comma-separated).
+    let bao = Bao::shared();
+    let (a, b) = (unique("from-a"), unique("from-b"));
+    bao.run(&["kv", "put", &format!("secret/{a}"), "AWS_ACCESS_KEY_ID=akid", "SHARED=from-a"]);
+    bao.run(&["kv", "put", &format!("secret/{b}"), "B_ONLY=b-v1", "SHARED=from-b"]);
+    bao.run(&["kv", "put", &format!("secret/{b}"), "B_ONLY=b-v2", "SHARED=from-b"]);
+    let out = shim(
+        &bao,
+        &[
+            ("VAULT_ENV_FROM_PATH", format!("secret/data/{a},secret/data/{b}#1")),
+            ("AWS_ACCESS_KEY_ID", "from-the-manifest".into()),
+        ],
+    );
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "AWS_ACCESS_KEY_ID"), "from-the-manifest", "the manifest's variable wins");
+    assert_eq!(get(&seen, "SHARED"), "from-a", "the first path listed wins");
+    assert_eq!(get(&seen, "B_ONLY"), "b-v1", "the version pin is honoured");
+    assert!(!seen.contains_key(&OsString::from("VAULT_ENV_FROM_PATH")));
+
+    // A missing path fails closed ("path not found"), or is skipped with the setting.
+    let gone = format!("secret/data/{a}-gone");
+    let out = shim(&bao, &[("VAULT_ENV_FROM_PATH", format!("secret/data/{a},{gone}"))]);
+    let (code, log) = code_and_log(&out);
+    assert_eq!(code, Some(66), "{log}");
+    assert!(log.contains(&format!("VAULT_ENV_FROM_PATH: {gone}: no secret at this path")), "{log}");
+    let out = shim(
+        &bao,
+        &[("VAULT_ENV_FROM_PATH", format!("secret/data/{a},{gone}")), ("VAULT_IGNORE_MISSING_SECRETS", "1".into())],
+    );
+    assert_eq!(get(&environ(&out), "SHARED"), "from-a");
+    // A bad list is a bad setting, refused before Vault is asked.
+    let out = shim(&bao, &[("VAULT_ENV_FROM_PATH", format!("secret/data/{a},secret/../sys/x"))]);
+    let (code, log) = code_and_log(&out);
+    assert_eq!(code, Some(78), "{log}");
+    assert!(log.contains("VAULT_ENV_FROM_PATH") && log.contains("segment"), "{log}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn token_file_delay_and_retries() {
+    let bao = Bao::shared();
+    let app = unique("app");
+    bao.run(&["kv", "put", &format!("secret/{app}"), "password=file-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", bao.root_token)).unwrap();
+    let reference = format!("vault:secret/data/{app}#password");
+    // VAULT_TOKEN_FILE is the token (vault-env main.go): no role needed.
+    let started = std::time::Instant::now();
+    let out = run_shim(
+        &[
+            ("VAULT_ADDR", &bao.addr),
+            ("VAULT_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("VAULT_ENV_DELAY", "1500ms"),
+            ("VAULT_TOKEN", "vault:login"),
+            ("PASSWORD", &reference),
+        ],
+        &["env", "-0"],
+    );
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "PASSWORD"), "file-pw");
+    assert_eq!(get(&seen, "VAULT_TOKEN"), bao.root_token, "vault:login hands on the file's token");
+    assert!(
+        !seen.contains_key(&OsString::from("VAULT_TOKEN_FILE"))
+            && !seen.contains_key(&OsString::from("VAULT_ENV_DELAY"))
+    );
+    // VAULT_ENV_DELAY: vault-env sleeps before exec.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VAULT_ENV_DELAY"));
+
+    // VAULT_MAX_RETRIES caps the retries of an unreachable Vault.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    for (max, retries) in [("0", 0), ("2", 2)] {
+        let out = run_shim(
+            &[("VAULT_ADDR", &nowhere), ("VAULT_TOKEN", "t"), ("VAULT_MAX_RETRIES", max), ("PASSWORD", &reference)],
+            &["true"],
+        );
+        let (code, log) = code_and_log(&out);
+        assert_eq!(code, Some(69), "{log}");
+        assert_eq!(log.matches("retrying in").count(), retries, "VAULT_MAX_RETRIES={max}: {log}");
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn bank_vaults_settings_never_reach_the_app() {
+    // Every row of vault-env's sanitizeEnvmap (main.go) and secret-init's bao one
+    // (pkg/provider/bao/config.go), set to a harmless value: none may reach the application.
+    let bao = Bao::shared();
+    let app = unique("app");
+    bao.run(&["kv", "put", &format!("secret/{app}"), "password=strip-pw"]);
+    let settings = [
+        ("VAULT_AGENT_ADDR", "http://127.0.0.1:1"),
+        ("VAULT_SRV_LOOKUP", "false"),
+        ("VAULT_WRAP_TTL", "0"),
+        ("VAULT_MFA", "x"),
+        ("VAULT_MAX_RETRIES", "1"),
+        ("VAULT_CLUSTER_ADDR", "https://c:8201"),
+        ("VAULT_REDIRECT_ADDR", "https://r:8200"),
+        ("VAULT_CLI_NO_COLOR", "1"),
+        ("VAULT_RATE_LIMIT", "10"),
+        ("VAULT_ROLE", "r"),
+        ("VAULT_PATH", "kubernetes"),
+        ("VAULT_TRANSIT_KEY_ID", "k"),
+        ("VAULT_TRANSIT_PATH", "transit"),
+        ("VAULT_TRANSIT_BATCH_SIZE", "25"),
+        ("VAULT_IGNORE_MISSING_SECRETS", "false"),
+        ("VAULT_ENV_PASSTHROUGH", ""),
+        ("VAULT_JSON_LOG", "false"),
+        ("VAULT_LOG_LEVEL", "info"),
+        ("VAULT_REVOKE_TOKEN", "false"),
+        ("VAULT_ENV_DAEMON", "false"),
+        ("VAULT_ENV_DELAY", "0s"),
+        ("VAULT_CLIENT_TIMEOUT", "30s"),
+        ("VAULT_SKIP_VERIFY", "false"),
+        ("VAULT_NAMESPACE", ""),
+        ("BAO_ROLE", "r"),
+        ("BAO_PATH", "kubernetes"),
+        ("BAO_TRANSIT_BATCH_SIZE", "25"),
+        ("BAO_IGNORE_MISSING_SECRETS", "false"),
+        ("BAO_PASSTHROUGH", ""),
+        ("BAO_LOG_LEVEL", "info"),
+        ("BAO_REVOKE_TOKEN", "false"),
+        ("BAO_CLI_NO_COLOR", "1"),
+    ];
+    let mut env: Vec<(&str, String)> = settings.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    env.push(("PASSWORD", format!("vault:secret/data/{app}#password")));
+    let out = shim(&bao, &env);
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "PASSWORD"), "strip-pw");
+    let leaked: Vec<&str> =
+        settings.iter().map(|(k, _)| *k).filter(|k| seen.contains_key(&OsString::from(k))).collect();
+    assert!(leaked.is_empty(), "reached the app: {leaked:?}");
+}

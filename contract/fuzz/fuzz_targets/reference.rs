@@ -1,8 +1,9 @@
 //! The reference parser never panics, and whatever it accepts round-trips through its
-//! canonical text.
+//! canonical text. The key-template parser and the `VAULT_ENV_FROM_PATH` list parser never
+//! panic either, and report offsets inside their input.
 #![no_main]
 
-use hush_contract::reference::{may_hold_reference, parse};
+use hush_contract::reference::{key, may_hold_reference, parse, parse_from_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|value: &[u8]| {
@@ -16,6 +17,14 @@ fuzz_target!(|value: &[u8]| {
         Err(error) => {
             assert!(may_hold_reference(value));
             assert!(error.offset <= value.len());
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Ok(template) = key::parse(text) {
+            assert_eq!(template.text(), text);
+        }
+        if let Err(error) = parse_from_path(text) {
+            assert!(error.offset <= text.len());
         }
     }
 });
