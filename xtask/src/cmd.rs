@@ -147,8 +147,33 @@ fn quote(arg: &OsStr) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::short;
+    use super::{run, run_with_input, short};
+    use crate::progress;
     use std::process::Command;
+
+    /// Real commands in a quiet session: their stdout and stderr land in the log (and so not
+    /// on the terminal), and a failure carries the end of its own output.
+    #[test]
+    fn in_a_quiet_session_tool_output_goes_to_the_log_and_a_failure_shows_its_end() {
+        let dir = std::env::temp_dir().join(format!("xtask-cmd-test-{}", std::process::id()));
+        let log = dir.join("quiet.log");
+        let session = progress::quiet(&log, true).unwrap();
+        run(Command::new("sh").args(["-c", "echo to-stdout; echo to-stderr >&2"])).unwrap();
+        run_with_input(Command::new("sh").args(["-c", "read v; echo \"read ${#v} bytes\""]), b"hidden\n").unwrap();
+        let err = run(Command::new("sh").args(["-c", "echo first; echo last words >&2; exit 3"])).unwrap_err();
+        drop(session);
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        for expected in ["xtask: $ sh -c", "to-stdout\n", "to-stderr\n", "read 6 bytes\n", "(input on stdin)"] {
+            assert!(text.contains(expected), "{expected:?} not in the log:\n{text}");
+        }
+        assert!(!text.contains("hidden"), "stdin input reached the log");
+        let message = format!("{err:#}");
+        assert!(err.is::<super::Failed>(), "{message}");
+        assert!(message.contains("exit status: 3") && message.contains("  | last words"), "{message}");
+        // Outside a session nothing is captured: commands inherit stdio as before.
+        assert!(progress::log_path().is_none());
+    }
 
     #[test]
     fn the_progress_line_shows_the_program_and_its_first_words() {
