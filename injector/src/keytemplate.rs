@@ -112,12 +112,9 @@ fn call(func: Func, mut args: Vec<Value>) -> Result<Value, EvalError> {
             out
         }
         Func::Title => map_text(&last(&mut args), title),
-        Func::Upper => map_text(&last(&mut args), |s| s.chars().map(|c| simple_case(c, true)).collect()),
-        Func::Lower => map_text(&last(&mut args), |s| s.chars().map(|c| simple_case(c, false)).collect()),
-        Func::Trim => {
-            let input = last(&mut args);
-            map_text(&input, |s| s.trim_matches(is_go_space).to_owned())
-        }
+        Func::Upper => map_text(&last(&mut args), |s, out| s.chars().for_each(|c| out.push(simple_case(c, true)))),
+        Func::Lower => map_text(&last(&mut args), |s, out| s.chars().for_each(|c| out.push(simple_case(c, false)))),
+        Func::Trim => map_text(&last(&mut args), |s, out| out.push_str(s.trim_matches(is_go_space))),
         Func::TrimPrefix => {
             let (s, prefix) = (last(&mut args), last(&mut args));
             Zeroizing::new(s.strip_prefix(prefix.as_slice()).unwrap_or(&s).to_vec())
@@ -128,8 +125,8 @@ fn call(func: Func, mut args: Vec<Value>) -> Result<Value, EvalError> {
         }
         Func::TrimAll => {
             let (s, cutset) = (last(&mut args), last(&mut args));
-            let cutset = String::from_utf8_lossy(&cutset).into_owned();
-            map_text(&s, |s| s.trim_matches(|c| cutset.contains(c)).to_owned())
+            let cutset = lossy(&cutset);
+            map_text(&s, |s, out| out.push_str(s.trim_matches(|c| cutset.contains(c))))
         }
         Func::Replace => {
             let (s, new, old) = (last(&mut args), last(&mut args), last(&mut args));
@@ -168,28 +165,46 @@ fn join(items: impl Iterator<Item = Value>) -> Value {
 }
 
 /// Applies a text function; invalid UTF-8 is read as U+FFFD, as Go's string functions do.
-fn map_text(input: &[u8], f: impl Fn(&str) -> String) -> Value {
-    let text = Zeroizing::new(String::from_utf8_lossy(input).into_owned());
-    Zeroizing::new(f(&text).into_bytes())
+/// Buffers are sized once: a growing `String` would free copies of the secret unwiped.
+fn map_text(input: &[u8], f: impl Fn(&str, &mut String)) -> Value {
+    let text = lossy(input);
+    // A rune's case mapping is at most 3 bytes longer per 2 (and U+FFFD is 3 bytes for 1).
+    let mut out = Zeroizing::new(String::with_capacity(text.len() * 2 + 4));
+    f(&text, &mut out);
+    Zeroizing::new(std::mem::take(&mut *out).into_bytes())
+}
+
+/// `String::from_utf8_lossy` into a buffer sized once and wiped on drop.
+fn lossy(input: &[u8]) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::with_capacity(input.len() * 3));
+    for chunk in input.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push('\u{fffd}');
+        }
+    }
+    text
 }
 
 /// Go's `unicode.ToUpper`/`ToLower` map one rune to one rune; Rust's full mappings may give
-/// several (ß → SS), in which case the rune is kept, as Go keeps it.
+/// several (ß → SS), in which case the rune is kept, as Go keeps it. No allocation.
 fn simple_case(c: char, upper: bool) -> char {
-    let mut mapped = if upper { c.to_uppercase().collect::<Vec<_>>() } else { c.to_lowercase().collect::<Vec<_>>() };
-    if mapped.len() == 1 { mapped.pop().unwrap_or(c) } else { c }
+    fn single(mut it: impl Iterator<Item = char>, c: char) -> char {
+        match (it.next(), it.next()) {
+            (Some(mapped), None) => mapped,
+            _ => c,
+        }
+    }
+    if upper { single(c.to_uppercase(), c) } else { single(c.to_lowercase(), c) }
 }
 
 /// Go's `strings.Title`: a letter after a separator is upper-cased.
-fn title(s: &str) -> String {
+fn title(s: &str, out: &mut String) {
     let mut prev = ' ';
-    s.chars()
-        .map(|c| {
-            let out = if is_separator(prev) { simple_case(c, true) } else { c };
-            prev = c;
-            out
-        })
-        .collect()
+    for c in s.chars() {
+        out.push(if is_separator(prev) { simple_case(c, true) } else { c });
+        prev = c;
+    }
 }
 
 /// Go's `strings.isSeparator`.
@@ -212,7 +227,7 @@ fn is_go_space(c: char) -> bool {
 fn replace(s: &[u8], old: &[u8], new: &[u8]) -> Value {
     let mut out = Zeroizing::new(Vec::new());
     if old.is_empty() {
-        let text = String::from_utf8_lossy(s);
+        let text = lossy(s);
         let runes = text.chars().count();
         out.reserve_exact(s.len() + new.len() * (runes + 1) + 3 * runes);
         for c in text.chars() {
@@ -240,8 +255,10 @@ fn replace(s: &[u8], old: &[u8], new: &[u8]) -> Value {
 
 /// Go's `strconv.Quote` (what `%q` gives for a string).
 fn go_quote(s: &[u8]) -> Value {
-    let text = Zeroizing::new(String::from_utf8_lossy(s).into_owned());
-    let mut out = Zeroizing::new(Vec::with_capacity(s.len() * 2 + 2));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let text = lossy(s);
+    // At most 10 bytes (\UXXXXXXXX) for a 4-byte rune, 4 (\xXX) for a 1-byte one.
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len() * 4 + 2));
     out.push(b'"');
     for c in text.chars() {
         match c {
@@ -254,13 +271,19 @@ fn go_quote(s: &[u8]) -> Value {
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
             '\u{b}' => out.extend_from_slice(b"\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes());
-            }
             c if c.is_control() => {
+                // Hex digits pushed one by one: no formatted String holds them.
                 let code = c as u32;
-                let escaped = if code > 0xffff { format!("\\U{code:08x}") } else { format!("\\u{code:04x}") };
-                out.extend_from_slice(escaped.as_bytes());
+                // strconv's appendEscapedRune: \x below space and for DEL, else \u / \U.
+                let (lead, digits): (&[u8], u32) = match code {
+                    0..=0x1f | 0x7f => (b"\\x", 2),
+                    0x80..=0xffff => (b"\\u", 4),
+                    _ => (b"\\U", 8),
+                };
+                out.extend_from_slice(lead);
+                for i in (0..digits).rev() {
+                    out.push(HEX[((code >> (4 * i)) & 15) as usize]);
+                }
             }
             c => {
                 let mut buf = [0; 4];
@@ -334,6 +357,7 @@ mod tests {
         assert_eq!(eval("${(trim .s) | b64enc | b64dec}", data).unwrap(), "Hello, wörld");
         assert_eq!(eval(r#"${replace "" "." "ab"}"#, data).unwrap(), ".a.b.");
         assert_eq!(eval("${title \"ß-straße\"}", data).unwrap(), "ß-Straße");
+        assert_eq!(eval(r#"${quote "\u0001é\u0085"}"#, data).unwrap(), r#""\x01é\u0085""#);
     }
 
     #[test]

@@ -16,40 +16,14 @@
 use crate::envblock::{EnvBlock, Measure};
 use crate::keytemplate::{self, EvalError};
 use crate::plan::{Entry, Plan};
-use crate::secret::Fields;
-use crate::vault::Fetched;
+pub use crate::secret::{Answer, Plaintext};
+use crate::secret::Fetched;
 use hush_contract::reference::{Key, Part, Request, SecretRef};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use zeroize::Zeroizing;
-
-/// What Vault answered for one request.
-#[derive(Debug)]
-pub enum Answer {
-    /// The response's fields.
-    Found(Fields),
-    /// Nothing at that path (404, or a deleted KV v2 version).
-    Missing,
-}
-
-/// What transit made of one ciphertext.
-pub enum Plaintext {
-    /// The plaintext.
-    Found(Zeroizing<Vec<u8>>),
-    /// Vault's reason (never secret: it is about the ciphertext or the key).
-    Failed(String),
-}
-
-impl std::fmt::Debug for Plaintext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Plaintext::Found(_) => f.write_str("Found(..)"),
-            Plaintext::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
-        }
-    }
-}
 
 /// Why a reference could not be resolved.
 #[derive(Debug, thiserror::Error)]

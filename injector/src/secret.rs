@@ -44,6 +44,43 @@ impl std::fmt::Debug for Fields {
     }
 }
 
+/// What Vault answered for one request.
+#[derive(Debug)]
+pub enum Answer {
+    /// The response's fields.
+    Found(Fields),
+    /// Nothing at that path (404, or a deleted KV v2 version).
+    Missing,
+}
+
+/// What one request returned.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The fields, or that there is nothing.
+    pub answer: Answer,
+    /// The lease that came with it.
+    pub lease: Lease,
+    /// The KV v2 version read, for watching changes.
+    pub kv_version: Option<u64>,
+}
+
+/// What transit made of one ciphertext.
+pub enum Plaintext {
+    /// The plaintext, in a buffer wiped on drop.
+    Found(zeroize::Zeroizing<Vec<u8>>),
+    /// Vault's reason (never secret: it is about the ciphertext or the key).
+    Failed(String),
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plaintext::Found(_) => f.write_str("Found(..)"),
+            Plaintext::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
+        }
+    }
+}
+
 /// The lease that came with a response (dynamic secrets); for renewal in daemon mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lease {

@@ -7,9 +7,10 @@
 //! transient failure (429, 5xx, connection refused) must be told apart.
 
 use crate::config::{Auth, JwtMethod, SecretIdSource, Tls};
-use crate::render::{Answer, Plaintext};
 use crate::retry::{Transient, retry};
+pub use crate::secret::Fetched;
 use crate::secret::{self, Layout, Lease, MalformedResponse};
+use crate::secret::{Answer, Plaintext};
 use hush_contract::reference::{Operation, Request};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeSet, HashMap};
@@ -755,17 +756,6 @@ impl Vault {
         })
         .await
     }
-}
-
-/// What one request returned.
-#[derive(Debug)]
-pub struct Fetched {
-    /// The fields, or that there is nothing.
-    pub answer: Answer,
-    /// The lease that came with it.
-    pub lease: Lease,
-    /// The KV v2 version read, for watching changes.
-    pub kv_version: Option<u64>,
 }
 
 fn status_error(status: u16, body: &[u8], what: &str) -> VaultError {

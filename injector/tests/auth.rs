@@ -87,6 +87,31 @@ fn jwt_login_with_a_service_account_token() {
     let out = run_shim(&[&base[..], &[("VAULT_ROLE", "app")]].concat(), &["env", "-0"]);
     assert_eq!(get(&environ(&out), "SECRET"), "jwt-pw");
 
+    // The same login spelled as secret-init spells it for OpenBao (BAO_* variables,
+    // pkg/provider/bao/config.go; a bao: reference), with the JWT file named by
+    // VAULT_JWT_FILE (vault-sdk vault/client.go), and BAO_TOKEN=bao:login: the app gets
+    // the token under that name, plus BAO_ADDR to use it.
+    let bao_reference = format!("bao:secret/data/{app}#password");
+    let out = run_shim(
+        &[
+            ("BAO_ADDR", bao.addr.as_str()),
+            ("BAO_AUTH_METHOD", "jwt"),
+            ("BAO_PATH", mount.as_str()),
+            ("BAO_ROLE", "app"),
+            ("VAULT_JWT_FILE", jwt_path),
+            ("BAO_TOKEN", "bao:login"),
+            ("SECRET", bao_reference.as_str()),
+        ],
+        &["env", "-0"],
+    );
+    let seen = environ(&out);
+    assert_eq!(get(&seen, "SECRET"), "jwt-pw");
+    assert!(get(&seen, "BAO_TOKEN").starts_with("s."), "the shim's token, not the request text");
+    assert_eq!(get(&seen, "BAO_ADDR"), bao.addr);
+    for setting in ["BAO_AUTH_METHOD", "BAO_PATH", "BAO_ROLE", "VAULT_JWT_FILE"] {
+        assert!(!seen.contains_key(std::ffi::OsStr::new(setting)), "{setting} reached the app");
+    }
+
     let out = run_shim(&[&base[..], &[("VAULT_ROLE", "wrong-role")]].concat(), &["env", "-0"]);
     assert_eq!(out.status.code(), Some(77), "a refused login exits 77");
     let log = assert_no_secret(&out, &["jwt-pw", &std::fs::read_to_string(&jwt_file).unwrap()]);
