@@ -112,7 +112,8 @@ pub fn run() -> Result<()> {
 pub fn build_and_push(registry: &str) -> Result<Images> {
     tools::ensure_apt(&["curl", "gcc", "libc6-dev", "busybox-static", "binutils", "tar"])?;
     let shim = tools::build_static_shim()?;
-    let guard = crate::guard::build()?.guard;
+    let guard_bins = crate::guard::build()?;
+    let guard = guard_bins.guard.clone();
     cmd::run(Command::new(env!("CARGO")).current_dir(tools::root()).args([
         "build",
         "--locked",
@@ -175,14 +176,24 @@ pub fn build_and_push(registry: &str) -> Result<Images> {
     let pause =
         push_tagged(registry, repo, tag, &pause_dir, &[layer], image_config(Some("65535:65535"), &["/pause"], None))?;
 
-    let app = push_app(registry, APP_REPOSITORY, APP_TAG, &work.join("app"), None)?;
+    // The guard's attack suite rides along as `/bin/guard-suite`: `kubectl exec` runs its
+    // attacks (io_uring, /proc/PID/mem) inside the app's container.
+    let app = push_app(registry, APP_REPOSITORY, APP_TAG, &work.join("app"), None, Some(&guard_bins.suite))?;
 
     Ok(Images { injector, webhook: webhook_image, guard: guard_image, pause, app })
 }
 
-/// The example's app image (a static busybox) pushed as `repo:tag`; `auth` is a curl config
+/// The example's app image (a static busybox, and `attacker` as `/bin/guard-suite`) pushed as
+/// `repo:tag`; `auth` is a curl config
 /// file holding `user = "name:password"` for a registry that requires it (kept off argv).
-pub fn push_app(registry: &str, repo: &str, tag: &str, dir: &Path, auth: Option<&Path>) -> Result<Pushed> {
+pub fn push_app(
+    registry: &str,
+    repo: &str,
+    tag: &str,
+    dir: &Path,
+    auth: Option<&Path>,
+    attacker: Option<&Path>,
+) -> Result<Pushed> {
     let root = dir.join("root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
@@ -190,6 +201,9 @@ pub fn push_app(registry: &str, repo: &str, tag: &str, dir: &Path, auth: Option<
     stage_file(&root, "/bin/busybox", Path::new("/bin/busybox"), true)?;
     for applet in ["sh", "sleep", "cat", "echo", "env", "head", "ls", "id", "true"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    if let Some(suite) = attacker {
+        stage_file(&root, "/bin/guard-suite", suite, true)?;
     }
     let layer = tar_layer(&root, &dir.join("layer.tar"))?;
     push_tagged_auth(registry, repo, tag, dir, &[layer], image_config(None, &["/bin/sh"], None), auth)
