@@ -893,18 +893,24 @@ fn processes() -> Vec<(i32, String)> {
         .collect()
 }
 
-/// After a crash: shims of our containerd, e2e's OpenBao, and any process still in a Pod cgroup.
+/// After a crash: shims of our containerd, daemons naming our paths, e2e's OpenBao and
+/// registry, and any process still in a Pod cgroup.
 fn kill_leftovers() -> Result<()> {
     let sock = containerd_socket().display().to_string();
     // `cargo xtask e2e`'s OpenBao listens on the bridge address; a killed e2e run leaves it.
     let bao = format!("-dev-listen-address={NODE_IP}:");
     let registry = format!("{}", tools::target_dir().join("xtask").join("e2e-registry").display());
+    // Daemons whose pid file is gone (a deleted state directory) still name our paths.
+    let ours = format!("{}/", base().display());
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
     let mut victims: Vec<i32> = processes()
         .into_iter()
-        .filter(|(_, cmd)| {
-            (cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock))
-                || cmd.contains(&bao)
-                || (cmd.starts_with("docker-registry") && cmd.contains(&registry))
+        .filter(|(pid, cmd)| {
+            *pid != me
+                && ((cmd.starts_with("/usr/bin/containerd-shim") && cmd.contains(&sock))
+                    || cmd.contains(&bao)
+                    || (cmd.starts_with("docker-registry") && cmd.contains(&registry))
+                    || cmd.contains(&ours))
         })
         .map(|(pid, _)| pid)
         .collect();

@@ -577,10 +577,12 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
         line["action"]
     );
     ensure!(!line.to_string().contains(password), "the audit line holds the secret");
-    let target = &line["target"];
-    match target["pod_uid"].as_str() {
-        Some(uid) => ensure!(uid == app.uid, "the audit line names Pod {uid}, not {}", app.uid),
-        None => println!("e2e: NOTE the audit line does not name the target's Pod (pod_uid null): {target}"),
+    // Both sides are the app's container (`kubectl exec` joins it): the line must name its Pod
+    // (issue 12: null in about a third of the lines before the guard read /proc/<tgid>/cgroup).
+    for side in ["reader", "target"] {
+        let uid = line[side]["pod_uid"].as_str().unwrap_or("null");
+        ensure!(uid == app.uid, "the audit line's {side} names Pod {uid}, not the app's {}", app.uid);
+        ensure!(line[side]["container_id"].is_string(), "the audit line's {side} names no container");
     }
 
     // The guard's own attackers, from inside the app's container: io_uring (which Debian's
