@@ -769,6 +769,9 @@ impl Setting {
     /// Checks a value against the setting's grammar: the one rule both the webhook (for
     /// annotations) and the shim (for variables) apply.
     pub fn check(&self, value: &str) -> Result<Value, ValueError> {
+        // The shim reads every value but a secret without surrounding blanks (a blank value is
+        // an unset one), so the rule is applied to what it will read.
+        let value = if self.grammar == G::Secret { value } else { value.trim() };
         let text = |value: &str, what: &str| -> Result<String, ValueError> {
             if value.is_empty() {
                 return Err(problem("the value is empty"));

@@ -200,6 +200,12 @@ impl Answer {
         self
     }
 
+    /// Adds warnings for the client that created the Pod (kubectl prints each as `Warning: …`).
+    pub fn with_warnings(mut self, warnings: &[String]) -> Answer {
+        self.warnings.extend(warnings.iter().cloned());
+        self
+    }
+
     /// The AdmissionReview the API server expects. Written directly rather than through a
     /// `Value` tree: the base64 patch needs no escaping and is the bulk of the answer.
     pub fn encode(&self) -> Vec<u8> {
@@ -212,7 +218,12 @@ impl Answer {
         out.push_str(&string(&self.uid));
         out.push_str(if self.allowed { r#","allowed":true"# } else { r#","allowed":false"# });
         if let Some((code, message)) = &self.status {
-            out.push_str(&format!(r#","status":{{"code":{code},"message":{}}}"#, string(message)));
+            // A metav1.Status: kubectl prints the reason, e.g. `(Forbidden)`, after the message.
+            out.push_str(&format!(
+                r#","status":{{"status":"Failure","code":{code},"reason":"{}","message":{}}}"#,
+                status_reason(*code),
+                string(message)
+            ));
         }
         if let Some(patch) = &self.patch {
             out.push_str(r#","patchType":"JSONPatch","patch":""#);
@@ -225,6 +236,24 @@ impl Answer {
         }
         out.push_str("}}");
         out.into_bytes()
+    }
+}
+
+/// The `metav1.StatusReason` for an HTTP-style code (k8s.io/apimachinery
+/// `pkg/apis/meta/v1/types.go`: `StatusReasonForbidden`, `StatusReasonBadRequest`, ...).
+fn status_reason(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Unknown",
     }
 }
 
@@ -255,8 +284,13 @@ mod tests {
         let v = parse(&Answer::deny("u2", 403, "no \"way\"\n"));
         assert_eq!(
             v["response"],
-            json!({"uid": "u2", "allowed": false, "status": {"code": 403, "message": "no \"way\"\n"}})
+            json!({"uid": "u2", "allowed": false,
+                   "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "no \"way\"\n"}})
         );
+        // kubectl prints `(Forbidden)` / `(BadRequest)` from the reason.
+        assert_eq!(parse(&Answer::deny("u4", 400, "bad"))["response"]["status"]["reason"], "BadRequest");
+        let v = parse(&Answer::allow("u5").with_warnings(&["a".to_owned(), "b".to_owned()]));
+        assert_eq!(v["response"]["warnings"], json!(["a", "b"]));
         let v = parse(&Answer::allow("u3").with_patch(JsonPatch::empty()));
         assert_eq!(v["response"], json!({"uid": "u3", "allowed": true}));
     }

@@ -19,8 +19,13 @@ pub struct Args {
 }
 
 /// (crate directory, target) pairs.
-const TARGETS: &[(&str, &str)] =
-    &[("contract", "reference"), ("contract", "landlock"), ("webhook", "annotations"), ("webhook", "admission")];
+const TARGETS: &[(&str, &str)] = &[
+    ("contract", "reference"),
+    ("contract", "landlock"),
+    ("webhook", "annotations"),
+    ("webhook", "admission"),
+    ("webhook", "admitted_env"),
+];
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 

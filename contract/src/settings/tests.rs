@@ -71,6 +71,15 @@ fn the_values_of_issue_11() {
     assert_eq!(VAULT_LOG_LEVEL.check("DEBUG").unwrap().canonical(), "debug");
 }
 
+/// Found by webhook/tests/contract.rs: `hush.dev/role: " "` was admitted, and the shim, which
+/// reads values without surrounding blanks, found no role.
+#[test]
+fn blank_values_are_empty_values() {
+    assert_eq!(VAULT_ROLE.check(" ").unwrap_err().problem, "the value is empty");
+    assert_eq!(VAULT_ROLE.check(" app ").unwrap().canonical(), "app");
+    assert_eq!(VAULT_ENV_PASSTHROUGH.check(" "), Ok(Value::List(vec![])));
+}
+
 #[test]
 fn secrets_are_never_quoted() {
     let e = VAULT_TOKEN.check("").unwrap_err();
