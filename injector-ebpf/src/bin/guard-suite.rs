@@ -683,6 +683,13 @@ impl Suite<'_> {
         let line = g.wait_for(self.patience(), is_mine);
         std::thread::sleep(Duration::from_millis(300));
         let n = g.count(is_mine);
+        if n != 1 {
+            // For the record: what the guard did write around this attempt.
+            let lines = g.lines.lock().expect("lines lock");
+            for l in lines.iter().rev().take(5) {
+                println!("  recent line: {l}");
+            }
+        }
         let ok = line.as_ref().is_some_and(|l| {
             l["action"] == want_action
                 && l["target"]["tgid"] == target
