@@ -233,8 +233,9 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
                 OnRegistryError::Deny => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
                 OnRegistryError::Admit => {
                     tracing::warn!(uid, namespace, name, result = "admitted-unmutated", reason = %e, "admission");
-                    let answer =
-                        Answer::allow(uid).with_warning(format!("Hush did not inject Pod {namespace}/{name}: {e}"));
+                    let answer = Answer::allow(uid)
+                        .with_warnings(plan.warnings())
+                        .with_warning(format!("Hush did not inject Pod {namespace}/{name}: {e}"));
                     return (StatusCode::OK, answer.encode(), Outcome::AdmittedOnRegistryError);
                 }
             },
@@ -246,14 +247,15 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
     };
     if patch.is_empty() {
         tracing::debug!(uid, namespace, name, result = "unchanged", "admission");
-        return (StatusCode::OK, Answer::allow(uid).encode(), Outcome::Unchanged);
+        return (StatusCode::OK, Answer::allow(uid).with_warnings(plan.warnings()).encode(), Outcome::Unchanged);
     }
     let operations = patch.len();
     // Debug, not info: the API server's audit log already records every webhook patch
     // (`mutation.webhook.admission.k8s.io/…` annotations) and the metrics count them; at
     // info this line was an eighth of an admission's CPU. Denials stay at info.
     tracing::debug!(uid, namespace, name, containers = ?plan.containers(), operations, result = "mutated", "admission");
-    (StatusCode::OK, Answer::allow(uid).with_patch(patch).encode(), Outcome::Mutated)
+    // Bank-Vaults annotations accepted though Hush ignores them (`vault-agent: "false"`, `run-as-*`, …).
+    (StatusCode::OK, Answer::allow(uid).with_patch(patch).with_warnings(plan.warnings()).encode(), Outcome::Mutated)
 }
 
 /// Serves until `shutdown` completes, then drains open connections for the grace period.

@@ -475,3 +475,27 @@ fn the_unit_test_pods_run_as_bank_vaults_resolves_them() {
     );
     assert_eq!((code, stdout.as_str()), (Some(0), "secretId s3cr3t plain\n"), "{stderr}");
 }
+
+/// Through the running server, as the API server sees it: the warning reaches the
+/// AdmissionResponse (kubectl prints `Warning: …`), and a refusal carries code and reason
+/// (kubectl prints `(Forbidden)`).
+#[tokio::test]
+async fn the_server_answers_with_warnings_and_forbidden_denials() {
+    let webhook = support::Webhook::start(&["--default", "vault-addr=https://vault:8200"]);
+    let client = webhook.client();
+    let r = support::review("gs", "default", &as_pod(&getting_started(), "vault-test-1"));
+    let (_, answer) = webhook.post(&client, r.to_string()).await;
+    let response = support::response(&answer, "gs");
+    assert_eq!(response["allowed"], true, "{answer}");
+    let warnings = response["warnings"].as_array().unwrap_or_else(|| panic!("no warnings: {answer}"));
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("vault.security.banzaicloud.io/vault-agent")));
+    assert_eq!(support::apply(&r, response)["spec"]["containers"][0]["command"][0], "/hush/injector");
+
+    let r = support::review("agent", "default", &as_pod(&e2e_agent_template(), "template-1"));
+    let (_, answer) = webhook.post(&client, r.to_string()).await;
+    let response = support::response(&answer, "agent");
+    assert_eq!(response["allowed"], false, "{answer}");
+    assert_eq!(response["status"]["code"], 403);
+    assert_eq!(response["status"]["reason"], "Forbidden");
+    assert!(response["status"]["message"].as_str().unwrap().contains("vault-agent-configmap"), "{answer}");
+}
