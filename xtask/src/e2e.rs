@@ -200,8 +200,11 @@ fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
     misspelled_key(cluster, &images, &password)?;
     clock.lap("misspelled key: CrashLoopBackOff 66");
 
-    rotation(cluster, &bao, &images)?;
+    let password = rotation(cluster, &bao, &images)?;
     clock.lap("daemon-mode rotation in place");
+
+    shim_with_token_request(cluster, &bao, &password)?;
+    clock.lap("shim login with a TokenRequest token");
 
     rolling_restart(cluster)?;
     clock.lap("webhook rolling restart under load");
@@ -285,6 +288,19 @@ impl Bao {
     fn run(&self, args: &[&str]) -> Result<()> {
         cmd::output(self.cli().args(args)).map(|_| ())
     }
+
+    /// `secret/shop/db` `password=VALUE`, the value on stdin (`password=-`), never in argv.
+    fn put_password(&self, value: &str) -> Result<()> {
+        let mut child = self
+            .cli()
+            .args(["kv", "put", "secret/shop/db", "password=-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        child.stdin.take().context("bao's stdin")?.write_all(value.as_bytes())?;
+        ensure!(child.wait()?.success(), "bao kv put secret/shop/db failed");
+        Ok(())
+    }
 }
 
 impl Drop for Bao {
@@ -298,7 +314,7 @@ impl Drop for Bao {
 /// this API server's TokenReview, authenticated by a reviewer token the API server issued
 /// (TokenRequest) to a ServiceAccount bound to `system:auth-delegator`.
 fn configure_vault(cluster: &Cluster, bao: &Bao, password: &str) -> Result<()> {
-    bao.run(&["kv", "put", "secret/shop/db", &format!("password={password}")])?;
+    bao.put_password(password)?;
     let policy = tools::scratch("e2e-vault")?.join("shop.hcl");
     std::fs::write(&policy, "path \"secret/data/shop/db\" { capabilities = [\"read\"] }\n")?;
     bao.run(&["policy", "write", "shop", &policy.display().to_string()])?;
@@ -651,7 +667,8 @@ fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str) ->
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "typo", "--wait=false"])
 }
 
-fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<()> {
+/// Returns the new password.
+fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<String> {
     let rotor = pod(
         "rotor",
         &images.app.reference(),
@@ -673,7 +690,7 @@ fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<()>
     let before = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", "rotor"])?;
     let container_id = before["status"]["containerStatuses"][0]["containerID"].clone();
     let rotated = random_hex(20)?;
-    bao.run(&["kv", "put", "secret/shop/db", &format!("password={rotated}")])?;
+    bao.put_password(&rotated)?;
     cluster::wait_for("rotor's restart with the new value", Duration::from_secs(60), || {
         Ok(logs()?.contains("holds 40 characters"))
     })?;
@@ -688,7 +705,8 @@ fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<()>
     for l in log.lines() {
         println!("      {l}");
     }
-    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "rotor", "--wait=false"])
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "rotor", "--wait=false"])?;
+    Ok(rotated)
 }
 
 /// Pod creations (server-side dry runs: full admission, webhook included, nothing stored)
@@ -910,4 +928,43 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
     result?;
     println!("e2e: without RBAC: refused, naming the API server's answer: {refused}");
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred"])
+}
+
+// ---- the shim with a token the API server issued ---------------------------------------------
+
+/// The shim on this host, logging in with a token the API server issued (TokenRequest) for
+/// the app's ServiceAccount, which OpenBao sends back to the API server (TokenReview); a token
+/// of another ServiceAccount is refused (exit 77).
+fn shim_with_token_request(cluster: &Cluster, bao: &Bao, password: &str) -> Result<()> {
+    let shim = tools::build_static_shim()?;
+    let dir = tools::scratch("e2e-token")?;
+    let run = |account: &str| -> Result<std::process::Output> {
+        let token = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "create", "token", account, "--duration=10m"]))?;
+        let file = dir.join(format!("{account}.jwt"));
+        std::fs::write(&file, token)?;
+        Ok(Command::new(&shim)
+            .args(["--", "/bin/sh", "-c", "echo \"DB_PASSWORD holds ${#DB_PASSWORD} characters\""])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_AUTH_METHOD", "kubernetes")
+            .env("VAULT_ROLE", "shop")
+            .env("HUSH_SA_TOKEN_PATH", &file)
+            .env("DB_PASSWORD", "vault:secret/data/shop/db#password")
+            .output()?)
+    };
+    let out = run("app")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    println!("e2e: shim with a TokenRequest token of {APP_NS}/app: {}; {stdout}", out.status);
+    ensure!(out.status.success(), "the shim failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        stdout == format!("DB_PASSWORD holds {} characters", password.len()),
+        "the shim did not hand over the secret"
+    );
+    let out = run("default")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("e2e: shim with a token of {APP_NS}/default: {}; {}", out.status, err.lines().last().unwrap_or("").trim());
+    ensure!(out.status.code() == Some(77), "a token of another ServiceAccount: exit {:?}, want 77", out.status.code());
+    ensure!(out.stdout.is_empty() && !err.contains(password), "the refused shim leaked or ran the app");
+    Ok(())
 }
