@@ -21,7 +21,7 @@ pub fn run(command: &[OsString]) -> Result<i32, Failure> {
         tracing::warn!("could not make the shim non-dumpable: {e}");
     }
     let config = Config::parse(&|name: &str| std::env::var_os(name))?;
-    let (program_name, _) = command.split_first().expect("clap requires a command");
+    let (program_name, _) = command.split_first().expect("main requires a command after `--`");
     let program = find_program(program_name, std::env::var_os("PATH").as_deref())?;
     let mut plan = plan(std::env::vars_os(), &config)?;
     if !config.env_from_path.is_empty() {
