@@ -13,9 +13,10 @@ use crate::exit::Failure;
 use crate::harden;
 use crate::plan::Plan;
 use crate::render::{Resolved, render_for};
-use crate::renewal::{self, Lifetime, Next};
-use crate::sys::{self, Forked};
+use crate::renewal::{Credential, Schedule};
+use crate::sys;
 use crate::vault::{Fetched, Vault, resolve};
+use hush_contract::exit as code;
 use hush_contract::reference::{Operation, Request};
 use std::collections::HashMap;
 use std::ffi::{CString, OsString};
@@ -29,17 +30,9 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 /// Exit code of `HUSH_ROTATION=exit`: EX_TEMPFAIL, "try again later".
 pub const EXIT_ROTATE: i32 = hush_contract::exit::TEMP_FAIL as i32;
-/// How long to wait before retrying a failed renewal or rotation.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest a round of Vault requests may hold up noticing that the app ended
 /// (signals are forwarded by their own tasks meanwhile).
 const MAX_BATCH: Duration = Duration::from_secs(5);
-
-struct Tracked {
-    lease_id: String,
-    lifetime: Lifetime,
-    next: Next,
-}
 
 /// The supervisor's state.
 pub struct Daemon<'a> {
@@ -48,10 +41,9 @@ pub struct Daemon<'a> {
     program: &'a Path,
     argv: &'a [OsString],
     vault: Vault,
-    leases: Vec<Tracked>,
-    token: Option<Tracked>,
+    /// When the token, the leases and the KV poll are due (pure, `renewal`).
+    schedule: Schedule,
     kv_versions: HashMap<Request, u64>,
-    next_kv_poll: Option<Instant>,
     child: i32,
     target: Arc<Target>,
     revoke_at_exit: bool,
@@ -103,11 +95,6 @@ impl Target {
     }
 }
 
-fn lifetime(now: Instant, ttl: Duration, renewable: bool) -> (Lifetime, Next) {
-    let lifetime = Lifetime { since: now, ttl, renewable, capped: false };
-    (lifetime, renewal::next(&lifetime, fastrand::f64()))
-}
-
 impl<'a> Daemon<'a> {
     /// Takes over after the first fetch: starts the app and supervises it. Returns the
     /// exit code for the shim.
@@ -121,23 +108,17 @@ impl<'a> Daemon<'a> {
         revoke_at_exit: bool,
     ) -> Result<i32, Failure> {
         let now = Instant::now();
-        let token = match vault.token_lifetime() {
-            (ttl, renewable) if !ttl.is_zero() => {
-                let (lifetime, next) = lifetime(now, ttl, renewable);
-                Some(Tracked { lease_id: String::new(), lifetime, next })
-            }
-            _ => None,
-        };
+        let mut schedule = Schedule::new(config.supervision.kv_poll, now);
+        let (ttl, renewable) = vault.token_lifetime();
+        schedule.set_token(ttl, renewable, now, fastrand::f64());
         let mut daemon = Daemon {
             config,
             plan,
             program,
             argv,
             vault,
-            leases: Vec::new(),
-            token,
+            schedule,
             kv_versions: HashMap::new(),
-            next_kv_poll: config.supervision.kv_poll.map(|every| now + every),
             child: 0,
             target: Arc::default(),
             revoke_at_exit,
@@ -154,18 +135,22 @@ impl<'a> Daemon<'a> {
     }
 
     fn track(&mut self, resolved: &Resolved) {
-        let now = Instant::now();
-        self.leases.clear();
+        let leases = resolved
+            .fetched
+            .values()
+            .filter(|f| !f.lease.id.is_empty())
+            .map(|f| (f.lease.id.clone(), Duration::from_secs(f.lease.duration_secs), f.lease.renewable));
+        self.schedule.set_leases(leases, Instant::now(), &mut fastrand::f64);
         for (request, f) in &resolved.fetched {
-            if !f.lease.id.is_empty() {
-                let (lifetime, next) = lifetime(now, Duration::from_secs(f.lease.duration_secs), f.lease.renewable);
-                self.leases.push(Tracked { lease_id: f.lease.id.clone(), lifetime, next });
-            }
             if let (Some(version), Operation::Read { version: None }) = (f.kv_version, &request.operation) {
                 self.kv_versions.insert(request.clone(), version);
             }
         }
-        tracing::info!(leases = self.leases.len(), watched = self.kv_versions.len(), "daemon mode: supervising");
+        tracing::info!(
+            leases = self.schedule.leases().len(),
+            watched = self.kv_versions.len(),
+            "daemon mode: supervising"
+        );
     }
 
     /// Renders the environment and starts the app in a hardened child.
@@ -183,31 +168,13 @@ impl<'a> Daemon<'a> {
         let mut argv: Vec<*const std::ffi::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let envp = rendered.block.envp();
-        match sys::fork().map_err(|source| ExecError::Exec { program: self.program.to_owned(), source })? {
-            Forked::Child => {
-                if prepared.enforce().is_err() {
-                    sys::write_stderr(b"injector: hardening the application failed\n");
-                    sys::exit_now(71);
-                }
-                let err = sys::execve(&program, &argv, &envp);
-                sys::write_stderr(b"injector: exec of the application failed\n");
-                sys::exit_now(match err.raw_os_error() {
-                    Some(libc::ENOENT) => 127,
-                    Some(libc::EACCES | libc::ENOEXEC) => 126,
-                    _ => 71,
-                });
-            }
-            Forked::Parent(pid) => {
-                drop(prepared);
-                // `rendered` drops here: the parent's copy of the environment is wiped.
-                tracing::info!(pid, "started {}", self.program.display());
-                Ok(pid)
-            }
-        }
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        self.leases.iter().chain(self.token.iter()).filter_map(|t| t.next.at()).chain(self.next_kv_poll).min()
+        let exits = exec_exits(self.program);
+        let exits = sys::ChildExits { hardening: code::OS, exec: &exits, exec_other: code::OS };
+        let pid = sys::spawn_hardened(&program, &argv, &envp, || prepared.enforce().is_ok(), exits)
+            .map_err(|source| ExecError::Exec { program: self.program.to_owned(), source })?;
+        // `rendered` drops here: the parent's copy of the environment is wiped.
+        tracing::info!(pid, "started {}", self.program.display());
+        Ok(pid)
     }
 
     async fn supervise(&mut self) -> Result<i32, Failure> {
@@ -227,7 +194,7 @@ impl<'a> Daemon<'a> {
             if let Some(code) = self.reap() {
                 return Ok(self.finish(code).await);
             }
-            let due = self.next_due().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let due = self.schedule.next_due().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let stopping = self.target.stopping.load(Ordering::Relaxed);
             tokio::select! {
                 _ = child_signal.recv() => {}
@@ -260,48 +227,47 @@ impl<'a> Daemon<'a> {
 
     /// Due renewals, KV checks and rotations. `Some(code)`: the shim should exit.
     async fn tick(&mut self) -> Result<Option<i32>, Failure> {
-        let now = Instant::now();
+        let due = self.schedule.due(Instant::now());
         self.vault.refresh_deadline(self.batch_timeout());
-        let mut rotate = false;
-        let mut relogin = false;
-        if let Some(token) = self.token.as_mut().filter(|t| t.next.at().is_some_and(|at| at <= now)) {
-            match token.next {
-                Next::Renew(_) => match self.vault.renew_token(token.lifetime.ttl).await {
-                    Ok((granted, renewable)) => {
-                        token.lifetime = renewal::renewed(Instant::now(), token.lifetime.ttl, granted, renewable);
-                        token.next = renewal::next(&token.lifetime, fastrand::f64());
-                        tracing::info!(ttl_secs = granted.as_secs(), "renewed the token");
-                    }
-                    Err(e) => retry_later(token, &e),
-                },
-                Next::Rotate(_) | Next::Nothing => relogin = true,
-            }
-        }
-        for lease in self.leases.iter_mut().filter(|l| l.next.at().is_some_and(|at| at <= now)) {
-            match lease.next {
-                Next::Renew(_) => match self.vault.renew_lease(&lease.lease_id, lease.lifetime.ttl).await {
-                    Ok((granted, renewable)) => {
-                        lease.lifetime = renewal::renewed(Instant::now(), lease.lifetime.ttl, granted, renewable);
-                        lease.next = renewal::next(&lease.lifetime, fastrand::f64());
-                        tracing::info!(lease = lease.lease_id.as_str(), ttl_secs = granted.as_secs(), "renewed");
-                    }
-                    Err(e) => retry_later(lease, &e),
-                },
-                Next::Rotate(_) | Next::Nothing => {
-                    tracing::info!(lease = lease.lease_id.as_str(), "lease reaches its max TTL: rotating");
-                    rotate = true;
+        let mut rotate = due.rotate;
+        if due.renew_token {
+            let asked = self.schedule.token().map_or(Duration::ZERO, |t| t.lifetime.ttl);
+            match self.vault.renew_token(asked).await {
+                Ok((granted, renewable)) => {
+                    self.schedule.renewed(Credential::Token, granted, renewable, Instant::now(), fastrand::f64());
+                    tracing::info!(ttl_secs = granted.as_secs(), "renewed the token");
                 }
+                Err(e) => self.retry_later(Credential::Token, &e),
             }
         }
-        if relogin {
-            // Leases end with the token that made them: a new token means new leases.
-            rotate |= self.relogin().await && !self.leases.is_empty();
+        for i in due.renew_leases {
+            let lease = &self.schedule.leases()[i];
+            let (id, asked) = (lease.lease_id.clone(), lease.lifetime.ttl);
+            match self.vault.renew_lease(&id, asked).await {
+                Ok((granted, renewable)) => {
+                    self.schedule.renewed(Credential::Lease(i), granted, renewable, Instant::now(), fastrand::f64());
+                    tracing::info!(lease = id.as_str(), ttl_secs = granted.as_secs(), "renewed");
+                }
+                Err(e) => self.retry_later(Credential::Lease(i), &e),
+            }
         }
-        if self.next_kv_poll.is_some_and(|at| at <= now) {
-            self.next_kv_poll = self.config.supervision.kv_poll.map(|every| now + every);
+        if due.rotate {
+            tracing::info!("a lease reaches its max TTL: rotating");
+        }
+        if due.relogin {
+            // Leases end with the token that made them: a new token means new leases.
+            rotate |= self.relogin().await && !self.schedule.leases().is_empty();
+        }
+        if due.kv_poll {
             rotate |= self.kv_changed().await;
         }
         if rotate { self.rotate().await } else { Ok(None) }
+    }
+
+    /// A renewal failed: logged, retried while the credential lasts (`renewal::Schedule`).
+    fn retry_later(&mut self, which: Credential, error: &crate::vault::VaultError) {
+        let valid = self.schedule.renewal_failed(which, Instant::now());
+        tracing::warn!("{error}; the current credentials stay valid for {} s", valid.as_secs());
     }
 
     /// Logs in again when the token reaches its max TTL. `true` if there is a new token.
@@ -309,34 +275,23 @@ impl<'a> Daemon<'a> {
         match self.config.auth.as_ref() {
             Ok(Auth::Token(_)) | Err(_) => {
                 tracing::warn!("the handed-in token reaches its max TTL and cannot be renewed; no more renewals");
-                self.token = None;
+                self.schedule.forget_token();
                 false
             }
             Ok(auth) => match self.vault.login(auth).await {
                 Ok(()) => {
                     let (ttl, renewable) = self.vault.token_lifetime();
-                    let (lifetime, next) = lifetime(Instant::now(), ttl, renewable);
-                    self.token = Some(Tracked { lease_id: String::new(), lifetime, next });
+                    self.schedule.set_token(ttl, renewable, Instant::now(), fastrand::f64());
                     tracing::info!(ttl_secs = ttl.as_secs(), "logged in again: the old token reached its max TTL");
                     true
                 }
                 Err(e) => {
-                    if let Some(token) = self.token.as_mut() {
-                        token.next = Next::Rotate(Instant::now() + RETRY_AFTER);
-                    }
+                    self.schedule.relogin_failed(Instant::now());
                     tracing::warn!("logging in again: {e}; retrying");
                     false
                 }
             },
         }
-    }
-
-    /// When the app's credentials stop working: the first lease to expire (a lease also
-    /// ends with the token that made it). `None` without leases: KV secrets do not expire.
-    fn credentials_expire(&self) -> Option<Instant> {
-        let leases = self.leases.iter().map(|l| l.lifetime.since + l.lifetime.ttl).min()?;
-        let token = self.token.as_ref().map(|t| t.lifetime.since + t.lifetime.ttl);
-        Some(token.map_or(leases, |t| t.min(leases)))
     }
 
     async fn kv_changed(&self) -> bool {
@@ -365,7 +320,7 @@ impl<'a> Daemon<'a> {
         {
             Ok(fresh) => fresh,
             Err(e) => {
-                let expires = self.credentials_expire();
+                let expires = self.schedule.credentials_expire();
                 if expires.is_some_and(|at| Instant::now() >= at) {
                     tracing::error!(
                         "rotation failed and the credentials have expired: {e}; stopping the application (exit 69)"
@@ -374,14 +329,11 @@ impl<'a> Daemon<'a> {
                     return Ok(Some(69));
                 }
                 tracing::warn!("rotation failed: {e}; the application keeps its current credentials, retrying");
-                let retry_at = expires.map_or(Instant::now() + RETRY_AFTER, |at| at.min(Instant::now() + RETRY_AFTER));
-                for lease in &mut self.leases {
-                    lease.next = Next::Rotate(retry_at);
-                }
+                self.schedule.rotation_failed(Instant::now());
                 return Ok(None);
             }
         };
-        let old: Vec<String> = self.leases.iter().map(|l| l.lease_id.clone()).collect();
+        let old: Vec<String> = self.schedule.leases().iter().map(|l| l.lease_id.clone()).collect();
         self.stop_child().await;
         if self.config.supervision.rotation == Rotation::Exit {
             tracing::info!("rotation: the application was stopped; exiting for Kubernetes to restart the container");
@@ -393,7 +345,7 @@ impl<'a> Daemon<'a> {
         self.set_child(pid);
         drop(fresh);
         self.revoke(&old).await;
-        tracing::info!(leases = self.leases.len(), "rotation: the application restarted with new secrets");
+        tracing::info!(leases = self.schedule.leases().len(), "rotation: the application restarted with new secrets");
         Ok(None)
     }
 
@@ -406,11 +358,7 @@ impl<'a> Daemon<'a> {
     /// How long one round of renewals or a rotation may retry: short, so that the loop
     /// gets back to reaping, and never past the credentials' expiry.
     fn batch_timeout(&self) -> Duration {
-        let cap = self.config.client_timeout.min(MAX_BATCH);
-        match self.credentials_expire() {
-            Some(at) => cap.min(at.saturating_duration_since(Instant::now()).max(Duration::from_millis(200))),
-            None => cap,
-        }
+        self.schedule.batch_timeout(self.config.client_timeout.min(MAX_BATCH), Instant::now())
     }
 
     async fn revoke(&self, leases: &[String]) {
@@ -455,19 +403,47 @@ impl<'a> Daemon<'a> {
     }
 }
 
-fn retry_later(tracked: &mut Tracked, error: &crate::vault::VaultError) {
-    let expires = tracked.lifetime.since + tracked.lifetime.ttl;
-    tracing::warn!(
-        "{error}; the current credentials stay valid for {} s",
-        expires.saturating_duration_since(Instant::now()).as_secs()
-    );
-    tracked.next = if Instant::now() + RETRY_AFTER < expires {
-        Next::Renew(Instant::now() + RETRY_AFTER)
-    } else {
-        Next::Rotate(Instant::now())
-    };
+/// The `execve` errors a child can meet, each with the exit code the non-daemon path gives
+/// it (`exec::classify` + `Failure::exit_code`): built in the parent, because the forked
+/// child may not allocate an error to classify.
+const EXEC_ERRNOS: [i32; 10] = [
+    libc::ENOENT,
+    libc::EACCES,
+    libc::ENOEXEC,
+    libc::EISDIR,
+    libc::ETXTBSY,
+    libc::ENOTDIR,
+    libc::ELOOP,
+    libc::ENAMETOOLONG,
+    libc::E2BIG,
+    libc::ENOMEM,
+];
+
+fn exec_exits(program: &Path) -> [(i32, u8); 10] {
+    EXEC_ERRNOS.map(|errno| {
+        let error = crate::exec::classify(program, std::io::Error::from_raw_os_error(errno));
+        (errno, Failure::Exec(error).exit_code())
+    })
 }
 
 fn listen(kind: SignalKind) -> Result<Signal, Failure> {
     signal(kind).map_err(Failure::Runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forked child once mapped only ENOENT, EACCES and ENOEXEC, so EISDIR and ETXTBSY
+    /// gave 71 in daemon mode and 126 without it.
+    #[test]
+    fn the_daemon_child_maps_exec_errors_as_the_non_daemon_path() {
+        let table = exec_exits(Path::new("/app"));
+        let code_of = |errno| table.iter().find(|(e, _)| *e == errno).map(|&(_, c)| c);
+        assert_eq!(code_of(libc::EISDIR), Some(code::CANNOT_EXECUTE));
+        assert_eq!(code_of(libc::ETXTBSY), Some(code::CANNOT_EXECUTE));
+        assert_eq!(code_of(libc::EACCES), Some(code::CANNOT_EXECUTE));
+        assert_eq!(code_of(libc::ENOENT), Some(code::NOT_FOUND));
+        assert_eq!(code_of(libc::E2BIG), Some(code::OS));
+    }
 }

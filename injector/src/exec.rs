@@ -89,6 +89,13 @@ pub fn exec(program: &Path, argv: &[OsString], env: &EnvBlock) -> ExecError {
     let mut argv_ptrs: Vec<_> = c_args.iter().map(|c| c.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let source = sys::execve(&c_program, &argv_ptrs, &env.envp());
+    classify(program, source)
+}
+
+/// What a failed `execve` of `program` means: not found, not executable, or another error.
+/// The daemon's forked child maps errors through this too (via a table built before the
+/// fork), so both paths give the same exit code.
+pub fn classify(program: &Path, source: std::io::Error) -> ExecError {
     match source.raw_os_error() {
         Some(libc::ENOENT) => ExecError::NotFound { program: program.as_os_str().to_owned() },
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY) => {

@@ -134,21 +134,53 @@ pub fn clear_coredump_filter() -> io::Result<()> {
     }
 }
 
-/// What `fork` returned.
-pub enum Forked {
-    /// In the parent: the child's pid.
-    Parent(i32),
-    /// In the child.
-    Child,
+/// Exit codes of a child that could not become the application, decided before the fork
+/// (the child may not allocate: see [`spawn_hardened`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildExits<'a> {
+    /// When the hardening step fails.
+    pub hardening: u8,
+    /// `(errno, code)` for a failed `execve`, as the non-daemon path maps it.
+    pub exec: &'a [(i32, u8)],
+    /// For an `execve` errno not in `exec`.
+    pub exec_other: u8,
 }
 
-/// `fork()`. In the child, only async-signal-safe calls may follow until `execve`.
-pub fn fork() -> io::Result<Forked> {
-    // Safety: the caller restricts the child to system calls before execve or _exit.
+impl ChildExits<'_> {
+    /// The exit code for a failed `execve` (no allocation).
+    pub fn for_exec(&self, errno: Option<i32>) -> u8 {
+        self.exec.iter().find(|(e, _)| Some(*e) == errno).map_or(self.exec_other, |&(_, code)| code)
+    }
+}
+
+/// Forks; the child runs `harden`, then `execve(program, argv, envp)`, and exits with a code
+/// of `exits` if either fails. Returns the child's pid to the parent.
+///
+/// The child is a copy of a multi-threaded process: until `execve` it may only make
+/// async-signal-safe calls, so `harden` must not allocate or take locks (it is
+/// `harden::Prepared::enforce`, which makes system calls only on its success path), and
+/// every exit code is decided before the fork. This is the only `fork` in the crate.
+pub fn spawn_hardened(
+    program: &CStr,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    harden: impl FnOnce() -> bool,
+    exits: ChildExits<'_>,
+) -> io::Result<i32> {
+    // Safety: the child below runs only `harden` (system calls, see above), write(2),
+    // execve(2) and _exit(2) before it is replaced or ends; the parent continues normally.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid)),
+        0 => {
+            if !harden() {
+                write_stderr(b"injector: hardening the application failed\n");
+                exit_now(i32::from(exits.hardening));
+            }
+            let err = execve(program, argv, envp);
+            write_stderr(b"injector: exec of the application failed\n");
+            exit_now(i32::from(exits.for_exec(err.raw_os_error())))
+        }
+        pid => Ok(pid),
     }
 }
 
@@ -237,6 +269,15 @@ mod tests {
         pages.as_mut_slice()[..3].copy_from_slice(b"abc");
         assert_eq!(&pages.as_slice()[..3], b"abc");
         assert!(!pages.ptr_at(9).is_null());
+    }
+
+    #[test]
+    fn a_child_maps_exec_errors_through_the_table_decided_before_the_fork() {
+        let exits = ChildExits { hardening: 71, exec: &[(libc::ENOENT, 127), (libc::ETXTBSY, 126)], exec_other: 71 };
+        assert_eq!(exits.for_exec(Some(libc::ETXTBSY)), 126);
+        assert_eq!(exits.for_exec(Some(libc::ENOENT)), 127);
+        assert_eq!(exits.for_exec(Some(libc::E2BIG)), 71);
+        assert_eq!(exits.for_exec(None), 71);
     }
 
     #[test]

@@ -395,3 +395,36 @@ fn catchable_signals_are_forwarded_to_the_app() {
     );
     assert_eq!(out.status.code(), Some(143));
 }
+
+/// A program that is open for writing cannot be executed (ETXTBSY): 126, "cannot execute",
+/// with or without daemon mode. The daemon's forked child once mapped only ENOENT, EACCES and
+/// ENOEXEC and answered 71 here.
+#[test]
+#[ignore = "needs OpenBao: run through `cargo xtask test`"]
+fn a_busy_program_exits_126_in_daemon_mode_as_without_it() {
+    let bao = Bao::shared();
+    let path = unique("busy");
+    bao.run(&["kv", "put", &format!("secret/{path}"), "value=x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("app");
+    std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Held open for writing for the whole test: every execve of it fails with ETXTBSY.
+    let _writer = std::fs::OpenOptions::new().append(true).open(&program).unwrap();
+    for daemon in ["false", "true"] {
+        let out = Command::new(injector())
+            .arg("--")
+            .arg(&program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", &bao.root_token)
+            .env("VAULT_ENV_DAEMON", daemon)
+            .env("HUSH_KV_POLL_INTERVAL", "0")
+            .env("V", format!("vault:secret/data/{path}#value"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(126), "VAULT_ENV_DAEMON={daemon}: {stderr}");
+    }
+}

@@ -9,9 +9,10 @@ pub struct Args {
     /// Skip `cargo fmt --check`, clippy, `tidy` and `deny` (for a quick local loop).
     #[arg(long)]
     pub no_lint: bool,
-    /// Only run the tests whose name matches this filter (a nextest filter), and nothing
-    /// else: no lint, doc tests, guard VMs, demo, e2e or fuzzing.
-    pub filter: Option<String>,
+    /// Only run the tests that match, and nothing else (no lint, doc tests, guard VMs, demo,
+    /// e2e or fuzzing): nextest's arguments, e.g. `NAME_SUBSTRING` or `-E 'binary(daemon)'`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub filter: Vec<String>,
 }
 
 /// Debian packages the tests use: a static busybox is the app inside the scratch chroot,
@@ -39,7 +40,7 @@ enum Step {
 /// What a run does, in order. With a filter only the matching tests run: the quick loop
 /// must not boot VMs, run the demo or fuzz, which take minutes and test everything.
 fn plan(args: &Args) -> Vec<Step> {
-    if args.filter.is_some() {
+    if !args.filter.is_empty() {
         return vec![Step::Nextest];
     }
     let lint: &[Step] = if args.no_lint { &[] } else { &[Step::Fmt, Step::Clippy, Step::Tidy, Step::Deny] };
@@ -101,9 +102,7 @@ fn nextest(args: &Args) -> Result<Counts> {
         .env("HUSH_TEST_BUSYBOX", "/bin/busybox")
         .env("HUSH_TEST_PG_BIN", tools::postgres_bin()?);
     crate::webhook::test_env(&mut nextest)?;
-    if let Some(filter) = &args.filter {
-        nextest.arg(filter);
-    }
+    nextest.args(&args.filter);
     let counts = run_counting(&mut nextest);
     drop(server);
     counts
@@ -146,9 +145,9 @@ mod tests {
 
     #[test]
     fn a_filter_runs_only_the_matching_tests() {
-        let quick = Args { no_lint: false, filter: Some("harden".into()) };
+        let quick = Args { no_lint: false, filter: vec!["harden".into()] };
         assert_eq!(plan(&quick), [Step::Nextest]);
-        let all = plan(&Args { no_lint: false, filter: None });
+        let all = plan(&Args { no_lint: false, filter: Vec::new() });
         for step in [
             Step::Fmt,
             Step::Clippy,
@@ -162,7 +161,7 @@ mod tests {
         ] {
             assert!(all.contains(&step), "the full run lacks {step:?}");
         }
-        let no_lint = plan(&Args { no_lint: true, filter: None });
+        let no_lint = plan(&Args { no_lint: true, filter: Vec::new() });
         assert!(!no_lint.iter().any(|s| matches!(s, Step::Fmt | Step::Clippy | Step::Tidy | Step::Deny)));
     }
 
