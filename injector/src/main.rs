@@ -56,7 +56,9 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cli = match parse(&args) {
         Ok(Cli::Help) => {
-            println!("{ABOUT}\n\n{USAGE}\n\n{}", exit_codes_help());
+            // The exit-code table from hush_contract::exit, as clap's `after_help` was.
+            let after_help = exit_codes_help();
+            println!("{ABOUT}\n\n{USAGE}\n\n{after_help}");
             return ExitCode::SUCCESS;
         }
         Ok(Cli::Version) => {
