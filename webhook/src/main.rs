@@ -104,8 +104,9 @@ struct Args {
     /// longest (closed with GOAWAY); it is refused only when every connection is busy.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
-    /// Seconds a connection may stay open with no request in flight.
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds a connection may stay open with no request in flight. Keep it above the API
+    /// server's own idle timeout (90 s), so that it closes its pooled connections first.
+    #[arg(long, default_value_t = 120.0)]
     idle_timeout: f64,
     /// Seconds of silence from an HTTP/2 peer before a PING; the connection is closed if the
     /// PING is not answered within `--keepalive-timeout` seconds.

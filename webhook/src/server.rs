@@ -74,7 +74,12 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
-            idle_timeout: Duration::from_secs(60),
+            // Longer than the API server's own idle timeout for webhook connections (90 s: Go's
+            // `http.DefaultTransport.IdleConnTimeout`, applied by `SetOldTransportDefaults` in
+            // k8s.io/apimachinery/pkg/util/net/http.go), so the API server closes its idle
+            // HTTP/1.1 connections first: a server-side close can cross a request the API server
+            // is writing, and it does not retry a POST (the admission fails with EOF).
+            idle_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
@@ -348,11 +353,28 @@ async fn serve_connection(
         .keep_alive_interval(Some(limits.keepalive_interval))
         .keep_alive_timeout(limits.keepalive_timeout);
     let in_service = connection.clone();
-    let service = service_fn(move |request| {
+    // Whether the peer speaks HTTP/2 (known from its first request; until then, HTTP/1).
+    let h2 = Arc::new(AtomicBool::new(false));
+    let h2_in_service = h2.clone();
+    let service = service_fn(move |request: Request<Incoming>| {
         let busy = in_service.busy();
+        let connection = in_service.clone();
+        let version = request.version();
+        if version == hyper::Version::HTTP_2 {
+            h2_in_service.store(true, Ordering::Relaxed);
+        }
         let app = app.clone();
         async move {
-            let reply = handle(app, request).await;
+            let mut reply = handle(app, request).await;
+            // An HTTP/1.1 connection told to close ends after this answer, which says so: the
+            // API server drops it from its pool instead of sending the next request into a
+            // connection that is being closed (see the drain below).
+            if version < hyper::Version::HTTP_2
+                && connection.closing()
+                && let Ok(reply) = reply.as_mut()
+            {
+                reply.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+            }
             drop(busy);
             reply
         }
@@ -373,16 +395,28 @@ async fn serve_connection(
         tokio::select! {
             result = served.as_mut() => break result,
             () = connection.close.notified(), if closing.is_none() => {
-                served.as_mut().graceful_shutdown();
                 let now = Instant::now();
+                if connection.draining() && !h2.load(Ordering::Relaxed) {
+                    // Shutdown, HTTP/1.1: closing an idle keep-alive connection now can cross
+                    // the API server's next request on it (written, then EOF: a POST is not
+                    // retried, and the admission fails). Keep serving; each answer from now on
+                    // carries `Connection: close`, so the API server retires the connection
+                    // itself. Whatever is still open when the grace ends is dropped.
+                    closing = Some((now, now + limits.shutdown_grace));
+                    continue;
+                }
+                // HTTP/2 (GOAWAY: the API server retries the streams it names as unprocessed),
+                // or an eviction.
+                served.as_mut().graceful_shutdown();
                 let grace = if connection.draining() { limits.shutdown_grace } else { CLOSE_GRACE };
                 closing = Some((now, now + grace));
             }
             () = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
-                if let Some((started, _)) = closing {
+                if let Some((started, hard)) = closing {
                     let idle = connection.idle_deadline(limits.idle_timeout).is_some();
-                    if idle || now >= started + limits.shutdown_grace {
+                    let waiting_for_h1_peer = connection.draining() && !h2.load(Ordering::Relaxed) && now < hard;
+                    if (idle && !waiting_for_h1_peer) || now >= started + limits.shutdown_grace {
                         tracing::debug!("the connection did not close in time; dropping it");
                         return;
                     }

@@ -122,6 +122,18 @@ struct PendingRequest {
 
 impl PendingRequest {
     async fn open(webhook: &Webhook, ca_pem: &str, body: Vec<u8>) -> PendingRequest {
+        let PendingRequest { mut stream, .. } = PendingRequest::open_raw(webhook, ca_pem).await;
+        let head = format!(
+            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        PendingRequest { stream, body }
+    }
+
+    /// A TLS connection on which nothing has been sent yet.
+    async fn open_raw(webhook: &Webhook, ca_pem: &str) -> PendingRequest {
         use rustls::pki_types::pem::PemObject;
         support::install_crypto();
         let mut roots = rustls::RootCertStore::empty();
@@ -132,14 +144,8 @@ impl PendingRequest {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(webhook.addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut stream = connector.connect(name, tcp).await.unwrap();
-        let head = format!(
-            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.flush().await.unwrap();
-        PendingRequest { stream, body }
+        let stream = connector.connect(name, tcp).await.unwrap();
+        PendingRequest { stream, body: Vec::new() }
     }
 
     async fn response_without_body(mut self) -> String {
@@ -221,6 +227,72 @@ async fn sigterm_drains_requests_in_flight_then_exits_zero() {
     assert!(answer.contains(r#""uid":"drain""#), "{answer}");
     let status = webhook.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
+}
+
+/// The API server keeps HTTP/1.1 connections to a webhook in a pool and does not retry a POST
+/// whose connection closes under it: a rolling restart of the webhook failed admissions with
+/// `EOF` on the real cluster (`cargo xtask e2e`) while the drain closed idle keep-alive
+/// connections at SIGTERM. An idle HTTP/1.1 connection stays open through the drain, and the
+/// next answer on it says `Connection: close`.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_answered_during_the_drain_then_closed() {
+    let mut webhook = Webhook::start(&["--shutdown-grace", "10"]);
+    let ca = webhook.certs.ca_pem.clone();
+    let request = |uid: &str| {
+        let body = review(uid, "default", &app_pod()).to_string();
+        format!(
+            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let PendingRequest { stream: mut kept, .. } = PendingRequest::open_raw(&webhook, &ca).await;
+    kept.write_all(request("before").as_bytes()).await.unwrap();
+    let answer = read_one_answer(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(r#""uid":"before""#), "{answer}");
+    assert!(!answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+
+    webhook.terminate();
+    // Shutting down once new connections are refused.
+    let mut refused = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(webhook.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(refused, "still accepting 5 s after SIGTERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kept.write_all(request("during").as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), kept.read_to_end(&mut rest)).await;
+    let answer = String::from_utf8_lossy(&rest).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the kept connection was closed under the client: {answer:?}");
+    assert!(answer.contains(r#""uid":"during""#), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert_eq!(webhook.wait(Duration::from_secs(15)).code(), Some(0));
+}
+
+/// Reads one HTTP/1.1 answer with a `content-length` body from a kept-alive stream.
+async fn read_one_answer(stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed before a whole answer: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("an answer with content-length");
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
 }
 
 #[test]

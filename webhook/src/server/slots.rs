@@ -53,6 +53,11 @@ impl Connection {
         self.draining.load(Ordering::Acquire)
     }
 
+    /// Whether the connection has been told to close (evicted or shutdown).
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     fn since_epoch_ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
