@@ -427,7 +427,10 @@ async fn idle_http2_clients_filling_every_slot_do_not_lock_out_a_fresh_admission
     }
     // Each fresh connection took the slot of the longest-idle one, which was closed; the
     // cap still holds (the fresh connections are closed too, so their slots come back).
-    let closed = wait_for(|| idle.iter().filter(|s| s.is_closed()).count(), |n| n >= 100).await;
+    // A fresh connection's slot comes back when it closes, so later ones may find it free:
+    // at least one idle client, at most one per fresh connection, gave up its slot.
+    let closed = wait_for(|| idle.iter().filter(|s| s.is_closed()).count(), |n| n >= 1).await;
+    assert!(closed >= 1, "no idle client was closed to make room");
     println!(
         "idle HTTP/2 clients: {MAX_CONNECTIONS} held every slot ({held} descriptors); 100 fresh admissions answered, {closed} idle clients closed"
     );
