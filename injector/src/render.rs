@@ -16,8 +16,8 @@
 use crate::envblock::{EnvBlock, Measure};
 use crate::keytemplate::{self, EvalError};
 use crate::plan::{Entry, Plan};
-pub use crate::secret::{Answer, Plaintext};
 use crate::secret::Fetched;
+pub use crate::secret::{Answer, Plaintext};
 use hush_contract::reference::{Key, Part, Request, SecretRef};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{HashMap, HashSet};
