@@ -138,7 +138,8 @@ fn landlock_allow_lists_restrict_writes_and_tcp_connect() {
 
     let bad = run_shim(&[("HUSH_LANDLOCK", "ro:relative")], &["true"]);
     assert_eq!(bad.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("HUSH_LANDLOCK: `relative` is not an absolute path"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("HUSH_LANDLOCK") && err.contains("`relative` is not an absolute path"), "{err}");
     let missing = run_shim(&[("HUSH_LANDLOCK", "required;deny:/nonexistent/hush")], &["true"]);
     assert_eq!(missing.status.code(), Some(78), "{}", String::from_utf8_lossy(&missing.stderr));
 }
