@@ -200,6 +200,9 @@ fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
     misspelled_key(cluster, &images, &password)?;
     clock.lap("misspelled key: CrashLoopBackOff 66");
 
+    denied(cluster, &images)?;
+    clock.lap("a bad annotation denied (Forbidden)");
+
     let password = rotation(cluster, &bao, &images)?;
     clock.lap("daemon-mode rotation in place");
 
@@ -527,19 +530,32 @@ fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Re
         .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
         .unwrap_or_default();
     ensure!(!init.is_empty(), "the shop Pod was not mutated (no init container)");
-    // Issue 12.6 (the contract engineer's fix): the init container must not get the API token.
-    // Reported, not yet required, until that fix lands.
-    let token_mounts: Vec<&str> = pod["spec"]["initContainers"]
+    // Issue 12.6: the ServiceAccount admission plugin runs again after the webhook's patch and
+    // mounts the API token into every container without a mount at its path; the webhook gives
+    // its init container an empty volume there, so Hush's init container holds no API token.
+    let token_volumes: Vec<&str> = pod["spec"]["volumes"]
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|c| c["volumeMounts"].as_array().into_iter().flatten())
-        .filter_map(|m| m["mountPath"].as_str())
-        .filter(|p| p.starts_with("/var/run/secrets/kubernetes.io"))
+        .filter(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s.get("serviceAccountToken").is_some()))
+        })
+        .filter_map(|v| v["name"].as_str())
         .collect();
-    println!(
-        "e2e: observed: API token mounts in the injected init container: {token_mounts:?} (issue 12.6 wants none)"
-    );
+    let token_in_init: Vec<String> = pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == "hush-injector-install")
+        .flat_map(|c| c["volumeMounts"].as_array().into_iter().flatten())
+        .filter(|m| m["name"].as_str().is_some_and(|n| token_volumes.contains(&n)))
+        .map(|m| m.to_string())
+        .collect();
+    ensure!(!token_volumes.is_empty(), "the shop Pod has no service-account token volume at all");
+    ensure!(token_in_init.is_empty(), "Hush's init container got the API token: {token_in_init:?}");
+    println!("e2e: Hush's init container holds no API token (token volumes {token_volumes:?} are the app's only)");
     let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", &name, "-c", "app"]))?;
     println!("e2e: {APP_NS}/{name} (init containers {init:?}) app log: {logs}");
     ensure!(!logs.contains(password), "the password is in the app's log");
@@ -665,6 +681,26 @@ fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str) ->
     ensure!(!logs.contains(password), "the shim's error holds the secret");
     ensure!(lines.len() == 1, "the shim printed {} lines, want one clear error line", lines.len());
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "typo", "--wait=false"])
+}
+
+/// A Pod the webhook refuses: kubectl shows the API server's answer with the webhook's code and
+/// reason (issue 12.6: without a `reason` kubectl printed "Error from server:" alone) and the
+/// message names the annotation.
+fn denied(cluster: &Cluster, images: &images::Images) -> Result<()> {
+    let bad = pod(
+        "bad-auth",
+        &images.app.reference(),
+        json!({"hush.dev/auth-method": "telepathy"}),
+        "exec sleep 600",
+        json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
+    );
+    let out = kubectl_stdin(cluster, &["apply"], &serde_json::to_vec(&bad)?)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("e2e: denied: {}", err.trim());
+    ensure!(!out.status.success(), "the API server admitted a Pod with hush.dev/auth-method: telepathy");
+    ensure!(err.contains("(Forbidden)"), "kubectl does not show the denial's reason: {err}");
+    ensure!(err.contains("hush.dev/auth-method"), "the denial does not name the annotation: {err}");
+    Ok(())
 }
 
 /// Returns the new password.
