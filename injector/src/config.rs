@@ -9,7 +9,8 @@
 //! variable, else from its Bank-Vaults / OpenBao aliases (`BAO_ADDR`, `SECRET_INIT_DAEMON`,
 //! ...), the first one set winning.
 
-use crate::harden::{Hardening, parse_capabilities};
+use crate::policy::Policy;
+use caps::{Capability, CapsHashSet};
 use hush_contract::env as names;
 use hush_contract::settings::{self as contract, Setting, Value};
 use secrecy::SecretString;
@@ -514,6 +515,44 @@ fn parse_auth<L: Lookup>(vars: &Vars<'_, L>, login: bool) -> Result<Auth, Config
     }
 }
 
+/// Which capabilities the application keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capabilities {
+    /// What the container gave the shim (ambient and inheritable are cleared regardless).
+    Keep,
+    /// Only these (an empty set drops all).
+    Only(CapsHashSet),
+}
+
+/// Parses `HUSH_CAPABILITIES`: `keep`, `none`, or a comma list like `NET_BIND_SERVICE,CHOWN`.
+pub fn parse_capabilities(text: &str) -> Result<Capabilities, String> {
+    match text.trim() {
+        "" | "keep" => Ok(Capabilities::Keep),
+        "none" => Ok(Capabilities::Only(CapsHashSet::new())),
+        list => list
+            .split(',')
+            .map(|name| {
+                let canonical = caps::to_canonical(name.trim());
+                canonical.parse::<Capability>().map_err(|_| format!("`{}` is not a capability", name.trim()))
+            })
+            .collect::<Result<CapsHashSet, String>>()
+            .map(Capabilities::Only),
+    }
+}
+
+/// What the hardening needs to know.
+#[derive(Debug, Clone)]
+pub struct Hardening {
+    /// The Landlock policy.
+    pub policy: Policy,
+    /// Capabilities the application keeps.
+    pub capabilities: Capabilities,
+    /// Drop the bounding set to the kept capabilities, so exec cannot hand others back.
+    pub clear_bounding_set: bool,
+    /// The service-account token's directory (denied by default).
+    pub sa_dir: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,5 +756,16 @@ mod tests {
         assert_eq!(log, LogConfig { json: false, level: tracing::Level::INFO });
         let log = parse_log(&|n: &str| Some(OsString::from(if n == "VAULT_JSON_LOG" { "1" } else { "debug" })));
         assert_eq!(log, LogConfig { json: true, level: tracing::Level::DEBUG });
+    }
+    #[test]
+    fn capability_lists_parse_with_or_without_prefix() {
+        assert_eq!(parse_capabilities("keep"), Ok(Capabilities::Keep));
+        assert_eq!(parse_capabilities(""), Ok(Capabilities::Keep));
+        assert_eq!(parse_capabilities("none"), Ok(Capabilities::Only(CapsHashSet::new())));
+        assert_eq!(
+            parse_capabilities("net_bind_service, CAP_CHOWN"),
+            Ok(Capabilities::Only([Capability::CAP_NET_BIND_SERVICE, Capability::CAP_CHOWN].into_iter().collect()))
+        );
+        assert_eq!(parse_capabilities("CAP_FLY"), Err("`CAP_FLY` is not a capability".into()));
     }
 }

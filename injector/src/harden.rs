@@ -5,6 +5,7 @@
 //! `CAP_SYS_ADMIN`), then exec. All of it applies to the calling thread, which is the one
 //! that execs.
 
+use crate::config::{Capabilities, Hardening};
 use crate::policy::{self, Access, Compiled, FsView, Policy};
 use crate::sys;
 use caps::{CapSet, Capability, CapsHashSet};
@@ -19,44 +20,6 @@ use std::path::{Path, PathBuf};
 /// The Landlock ABI whose rights Hush asks for; newer kernels enforce it fully, older ones
 /// as much as they can (unless the policy says `required`).
 const TARGET_ABI: ABI = ABI::V6;
-
-/// Which capabilities the application keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Capabilities {
-    /// What the container gave the shim (ambient and inheritable are cleared regardless).
-    Keep,
-    /// Only these (an empty set drops all).
-    Only(CapsHashSet),
-}
-
-/// Parses `HUSH_CAPABILITIES`: `keep`, `none`, or a comma list like `NET_BIND_SERVICE,CHOWN`.
-pub fn parse_capabilities(text: &str) -> Result<Capabilities, String> {
-    match text.trim() {
-        "" | "keep" => Ok(Capabilities::Keep),
-        "none" => Ok(Capabilities::Only(CapsHashSet::new())),
-        list => list
-            .split(',')
-            .map(|name| {
-                let canonical = caps::to_canonical(name.trim());
-                canonical.parse::<Capability>().map_err(|_| format!("`{}` is not a capability", name.trim()))
-            })
-            .collect::<Result<CapsHashSet, String>>()
-            .map(Capabilities::Only),
-    }
-}
-
-/// What the hardening needs to know.
-#[derive(Debug, Clone)]
-pub struct Hardening {
-    /// The Landlock policy.
-    pub policy: Policy,
-    /// Capabilities the application keeps.
-    pub capabilities: Capabilities,
-    /// Drop the bounding set to the kept capabilities, so exec cannot hand others back.
-    pub clear_bounding_set: bool,
-    /// The service-account token's directory (denied by default).
-    pub sa_dir: Option<PathBuf>,
-}
 
 /// A step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -274,18 +237,6 @@ fn build_ruleset(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capability_lists_parse_with_or_without_prefix() {
-        assert_eq!(parse_capabilities("keep"), Ok(Capabilities::Keep));
-        assert_eq!(parse_capabilities(""), Ok(Capabilities::Keep));
-        assert_eq!(parse_capabilities("none"), Ok(Capabilities::Only(CapsHashSet::new())));
-        assert_eq!(
-            parse_capabilities("net_bind_service, CAP_CHOWN"),
-            Ok(Capabilities::Only([Capability::CAP_NET_BIND_SERVICE, Capability::CAP_CHOWN].into_iter().collect()))
-        );
-        assert_eq!(parse_capabilities("CAP_FLY"), Err("`CAP_FLY` is not a capability".into()));
-    }
 
     /// The race itself (a path swapped between the open and the stat) cannot be timed in a
     /// test; this swaps it deterministically between the two steps instead: what was opened
