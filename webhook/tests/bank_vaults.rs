@@ -278,33 +278,7 @@ fn the_webhook_unit_test_pods_are_admitted_with_bank_vaults_variables() {
 // ---------------------------------------------------------------------------------------------
 // Running the admitted Pods against OpenBao, as the kubelet would.
 
-/// The kubelet's `$(VAR)` expansion (`third_party/forked/golang/expansion`).
-fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            match vars.get(name) {
-                Some(value) => out.push_str(value),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+use support::kubelet::expand;
 
 struct Bao {
     addr: String,

@@ -11,34 +11,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use support::{Webhook, apply, response, review, tool};
 
-/// The kubelet's `$(VAR)` expansion (`third_party/forked/golang/expansion`): `$$` is `$`,
-/// `$(NAME)` is NAME's value when defined and stays as written otherwise.
-fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            match vars.get(name) {
-                Some(value) => out.push_str(value),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+use support::kubelet::expand;
 
 #[test]
 fn kubelet_expansion_is_emulated_faithfully() {

@@ -34,33 +34,9 @@ struct Entry {
     value: String,
 }
 
-/// The kubelet's `$$` and `$(NAME)` expansion (k8s.io/kubernetes third_party/forked/golang/expansion).
-fn expand(text: &str, earlier: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(after) = after.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(close) = inner.find(')')
-        {
-            let name = &inner[..close];
-            match earlier.get(name) {
-                Some(v) => out.push_str(v),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = &inner[close + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+#[path = "../../tests/support/kubelet.rs"]
+mod kubelet;
+use kubelet::expand;
 
 fuzz_target!(|entries: Vec<Entry>| {
     let mut keys: Vec<String> = contract::SETTINGS.iter().flat_map(|s| s.annotation_keys()).collect();

@@ -260,5 +260,6 @@ pub fn apply(review: &Value, response: &Value) -> Value {
     object
 }
 
+pub mod kubelet;
 pub mod registry;
 pub mod restricted;

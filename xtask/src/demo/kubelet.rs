@@ -118,34 +118,10 @@ fn kubelet_env(container: &Value) -> BTreeMap<String, String> {
     env
 }
 
-/// The kubelet's `$(VAR)` expansion: `$$` is `$`, `$(NAME)` is NAME's value when defined and
-/// stays as written otherwise; any other `$` is literal.
-fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            match vars.get(name) {
-                Some(value) => out.push_str(value),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
+/// The kubelet's `$(VAR)` expansion: one copy, shared with the webhook's tests.
+#[path = "../../../webhook/tests/support/kubelet.rs"]
+mod expansion;
+use expansion::expand;
 
 /// The app's process: its stdout lines on a channel, its stderr (the shim's log, then the
 /// app's) collected as it comes (the app keeps stderr open, so it is never read to the end).
