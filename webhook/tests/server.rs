@@ -213,15 +213,7 @@ async fn sigterm_drains_requests_in_flight_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     webhook.terminate();
     // No new connections once shutting down (the listener closes as soon as the signal is seen).
-    let mut refused = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(webhook.addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(refused, "still accepting 5 s after SIGTERM");
+    assert_stops_accepting(&webhook).await;
     let answer = pending.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""uid":"drain""#), "{answer}");
@@ -253,15 +245,7 @@ async fn an_idle_keep_alive_connection_is_answered_during_the_drain_then_closed(
 
     webhook.terminate();
     // Shutting down once new connections are refused.
-    let mut refused = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(webhook.addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(refused, "still accepting 5 s after SIGTERM");
+    assert_stops_accepting(&webhook).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     kept.write_all(request("during").as_bytes()).await.unwrap();
     let mut rest = Vec::new();
@@ -271,6 +255,17 @@ async fn an_idle_keep_alive_connection_is_answered_during_the_drain_then_closed(
     assert!(answer.contains(r#""uid":"during""#), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     assert_eq!(webhook.wait(Duration::from_secs(15)).code(), Some(0));
+}
+
+/// Waits until the listener is closed (the webhook has seen SIGTERM), at most 5 s.
+async fn assert_stops_accepting(webhook: &Webhook) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(webhook.addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("still accepting 5 s after SIGTERM");
 }
 
 /// Reads one HTTP/1.1 answer with a `content-length` body from a kept-alive stream.
