@@ -15,7 +15,7 @@
 //! whose one address, the `kubernetes` Service, an iptables rule sends to the API server);
 //! containerd pulls through a proxy that is a closed port.
 
-use crate::{cmd, tools};
+use crate::{cmd, progress, tools};
 use anyhow::{Context, Result, bail, ensure};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -123,10 +123,12 @@ impl Cluster {
 fn base() -> PathBuf {
     tools::target_dir().join("cluster")
 }
-fn state() -> PathBuf {
+/// The cluster's state: etcd's data, the kubelet's and containerd's, the images, the PKI.
+pub(crate) fn state() -> PathBuf {
     base().join("state")
 }
-fn logs() -> PathBuf {
+/// The daemons' logs.
+pub(crate) fn logs() -> PathBuf {
     base().join("logs")
 }
 fn pki() -> PathBuf {
@@ -160,7 +162,7 @@ fn kube_binaries() -> Result<PathBuf> {
     tools::ensure_apt(&["xz-utils"])?;
     std::fs::create_dir_all(&dir)?;
     let _ = std::fs::remove_file(&stamp);
-    eprintln!("xtask: unpacking the Kubernetes binaries from {} into {}", src.display(), dir.display());
+    progress::note(&format!("unpacking the Kubernetes binaries from {} into {}", src.display(), dir.display()));
     let handles: Vec<_> = KUBE_BINARIES
         .iter()
         .map(|name| {
@@ -222,13 +224,13 @@ pub fn up() -> Result<Cluster> {
     down().context("cleaning up a previous cluster")?;
     match start(&bin, &kubectl) {
         Ok(cluster) => {
-            eprintln!("xtask: cluster ready in {:.0} s", started.elapsed().as_secs_f64());
+            progress::note(&format!("cluster ready in {:.0} s", started.elapsed().as_secs_f64()));
             Ok(cluster)
         }
         Err(e) => {
-            eprintln!("xtask: cluster start failed ({e:#}); logs in {}; stopping it", logs().display());
+            progress::note(&format!("cluster start failed ({e:#}); logs in {}; stopping it", logs().display()));
             if let Err(d) = down() {
-                eprintln!("xtask: cleanup after the failed start failed too: {d:#}");
+                progress::note(&format!("cleanup after the failed start failed too: {d:#}"));
             }
             Err(e)
         }
@@ -321,7 +323,7 @@ pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> Result<b
     let started = Instant::now();
     loop {
         if ready()? {
-            eprintln!("xtask: {what}: ready after {:.1} s", started.elapsed().as_secs_f64());
+            progress::note(&format!("{what}: ready after {:.1} s", started.elapsed().as_secs_f64()));
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -342,7 +344,7 @@ fn spawn(name: &str, command: Command) -> Result<()> {
     let mut command = command;
     let log = std::fs::File::create(logs().join(format!("{name}.log")))?;
     command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
-    eprintln!("xtask: starting {name}: {}", cmd::describe(&command));
+    progress::note(&format!("starting {name}: {}", cmd::describe(&command)));
     let child = command.spawn().with_context(|| format!("starting {name}"))?;
     std::fs::write(pid_file(name), child.id().to_string())?;
     // Not waited for: the daemon is reparented to init when xtask exits. A quick exit is
@@ -839,14 +841,14 @@ pub fn down() -> Result<()> {
         );
     }
     ensure!(problems.is_empty(), "cluster down left something behind:\n  {}", problems.join("\n  "));
-    eprintln!("xtask: cluster down: nothing left running");
+    progress::note("cluster down: nothing left running");
     Ok(())
 }
 
 /// SIGTERM, then SIGKILL after 15 s.
 fn stop(name: &str) {
     let Some(pid) = daemon_pid(name) else { return };
-    eprintln!("xtask: stopping {name} (pid {pid})");
+    progress::note(&format!("stopping {name} (pid {pid})"));
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(15);
     while daemon_pid(name).is_some() && Instant::now() < deadline {
@@ -925,7 +927,7 @@ fn kill_leftovers() -> Result<()> {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
     }
     if !victims.is_empty() {
-        eprintln!("xtask: killed {} leftover processes", victims.len());
+        progress::note(&format!("killed {} leftover processes", victims.len()));
         std::thread::sleep(Duration::from_millis(500));
     }
     Ok(())

@@ -10,6 +10,10 @@
 //!
 //! The terminal gets the story only: the tools' output (apt, pip, cargo, openssl) goes to
 //! `target/xtask/demo.log` (see [`crate::progress`]); `--verbose` shows it as it runs.
+//!
+//! Where a cluster is at hand (`HUSH_KUBE_BIN`, or `--kubeconfig FILE`) the same story runs on
+//! it instead: `cargo xtask e2e`'s story and checks (xtask/src/e2e.rs), told as numbered steps
+//! with the same summary, made of the evidence that run's checks leave.
 
 mod kubelet;
 mod pki;
@@ -40,10 +44,11 @@ const JWT_MOUNT: &str = "kubernetes";
 /// service-account token, setpriv (util-linux) runs the containers as their users.
 const APT: &[&str] = &["curl", "openssl", "util-linux"];
 const TITLE: &str = "Hush demo: a Vault secret reaches one process's environment, and nothing else.";
-/// The steps of the story; `[n/STEPS]` on each header.
+/// The steps of the one-machine story; `[n/STEPS]` on each header (the cluster's story has
+/// [`crate::e2e::STEPS`]).
 const STEPS: u32 = 10;
 /// The summary's rows, in order: what the demo shows the password is not in.
-const GUARANTEES: [&str; 6] = [
+pub(crate) const GUARANTEES: [&str; 6] = [
     "not in the manifest",
     "not in a Kubernetes Secret",
     "not on disk",
@@ -57,20 +62,29 @@ pub struct Args {
     /// Show every tool's output (apt, pip, cargo, openssl) as it runs, instead of logging it.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Run the story on the cluster this kubeconfig reaches (`cargo xtask e2e`'s story) instead
-    /// of on this machine; with `HUSH_KUBE_BIN` set and no kubeconfig, on a one-node cluster
-    /// started from those binaries.
+    /// Run the story on the cluster this kubeconfig reaches (`cargo xtask e2e`'s story and
+    /// checks, told as the demo's steps) instead of on this machine; with `HUSH_KUBE_BIN` set and
+    /// no kubeconfig, on a one-node cluster started from those binaries (and stopped after).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Run the demo with stdout not a terminal and check what it printed: each step, the
     /// summary, no tool output; and that its log holds the tool output (run by `cargo xtask test`).
     #[arg(long, conflicts_with_all = ["verbose", "kubeconfig"])]
     pub check: bool,
+    /// With --check: check the cluster's story instead, on a one-node cluster started from
+    /// `HUSH_KUBE_BIN` (default ../shared/kube/bin); what `cargo xtask test` runs in e2e's place.
+    #[arg(long, requires = "check")]
+    pub cluster: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.check && args.cluster {
+        let bin = crate::cluster::kube_bin_source()
+            .context("no Kubernetes binaries: set HUSH_KUBE_BIN to a directory with SHA256SUMS and NAME.xz files")?;
+        return check_on_cluster(&bin);
+    }
     if args.check {
-        return transcript::check_a_run();
+        return transcript::check_a_run(&transcript::Shape::Machine);
     }
     if let Some(on) = cluster_target(args) {
         return on_cluster(on, args.verbose);
@@ -81,7 +95,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let log = tools::target_dir().join("xtask").join("demo.log");
     let _quiet = if args.verbose { None } else { Some(progress::quiet(&log, true)?) };
-    let mut demo = Demo::new();
+    let mut demo = Demo::new(STEPS);
     say_top(TITLE);
     say_top("Runs on: this machine, no cluster (--kubeconfig FILE or HUSH_KUBE_BIN would name one).");
     say_top("Real here: OpenBao, the webhook, the shim, the guard, this kernel.");
@@ -107,56 +121,86 @@ fn cluster_target(args: &Args) -> Option<Option<PathBuf>> {
     }
 }
 
-/// The story on a real cluster: the chart installed with Helm's engine, the Deployment
-/// created with kubectl, the guard as a DaemonSet, `kubectl exec` as the reader. That story
-/// is `cargo xtask e2e`'s (xtask/src/e2e.rs), run here as it is: its own lines, not the ten
-/// steps and the summary of the one-machine story.
+/// `cargo xtask demo --check --cluster`: the cluster's story, run with stdout piped and its
+/// transcript checked (`bin`: the Kubernetes binaries the cluster starts from).
+pub fn check_on_cluster(bin: &Path) -> Result<()> {
+    transcript::check_a_run(&transcript::Shape::Cluster { kube_bin: bin.to_owned() })
+}
+
+/// The story on a real cluster: `cargo xtask e2e`'s (xtask/src/e2e.rs), every check of it,
+/// told as the demo's numbered steps (each naming who plays it: the real API server, kubelet and
+/// containerd, Helm's engine, kubectl, the guard DaemonSet, `kubectl exec` as the reader,
+/// OpenBao's kubernetes auth with a real TokenReview) and closed by the same summary, made of
+/// the evidence those checks leave.
 fn on_cluster(kubeconfig: Option<PathBuf>, verbose: bool) -> Result<()> {
-    let started = Instant::now();
     if let Some(file) = &kubeconfig {
         ensure!(file.is_file(), "--kubeconfig {}: no such file", file.display());
     }
     let log = tools::target_dir().join("xtask").join("demo.log");
-    // e2e prints its own lines: no live line under them.
-    let _quiet = if verbose { None } else { Some(progress::quiet(&log, false)?) };
+    let _quiet = if verbose { None } else { Some(progress::quiet(&log, true)?) };
+    let owned = kubeconfig.is_none();
+    let mut demo = Demo::new(crate::e2e::STEPS);
+    demo.stopping = owned;
     say_top(TITLE);
     match &kubeconfig {
-        Some(file) => say_top(&format!("Runs on: the cluster of {}, with `cargo xtask e2e`'s story.", file.display())),
+        Some(file) => say_top(&format!(
+            "Runs on: the cluster of {} (a real cluster, not this machine's emulation); it stays up after.",
+            file.display()
+        )),
         None => say_top(
-            "Runs on: a one-node cluster started from HUSH_KUBE_BIN (and stopped after), with `cargo xtask e2e`'s story.",
+            "Runs on: a real one-node Kubernetes cluster started on this machine from HUSH_KUBE_BIN (stopped at the \
+             end), not the one-machine emulation.",
         ),
     }
-    say_top("Real: the API server, the kubelet, containerd, the chart, kubectl exec. What follows is e2e's output.");
+    say_top(
+        "Real here: the API server, etcd, the controllers, the kubelet and its container runtime, Helm's engine, \
+         kubectl, OpenBao, the webhook, the shim, the guard.",
+    );
+    say_top(
+        "Played here: nothing. OpenBao runs in dev mode (in memory); the images are built without Docker and served \
+         by a registry on this machine.",
+    );
     if !verbose {
-        say_top(&format!("Tool output (apt, pip, cargo, openssl): {}", log.display()));
+        say_top(&format!("Tool output (apt, pip, cargo, kubectl, Helm): {}", log.display()));
     }
-    let result = crate::e2e::run(&crate::e2e::Args {
+    let args = crate::e2e::Args {
         kubeconfig,
         registry: crate::cluster::REGISTRY.into(),
         host_ip: crate::cluster::NODE_IP.into(),
         keep: false,
-    });
-    say_top(&format!("Done in {}.", seconds(started.elapsed())));
-    result
+    };
+    match crate::e2e::run_told(&args, &mut demo) {
+        Ok(()) => summary(&demo),
+        Err(e) => Err(demo.failed(e)),
+    }
 }
 
 /// The run's clock, its current step, and the evidence each check left for the summary.
 struct Demo {
+    /// How many steps the story has (`[n/steps]`).
+    steps: u32,
     started: Instant,
-    /// When the story began (after installing and building).
+    /// When the story began (step 2: after installing and building).
     story_started: Option<Instant>,
-    step: Option<(u32, &'static str)>,
+    /// When the story ended, when something (stopping the cluster) comes after it.
+    story_ended: Option<Instant>,
+    /// Whether the cluster stops after the story (the timing line says how long that took).
+    stopping: bool,
+    step: Option<(u32, String)>,
     step_started: Instant,
     step_log_start: u64,
     evidence: Vec<(&'static str, String)>,
 }
 
 impl Demo {
-    fn new() -> Demo {
+    fn new(steps: u32) -> Demo {
         let now = Instant::now();
         Demo {
+            steps,
             started: now,
             story_started: None,
+            story_ended: None,
+            stopping: false,
             step: None,
             step_started: now,
             step_log_start: 0,
@@ -165,21 +209,25 @@ impl Demo {
     }
 
     /// Prints step `n`'s header and who plays its parts.
-    fn step(&mut self, n: u32, title: &'static str, who: &str) {
+    fn step(&mut self, n: u32, title: &str, who: &str) {
         self.end_step();
-        self.step = Some((n, title));
+        let steps = self.steps;
+        self.step = Some((n, title.to_owned()));
         self.step_started = Instant::now();
+        if n == 2 {
+            self.story_started = Some(self.step_started);
+        }
         self.step_log_start = progress::log_len();
-        progress::stage(&format!("[{n}/{STEPS}]"));
+        progress::stage(&format!("[{n}/{steps}]"));
         progress::println("");
-        progress::println(&format!("[{n}/{STEPS}] {title}"));
+        progress::println(&format!("[{n}/{steps}] {title}"));
         say(&format!("who: {who}"));
     }
 
     /// Notes in the log how long the current step took (where a slow story spent its time).
     fn end_step(&self) {
-        if let Some((n, _)) = self.step {
-            progress::note(&format!("step {n}/{STEPS} took {}", seconds(self.step_started.elapsed())));
+        if let Some((n, _)) = &self.step {
+            progress::note(&format!("step {n}/{} took {}", self.steps, seconds(self.step_started.elapsed())));
         }
     }
 
@@ -192,9 +240,12 @@ impl Demo {
     /// The error, naming the step it ended, with that step's last log lines unless the
     /// error already carries a failed tool's.
     fn failed(&self, e: anyhow::Error) -> anyhow::Error {
-        let Some((n, title)) = self.step else { return e };
+        let Some((n, title)) = &self.step else { return e };
         let carries_tail = e.chain().any(|c| c.is::<cmd::Failed>());
-        let mut context = format!("the demo stopped at step {n}/{STEPS} ({title})");
+        let mut context = match self.story_ended {
+            Some(_) => format!("the demo failed after step {n}/{} ({title}), stopping the cluster", self.steps),
+            None => format!("the demo stopped at step {n}/{} ({title})", self.steps),
+        };
         if let Some(log) = progress::log_path() {
             let tail = progress::log_tail(self.step_log_start, 15);
             if !carries_tail && !tail.is_empty() {
@@ -235,7 +286,6 @@ fn story(demo: &mut Demo) -> Result<()> {
         "shim {} bytes (static: it runs in images without libc), webhook and guard built",
         std::fs::metadata(&shim)?.len()
     ));
-    demo.story_started = Some(Instant::now());
 
     demo.step(
         2,
@@ -478,32 +528,66 @@ fn story(demo: &mut Demo) -> Result<()> {
     summary(demo)
 }
 
-/// The closing table, each row the evidence one check left, and the run's time.
+/// The closing table, each row the evidence the checks left (joined when several did), and
+/// the run's time.
 fn summary(demo: &Demo) -> Result<()> {
-    demo.end_step();
+    if demo.story_ended.is_none() {
+        demo.end_step();
+    }
+    let printed = demo.step.as_ref().map_or(0, |(n, _)| *n);
+    ensure!(printed == demo.steps, "the story told {printed} of its {} steps", demo.steps);
     say_top("");
     say_top("Summary: where the password is not, and the check that shows it");
     let width = GUARANTEES.iter().map(|g| g.len()).max().unwrap_or(0);
     for guarantee in GUARANTEES {
-        let evidence = demo
-            .evidence
-            .iter()
-            .find(|(g, _)| *g == guarantee)
-            .map(|(_, e)| e.as_str())
-            .with_context(|| format!("no check left evidence for `{guarantee}`"))?;
-        say_top(&format!("  {guarantee:<width$}  {evidence}"));
+        let evidence: Vec<&str> =
+            demo.evidence.iter().filter(|(g, _)| *g == guarantee).map(|(_, e)| e.as_str()).collect();
+        ensure!(!evidence.is_empty(), "no check left evidence for `{guarantee}`");
+        say_top(&format!("  {guarantee:<width$}  {}", evidence.join("; ")));
     }
-    let total = demo.started.elapsed();
+    let now = Instant::now();
     let story_started = demo.story_started.context("the story never started")?;
-    let setup = story_started - demo.started;
+    let story_ended = demo.story_ended.unwrap_or(now);
+    let mut timing = format!(
+        "Done in {}: {} installing and building (step 1), {} the story (steps 2-{})",
+        seconds(now - demo.started),
+        seconds(story_started - demo.started),
+        seconds(story_ended - story_started),
+        demo.steps
+    );
+    if demo.stopping {
+        timing.push_str(&format!(", {} stopping the cluster", seconds(now - story_ended)));
+    }
     say_top("");
-    say_top(&format!(
-        "Done in {}: {} installing and building (step 1), {} the story (steps 2-{STEPS}).",
-        seconds(total),
-        seconds(setup),
-        seconds(story_started.elapsed())
-    ));
+    say_top(&format!("{timing}."));
     Ok(())
+}
+
+/// The cluster's story tells itself through the demo: numbered steps, lines under them, and
+/// the evidence kept for the summary.
+impl crate::e2e::Teller for Demo {
+    fn step(&mut self, title: &str, who: &str) {
+        let n = self.step.as_ref().map_or(1, |(n, _)| n + 1);
+        Demo::step(self, n, title, who);
+    }
+
+    fn say(&mut self, text: &str) {
+        say(text);
+    }
+
+    fn evidence(&mut self, guarantee: &'static str, text: String) {
+        Demo::evidence(self, guarantee, text);
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        progress::note(&format!("{name} ({} into the run)", seconds(self.started.elapsed())));
+    }
+
+    fn story_done(&mut self) {
+        self.end_step();
+        self.story_ended = Some(Instant::now());
+        progress::stage("");
+    }
 }
 
 fn seconds(d: Duration) -> String {
@@ -512,7 +596,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// How many times `needle` occurs in `haystack` (overlapping ones counted).
-fn occurrences(haystack: &[u8], needle: &str) -> usize {
+pub(crate) fn occurrences(haystack: &[u8], needle: &str) -> usize {
     let needle = needle.as_bytes();
     let Some(&first) = needle.first() else { return 0 };
     let mut count = 0;
@@ -608,7 +692,7 @@ fn mentions_secret(v: &Value) -> bool {
 }
 
 /// How many Secret references the Pod's spec holds (see [`names_a_secret`]).
-fn secret_references(pod: &Value) -> usize {
+pub(crate) fn secret_references(pod: &Value) -> usize {
     fn count(v: &Value) -> usize {
         match v {
             Value::Object(map) => map

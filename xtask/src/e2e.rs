@@ -4,12 +4,22 @@
 //! it at the end (also on failure). Then: the images are built and pushed; OpenBao runs on the
 //! host's bridge address with its kubernetes auth method reviewing tokens against this API
 //! server; the chart is installed with Helm's engine; `examples/deployment.yaml` runs in a
-//! namespace that enforces PodSecurity `restricted`; and each claim of the story is checked
-//! against what the cluster reports. Every wait is bounded; the steps print their durations.
+//! namespace that enforces PodSecurity `restricted`; each claim of the story is checked
+//! against what the cluster reports; and last, the password is searched for in every Secret,
+//! etcd, every log and every file the run wrote. Every wait is bounded.
+//!
+//! The story is told through a [`Teller`]: `cargo xtask e2e` prints `e2e: ` lines and the
+//! steps' durations ([`Lines`]); `cargo xtask demo` on a cluster prints the same story as its
+//! numbered steps, each naming who plays it, and a summary made of the evidence the checks
+//! leave (`crate::demo`). Both run every check below.
+
+mod apiserver;
 
 use crate::cluster::{self, Cluster};
-use crate::{cmd, images, tools};
+use crate::demo::{GUARANTEES, occurrences};
+use crate::{cmd, images, progress, tools};
 use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +36,8 @@ const EXAMPLE: &str = "examples/deployment.yaml";
 const VAULT_PORT: u16 = 8200;
 /// The second registry, which requires a password (for the imagePullSecrets check).
 const PRIVATE_REGISTRY_PORT: u16 = 5001;
+/// How many times the story calls [`Teller::step`] (the demo's `[n/STEPS]`).
+pub const STEPS: u32 = 12;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,68 +56,139 @@ pub struct Args {
     pub keep: bool,
 }
 
-/// What `cargo xtask test` runs after the demo: the whole story when the Kubernetes binaries
-/// are there, else one loud line saying why not.
+/// How the story is told. Every check runs whoever tells it; the teller only decides what
+/// the reader sees: `cargo xtask e2e`'s lines ([`Lines`]) or the demo's numbered steps.
+pub trait Teller {
+    /// The next part of the story begins: what it shows, and who plays it.
+    fn step(&mut self, title: &str, who: &str);
+    /// What a check showed (may hold several lines).
+    fn say(&mut self, text: &str);
+    /// What a check showed that backs one of the summary's guarantees ([`GUARANTEES`]).
+    fn evidence(&mut self, guarantee: &'static str, text: String);
+    /// The time since the last lap went to `name` (e2e's timings).
+    fn lap(&mut self, name: &'static str);
+    /// The story is over: the cluster (when ours) stops next.
+    fn story_done(&mut self);
+}
+
+/// What `cargo xtask test` runs after the demo: the cluster story, told as the demo tells it
+/// and checked as `demo --check` checks the one-machine story (every check of `cargo xtask
+/// e2e` runs in it), when the Kubernetes binaries are there; else one loud line saying why not.
 pub fn run_in_suite() -> Result<()> {
-    if cluster::kube_bin_source().is_none() {
+    let Some(bin) = cluster::kube_bin_source() else {
         println!(
             "\n==== e2e SKIPPED: no Kubernetes binaries (set HUSH_KUBE_BIN to a directory holding SHA256SUMS and \
              kube-apiserver.xz, kube-controller-manager.xz, kube-scheduler.xz, kubelet.xz) ====\n"
         );
         return Ok(());
-    }
-    run(&Args { kubeconfig: None, registry: cluster::REGISTRY.into(), host_ip: cluster::NODE_IP.into(), keep: false })
+    };
+    crate::demo::check_on_cluster(&bin)
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
-    let mut clock = Clock::new();
-    let (cluster, owned) = match &args.kubeconfig {
-        Some(file) => (external(file)?, false),
-        None => (cluster::up()?, true),
-    };
-    clock.lap("cluster up");
-    let result = story(&cluster, args, &mut clock);
-    if result.is_err() {
-        diagnostics(&cluster);
-    }
-    if owned && !args.keep {
-        let down = cluster::down();
-        clock.lap("cluster down");
-        match (&result, down) {
-            (Ok(()), Err(e)) => return Err(e),
-            (Err(_), Err(e)) => eprintln!("xtask: cluster down after the failure failed too: {e:#}"),
-            _ => {}
-        }
-    }
-    clock.report();
+    let mut lines = Lines::new();
+    let result = run_told(args, &mut lines);
+    lines.report();
     result?;
     println!("e2e: every check passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// Step durations, printed at the end.
-struct Clock {
-    last: Instant,
-    laps: Vec<(&'static str, Duration)>,
+/// The whole run, told by `t`: the cluster up (unless `--kubeconfig`), the story, the
+/// cluster down (unless `--keep`; also after a failure).
+pub fn run_told(args: &Args, t: &mut dyn Teller) -> Result<()> {
+    let owned = args.kubeconfig.is_none();
+    t.step(
+        "Start the cluster; build Hush's images and push them to its registry.",
+        &if owned {
+            "`xtask cluster up`: etcd, the real kube-apiserver, controller manager and scheduler, the real kubelet \
+             with containerd and runc, one node on this machine; cargo, and the registry API for the images (no \
+             Docker daemon)"
+                .to_owned()
+        } else {
+            format!(
+                "the cluster of {}, already running; cargo, and the registry API for the images (no Docker daemon)",
+                args.kubeconfig.as_deref().unwrap_or(Path::new("?")).display()
+            )
+        },
+    );
+    let cluster = match &args.kubeconfig {
+        Some(file) => external(file)?,
+        None => cluster::up()?,
+    };
+    t.lap("cluster up");
+    let result = story(&cluster, owned, args, t);
+    t.story_done();
+    if result.is_err() {
+        diagnostics(&cluster);
+    }
+    if owned && !args.keep {
+        let down = cluster::down();
+        t.lap("cluster down");
+        match (&result, down) {
+            (Ok(()), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => progress::note(&format!("cluster down after the failure failed too: {e:#}")),
+            _ => {}
+        }
+    }
+    result
 }
 
-impl Clock {
-    fn new() -> Self {
-        Clock { last: Instant::now(), laps: Vec::new() }
+/// `cargo xtask e2e`'s teller: `e2e: ` lines on stdout, each lap's duration on stderr as it
+/// ends, and at the end the timings and the evidence.
+pub struct Lines {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+    evidence: Vec<(&'static str, String)>,
+}
+
+impl Lines {
+    pub fn new() -> Self {
+        Lines { last: Instant::now(), laps: Vec::new(), evidence: Vec::new() }
     }
-    fn lap(&mut self, name: &'static str) {
-        let now = Instant::now();
-        self.laps.push((name, now - self.last));
-        eprintln!("xtask: e2e: {name}: {:.1} s", (now - self.last).as_secs_f64());
-        self.last = now;
-    }
+
     fn report(&self) {
         println!("e2e timings:");
         for (name, d) in &self.laps {
             println!("  {name:<40} {:>6.1} s", d.as_secs_f64());
         }
+        if !self.evidence.is_empty() {
+            println!("e2e evidence:");
+            for (guarantee, text) in &self.evidence {
+                println!("  {guarantee:<31}  {text}");
+            }
+        }
     }
+}
+
+impl Teller for Lines {
+    fn step(&mut self, title: &str, _who: &str) {
+        progress::note(&format!("e2e: {title}"));
+    }
+
+    fn say(&mut self, text: &str) {
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            progress::println(&format!("e2e: {first}"));
+        }
+        for line in lines {
+            progress::println(line);
+        }
+    }
+
+    fn evidence(&mut self, guarantee: &'static str, text: String) {
+        self.evidence.push((guarantee, text));
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, now - self.last));
+        progress::note(&format!("e2e: {name}: {:.1} s", (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn story_done(&mut self) {}
 }
 
 /// A cluster given by a kubeconfig file.
@@ -129,17 +212,17 @@ fn external(file: &Path) -> Result<Cluster> {
         ensure!(!path.is_empty(), "{} names no cluster CA", file.display());
         std::fs::copy(&path, &ca)?;
     } else {
-        use base64::Engine;
         std::fs::write(&ca, base64::engine::general_purpose::STANDARD.decode(data.trim())?)?;
     }
     Ok(Cluster { kubeconfig: file.to_path_buf(), kubectl, ca, server })
 }
 
-/// What the cluster looked like when a check failed.
+/// What the cluster looked like when a check failed (in the demo's log inside a quiet session,
+/// where its failure message shows the end of it).
 fn diagnostics(cluster: &Cluster) {
-    eprintln!("xtask: e2e failed; the cluster's Pods and recent events:");
-    let _ = cluster.kubectl().args(["get", "pods", "-A", "-o", "wide"]).status();
-    let _ = cluster.kubectl().args(["get", "events", "-A", "--sort-by=.lastTimestamp"]).status();
+    progress::note("e2e failed; the cluster's Pods and recent events:");
+    let _ = cmd::run(cluster.kubectl().args(["get", "pods", "-A", "-o", "wide"]));
+    let _ = cmd::run(cluster.kubectl().args(["get", "events", "-A", "--sort-by=.lastTimestamp"]));
 }
 
 fn kubectl_json(cluster: &Cluster, args: &[&str]) -> Result<Value> {
@@ -177,43 +260,142 @@ fn apply(cluster: &Cluster, object: &Value) -> Result<()> {
     Ok(())
 }
 
-fn story(cluster: &Cluster, args: &Args, clock: &mut Clock) -> Result<()> {
+/// Who runs the containers, as the steps name it.
+fn node(owned: bool) -> &'static str {
+    if owned { "the real kubelet with containerd" } else { "the cluster's kubelet and container runtime" }
+}
+
+fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Result<()> {
+    let version = kubectl_json(cluster, &["version"])?;
+    let nodes = kubectl_json(cluster, &["get", "nodes"])?;
+    let node_names: Vec<&str> =
+        nodes["items"].as_array().into_iter().flatten().filter_map(|n| n["metadata"]["name"].as_str()).collect();
+    t.say(&format!(
+        "API server {} (Kubernetes {}); node(s): {}",
+        cluster.server,
+        version["serverVersion"]["gitVersion"].as_str().unwrap_or("?"),
+        node_names.join(", ")
+    ));
     remove_previous_run(cluster)?;
     let images = images::build_and_push(&args.registry)?;
-    clock.lap("images built and pushed");
+    t.say(&format!(
+        "images pushed to {}: {}",
+        args.registry,
+        [&images.injector, &images.webhook, &images.guard, &images.app]
+            .iter()
+            .map(|p| p.repository.rsplit('/').next().unwrap_or(&p.repository))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    t.lap("images built and pushed");
 
+    t.step(
+        "Start OpenBao; store the database password; let the app's ServiceAccount log in.",
+        "a real OpenBao server (`bao server -dev`: in memory, on the node's bridge address); its kubernetes auth \
+         method, which sends every token it is shown to the real kube-apiserver's TokenReview",
+    );
     let password = random_hex(16)?;
     let bao = Bao::start(&args.host_ip)?;
     configure_vault(cluster, &bao, &password)?;
-    clock.lap("OpenBao with kubernetes auth");
+    t.say(&format!("OpenBao on {}; secret/shop/db holds password=<32 random hex digits>", bao.addr));
+    t.say(&format!(
+        "auth/kubernetes reviews tokens at {} (its reviewer token from a TokenRequest); role `shop` is bound to \
+         the ServiceAccount {APP_NS}/app and may read secret/data/shop/db, nothing else",
+        cluster.server
+    ));
+    t.lap("OpenBao with kubernetes auth");
 
+    t.step(
+        "Install the chart charts/hush: the webhook (2 replicas), its registration, the guard DaemonSet.",
+        "Helm's engine (helm-python-sdk) installing charts/hush; the real kube-apiserver; `kubectl apply \
+         --dry-run=server` for every rendered object",
+    );
     let private = PrivateRegistry::start(&args.host_ip)?;
-    install_chart(cluster, args, &images)?;
-    clock.lap("chart installed (Helm), checked");
+    install_chart(cluster, args, &images, t)?;
+    t.lap("chart installed (Helm), checked");
 
-    let app = run_example(cluster, &images, &password)?;
-    clock.lap("example Deployment running");
+    t.step(
+        "The workload: examples/deployment.yaml, created with kubectl in a namespace enforcing PodSecurity \
+         `restricted`.",
+        &format!(
+            "kubectl; the real kube-apiserver (PodSecurity, then the webhook), the Deployment and ReplicaSet \
+             controllers, {}; the real shim in the app's container",
+            node(owned)
+        ),
+    );
+    let app = run_example(cluster, &images, &password, t)?;
+    t.lap("example Deployment running");
 
-    attack(cluster, &app, &password)?;
-    clock.lap("kubectl exec attack stopped");
+    t.step(
+        "Another process reads the app's environment: `kubectl exec ... cat /proc/1/environ`.",
+        "`kubectl exec` as the reader (the API server and the kubelet join it to the app's container, same user); \
+         the guard DaemonSet's BPF programs; `kubectl logs` for the guard's audit line",
+    );
+    attack(cluster, &app, &password, t)?;
+    t.lap("kubectl exec attack stopped");
 
-    misspelled_key(cluster, &images, &password)?;
-    clock.lap("misspelled key: CrashLoopBackOff 66");
+    t.step(
+        "Fail closed: a Pod whose reference names a key that does not exist.",
+        &format!("kubectl; {}, restarting the container; the real shim", node(owned)),
+    );
+    misspelled_key(cluster, &images, &password, t)?;
+    t.lap("misspelled key: CrashLoopBackOff 66");
 
-    denied(cluster, &images)?;
-    clock.lap("a bad annotation denied (Forbidden)");
+    t.step(
+        "Fail closed at admission: a Pod with an unknown hush.dev/auth-method.",
+        "kubectl; the real kube-apiserver calling the webhook (failurePolicy: Fail)",
+    );
+    denied(cluster, &images, t)?;
+    t.lap("a bad annotation denied (Forbidden)");
 
-    let password = rotation(cluster, &bao, &images)?;
-    clock.lap("daemon-mode rotation in place");
+    t.step(
+        "Rotation: the secret changes in OpenBao; the shim's daemon mode restarts the process, not the container.",
+        &format!(
+            "`bao kv put`; the real shim in daemon mode in a container run by {}; kubectl for restartCount and the \
+             container's ID",
+            node(owned)
+        ),
+    );
+    let rotated = rotation(cluster, &bao, &images, t)?;
+    t.lap("daemon-mode rotation in place");
 
-    shim_with_token_request(cluster, &bao, &password)?;
-    clock.lap("shim login with a TokenRequest token");
+    t.step(
+        "The shim logs in with a token the API server issued (TokenRequest); another ServiceAccount's is refused.",
+        "`kubectl create token` (TokenRequest); the real shim on this host; OpenBao's kubernetes auth with a real \
+         TokenReview",
+    );
+    shim_with_token_request(cluster, &bao, &rotated, t)?;
+    t.lap("shim login with a TokenRequest token");
+    apiserver::checks(cluster, &images, &bao, &rotated, t)?;
 
-    rolling_restart(cluster)?;
-    clock.lap("webhook rolling restart under load");
+    t.step(
+        "The webhook's rolling restart under a stream of Pod creations: no admission fails.",
+        "`kubectl rollout restart`; two streams of `kubectl create --dry-run=server` (full admission, nothing \
+         stored); the chart's PodDisruptionBudget",
+    );
+    rolling_restart(cluster, t)?;
+    t.lap("webhook rolling restart under load");
 
-    pull_secrets(cluster, &private)?;
-    clock.lap("imagePullSecrets read from the API server");
+    t.step(
+        "imagePullSecrets: the webhook reads a Pod's pull Secret from the API server.",
+        "a registry that requires a password (Debian's docker-registry, htpasswd); the webhook with the chart's \
+         RBAC; the real kube-apiserver's 403 once that RBAC is gone",
+    );
+    pull_secrets(cluster, &private, t)?;
+    t.lap("imagePullSecrets read from the API server");
+
+    t.step(
+        "Nowhere else: search for the passwords (the first and the rotated one, as written and base64-encoded).",
+        if owned {
+            "xtask reading every Secret (`kubectl get secrets -A`), etcd's data directory, every file the cluster \
+             and this run wrote on this machine's disk, and every log (`kubectl logs`, the daemons', OpenBao's)"
+        } else {
+            "xtask reading every Secret (`kubectl get secrets -A`), every file this run wrote on this machine, and \
+             every log it can reach (`kubectl logs`, OpenBao's)"
+        },
+    );
+    nowhere_else(cluster, owned, &[&password, &rotated], t)?;
+    t.lap("the passwords searched for");
     Ok(())
 }
 
@@ -362,7 +544,7 @@ fn image_values(p: &images::Pushed) -> Value {
     json!({"repository": p.repository, "tag": images::TAG, "digest": p.digest})
 }
 
-fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Result<()> {
+fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images, t: &mut dyn Teller) -> Result<()> {
     // The release namespace enforces "restricted": the chart's webhook Pods must pass it.
     apply(
         cluster,
@@ -380,6 +562,8 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
             "insecureRegistries": [args.registry, format!("{}:{PRIVATE_REGISTRY_PORT}", args.host_ip)],
             // The webhook reads Pods' pull Secrets from the API server (chart RBAC).
             "readImagePullSecrets": true,
+            // Namespace defaults from a ConfigMap the webhook watches (e2e/apiserver.rs).
+            "watchNamespaceDefaults": true,
         },
         "guard": {"enabled": true, "namespace": GUARD_NS},
     });
@@ -394,7 +578,7 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
     .context("helm install (Helm's engine through helm-python-sdk)")?;
     let manifest = tools::scratch("e2e-chart")?.join("manifest.yaml");
     std::fs::write(&manifest, &out.stdout)?;
-    println!("e2e: chart installed by Helm's engine (helm-python-sdk Config.install, wait=watcher)");
+    t.say("chart installed by Helm's engine (helm-python-sdk Config.install, wait=watcher)");
 
     // The webhook: 2 ready replicas and a PDB.
     let webhook = "app.kubernetes.io/component=webhook";
@@ -416,7 +600,7 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
         pdbs["items"].as_array().is_some_and(|a| a.iter().any(|p| p["spec"]["minAvailable"] == 1)),
         "no PodDisruptionBudget with minAvailable 1 in {HUSH_NS}"
     );
-    println!("e2e: webhook Deployment {} Ready with 2 replicas, PDB minAvailable 1", deploy["metadata"]["name"]);
+    t.say(&format!("webhook Deployment {} Ready with 2 replicas, PDB minAvailable 1", deploy["metadata"]["name"]));
 
     // The caBundle the chart made matches the CA of the serving Secret.
     let mwcs =
@@ -425,7 +609,7 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
     let secrets = kubectl_json(cluster, &["-n", HUSH_NS, "get", "secrets", "-l", webhook])?;
     let ca = secrets["items"][0]["data"]["ca.crt"].as_str().unwrap_or("");
     ensure!(!bundle.is_empty() && bundle == ca, "the MutatingWebhookConfiguration's caBundle is not the chart's CA");
-    println!("e2e: MutatingWebhookConfiguration caBundle = the chart-generated CA ({} base64 bytes)", bundle.len());
+    t.say(&format!("MutatingWebhookConfiguration caBundle = the chart-generated CA ({} base64 bytes)", bundle.len()));
 
     // The guard DaemonSet, in its privileged namespace.
     let ns = kubectl_json(cluster, &["get", "namespace", GUARD_NS])?;
@@ -437,7 +621,7 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
     let ds = kubectl_json(cluster, &["-n", GUARD_NS, "get", "daemonset", "hush-guard"])?;
     let (ready, want) = (&ds["status"]["numberReady"], &ds["status"]["desiredNumberScheduled"]);
     ensure!(ready == want && want.as_u64() >= Some(1), "guard DaemonSet: {ready} of {want} ready");
-    println!("e2e: guard DaemonSet Running in {GUARD_NS} ({ready}/{want} ready)");
+    t.say(&format!("guard DaemonSet Running in {GUARD_NS} ({ready}/{want} ready)"));
 
     // Every rendered object, once more, through the API server's validation and admission.
     let out = cluster.kubectl().args(["apply", "--dry-run=server", "-f"]).arg(&manifest).output()?;
@@ -447,7 +631,7 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images) -> Res
         String::from_utf8_lossy(&out.stderr)
     );
     let count = String::from_utf8_lossy(&out.stdout).lines().count();
-    println!("e2e: kubectl apply --dry-run=server accepted all {count} rendered objects");
+    t.say(&format!("kubectl apply --dry-run=server accepted all {count} rendered objects"));
     Ok(())
 }
 
@@ -483,7 +667,7 @@ fn pod(name: &str, image: &str, annotations: Value, script: &str, env: Value) ->
     })
 }
 
-fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Result<AppPod> {
+fn run_example(cluster: &Cluster, images: &images::Images, password: &str, t: &mut dyn Teller) -> Result<AppPod> {
     apply(
         cluster,
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NS, "labels": {
@@ -504,7 +688,7 @@ fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Re
         !out.status.success() && err.contains("PodSecurity"),
         "a privileged Pod was not refused by PodSecurity: {err}"
     );
-    println!("e2e: PodSecurity (API server) refuses a privileged Pod in {APP_NS}: {}", err.trim());
+    t.say(&format!("PodSecurity (API server) refuses a privileged Pod in {APP_NS}: {}", err.trim()));
 
     // The example as written, but for two things this cluster needs: the image comes from the
     // loopback registry, and OpenBao checks the token with the kubernetes auth method
@@ -513,6 +697,17 @@ fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Re
         cluster.kubectl().args(["create", "--dry-run=client", "-o", "json", "-f"]).arg(tools::root().join(EXAMPLE)),
     )?;
     let mut deployment: Value = serde_json::from_slice(&rendered.stdout)?;
+    let manifest_text = std::fs::read(tools::root().join(EXAMPLE))?;
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+    let references: Vec<String> = env
+        .iter()
+        .filter(|v| v["value"].as_str().is_some_and(|v| v.starts_with("vault:")))
+        .map(|v| format!("{}={}", v["name"].as_str().unwrap_or(""), v["value"].as_str().unwrap_or("")))
+        .collect();
+    ensure!(!references.is_empty(), "{EXAMPLE} references no Vault secret");
+    let in_manifest = occurrences(&manifest_text, password);
+    ensure!(in_manifest == 0, "{EXAMPLE} holds the password");
+    t.say(&format!("{EXAMPLE} names the secret, never its value: {}", references.join(", ")));
     let template = &mut deployment["spec"]["template"];
     template["metadata"]["annotations"]["hush.dev/auth-method"] = json!("kubernetes");
     template["spec"]["containers"][0]["image"] = json!(images.app.reference());
@@ -555,33 +750,62 @@ fn run_example(cluster: &Cluster, images: &images::Images, password: &str) -> Re
         .collect();
     ensure!(!token_volumes.is_empty(), "the shop Pod has no service-account token volume at all");
     ensure!(token_in_init.is_empty(), "Hush's init container got the API token: {token_in_init:?}");
-    println!("e2e: Hush's init container holds no API token (token volumes {token_volumes:?} are the app's only)");
+    t.say(&format!("Hush's init container holds no API token (token volumes {token_volumes:?} are the app's only)"));
     let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", &name, "-c", "app"]))?;
-    println!("e2e: {APP_NS}/{name} (init containers {init:?}) app log: {logs}");
+    t.say(&format!("{APP_NS}/{name} (init containers {init:?}) app log: {logs}"));
     ensure!(!logs.contains(password), "the password is in the app's log");
     ensure!(
         logs.contains(&format!("DB_PASSWORD holds {} characters", password.len())),
         "the app did not get its secret through the kubernetes auth method"
     );
     ensure!(logs.contains("VAULT_TOKEN is absent"), "the Vault token reached the app");
+
+    // The objects as the API server stores them (in etcd): the Deployment, its ReplicaSet and
+    // the patched Pod hold no copy of the password, and the Pod no Secret reference.
+    let stored = kubectl_json(cluster, &["-n", APP_NS, "get", "deployments,replicasets,pods"])?;
+    let stored_objects = stored["items"].as_array().map_or(0, Vec::len);
+    let in_stored = copies(stored.to_string().as_bytes(), &[password]);
+    ensure!(in_stored == 0, "the objects the API server stores in {APP_NS} hold the password");
+    let secret_refs = crate::demo::secret_references(pod);
+    ensure!(secret_refs == 0, "the patched shop Pod uses a Kubernetes Secret ({secret_refs} references)");
+    t.say(&format!(
+        "kubectl get deployments,replicasets,pods -n {APP_NS}: {stored_objects} objects, {in_stored} copies of the \
+         password; the Pod: {secret_refs} Secret references"
+    ));
+    t.evidence(
+        GUARANTEES[0],
+        format!(
+            "{EXAMPLE}: {} reference(s) to it, {in_manifest} copies; the {stored_objects} objects the API server \
+             stores for it (Deployment, ReplicaSet, Pod): {in_stored} copies",
+            references.len()
+        ),
+    );
+    t.evidence(
+        GUARANTEES[1],
+        format!(
+            "the patched Pod: {secret_refs} Secret references; the app got its {} characters from OpenBao (kubernetes \
+             auth, TokenReview)",
+            password.len()
+        ),
+    );
     Ok(AppPod { name, uid })
 }
 
 /// `kubectl exec ... cat /proc/1/environ` in the app's container: the guard kills or denies it.
-fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
+fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -> Result<()> {
     let out = cluster
         .kubectl()
         .args(["-n", APP_NS, "exec", &app.name, "-c", "app", "--", "cat", "/proc/1/environ"])
         .output()?;
     let leaked = String::from_utf8_lossy(&out.stdout).contains(password);
-    println!(
-        "e2e: kubectl exec {}/{} -- cat /proc/1/environ: {} ({} bytes on stdout) {}",
+    let cat_status = out.status;
+    let cat_bytes = out.stdout.len();
+    t.say(&format!(
+        "kubectl exec {}/{} -- cat /proc/1/environ: {cat_status} ({cat_bytes} bytes on stdout) {}",
         APP_NS,
         app.name,
-        out.status,
-        out.stdout.len(),
         String::from_utf8_lossy(&out.stderr).trim()
-    );
+    ));
     ensure!(!leaked, "kubectl exec read the app's secret: the guard did not stop it");
     ensure!(!out.status.success(), "kubectl exec's cat succeeded");
 
@@ -602,7 +826,8 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
         Ok(found.is_some())
     })?;
     let line = found.expect("found by the wait");
-    println!("e2e: guard audit line (kubectl logs): {line}");
+    progress::note(&format!("e2e: guard audit line (kubectl logs): {line}"));
+    t.say(&format!("the guard's audit line (kubectl logs): {}", audit_summary(&line)));
     ensure!(
         ["killed", "denied"].contains(&line["action"].as_str().unwrap_or("")),
         "the guard's action was {} (want killed or denied)",
@@ -617,22 +842,31 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
         ensure!(line[side]["container_id"].is_string(), "the audit line's {side} names no container");
     }
 
+    let audit = format!(
+        "{} {} ({}), naming the app's Pod",
+        line["attempt"].as_str().unwrap_or("?"),
+        line["action"].as_str().unwrap_or("?"),
+        line["hook"].as_str().unwrap_or("?")
+    );
+
     // The guard's own attackers, from inside the app's container: io_uring (which Debian's
     // containerd 1.6 RuntimeDefault seccomp profile allows) and /proc/1/mem.
+    let mut others = Vec::new();
     for kind in ["io-uring", "mem"] {
         let out = cluster
             .kubectl()
             .args(["-n", APP_NS, "exec", &app.name, "-c", "app", "--", "/bin/guard-suite", "attack", kind, "1"])
             .output()?;
         let leaked = String::from_utf8_lossy(&out.stdout).contains(password);
-        println!(
-            "e2e: kubectl exec ... guard-suite attack {kind} 1: {} ({} bytes on stdout) {}",
+        t.say(&format!(
+            "kubectl exec ... guard-suite attack {kind} 1: {} ({} bytes on stdout) {}",
             out.status,
             out.stdout.len(),
             String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").trim()
-        );
+        ));
         ensure!(!leaked, "the {kind} attack read the app's secret");
         ensure!(!out.status.success(), "the {kind} attack succeeded");
+        others.push(format!("{kind}: {} bytes read", out.stdout.len()));
     }
     let logs = cmd::stdout(cluster.kubectl().args([
         "-n",
@@ -648,13 +882,49 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str) -> Result<()> {
         .filter(|v| v["reader"]["comm"] == "guard-suite")
         .collect();
     for l in &lines {
-        println!("e2e: guard audit line: {} {} by {} ({})", l["action"], l["attempt"], l["reader"]["comm"], l["hook"]);
+        t.say(&format!(
+            "guard audit line: {} {} by {} ({})",
+            l["action"], l["attempt"], l["reader"]["comm"], l["hook"]
+        ));
     }
     ensure!(!lines.is_empty(), "the guard logged no line for the guard-suite attacks");
+    t.evidence(
+        GUARANTEES[4],
+        format!(
+            "kubectl exec ... cat /proc/1/environ: {cat_bytes} bytes read, {}; the guard's audit line: {audit}; \
+             guard-suite's {}",
+            short_status(&cat_status),
+            others.join(", ")
+        ),
+    );
     Ok(())
 }
 
-fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str) -> Result<()> {
+/// A guard audit line in a few words: what was tried, what the guard did, by whom, on what.
+fn audit_summary(line: &Value) -> String {
+    format!(
+        "event={} action={} attempt=\"{}\" hook={} reader={} (uid {}) target={} (pod {})",
+        line["event"].as_str().unwrap_or("?"),
+        line["action"].as_str().unwrap_or("?"),
+        line["attempt"].as_str().unwrap_or("?"),
+        line["hook"].as_str().unwrap_or("?"),
+        line["reader"]["comm"].as_str().unwrap_or("?"),
+        line["reader"]["uid"],
+        line["target"]["comm"].as_str().unwrap_or("?"),
+        line["target"]["pod_uid"].as_str().unwrap_or("?"),
+    )
+}
+
+/// `exit code N` (kubectl exec passes the command's code on: 137 is a SIGKILL).
+fn short_status(status: &std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(137) => "exit code 137 (killed)".to_owned(),
+        Some(code) => format!("exit code {code}"),
+        None => status.to_string(),
+    }
+}
+
+fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str, t: &mut dyn Teller) -> Result<()> {
     let typo = pod(
         "typo",
         &images.app.reference(),
@@ -672,21 +942,26 @@ fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str) ->
     ensure!(code == 66, "the misspelled key's container exited {code}, want 66");
     let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "typo", "-c", "app", "--previous"]))?;
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
-    println!("e2e: typo: CrashLoopBackOff, last exit {code}; its log ({} line(s)):", lines.len());
+    let mut said = format!("typo: CrashLoopBackOff, last exit {code}; its log ({} line(s)):", lines.len());
     for l in &lines {
-        println!("      {l}");
+        said.push_str(&format!("\n      {l}"));
     }
+    t.say(&said);
     ensure!(!logs.contains("app started"), "the app ran despite the missing key");
     ensure!(logs.contains("passwrod"), "the shim's error does not name the missing key");
     ensure!(!logs.contains(password), "the shim's error holds the secret");
     ensure!(lines.len() == 1, "the shim printed {} lines, want one clear error line", lines.len());
+    t.evidence(
+        GUARANTEES[5],
+        format!("a reference to a missing key: the container exited {code} (CrashLoopBackOff), the app never started"),
+    );
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "typo", "--wait=false"])
 }
 
 /// A Pod the webhook refuses: kubectl shows the API server's answer with the webhook's code and
 /// reason (issue 12.6: without a `reason` kubectl printed "Error from server:" alone) and the
 /// message names the annotation.
-fn denied(cluster: &Cluster, images: &images::Images) -> Result<()> {
+fn denied(cluster: &Cluster, images: &images::Images, t: &mut dyn Teller) -> Result<()> {
     let bad = pod(
         "bad-auth",
         &images.app.reference(),
@@ -696,15 +971,16 @@ fn denied(cluster: &Cluster, images: &images::Images) -> Result<()> {
     );
     let out = kubectl_stdin(cluster, &["apply"], &serde_json::to_vec(&bad)?)?;
     let err = String::from_utf8_lossy(&out.stderr);
-    println!("e2e: denied: {}", err.trim());
+    t.say(&format!("denied: {}", err.trim()));
     ensure!(!out.status.success(), "the API server admitted a Pod with hush.dev/auth-method: telepathy");
     ensure!(err.contains("(Forbidden)"), "kubectl does not show the denial's reason: {err}");
     ensure!(err.contains("hush.dev/auth-method"), "the denial does not name the annotation: {err}");
+    t.evidence(GUARANTEES[5], "an unknown hush.dev/auth-method: refused at admission (Forbidden)".to_owned());
     Ok(())
 }
 
 /// Returns the new password.
-fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<String> {
+fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images, t: &mut dyn Teller) -> Result<String> {
     let rotor = pod(
         "rotor",
         &images.app.reference(),
@@ -737,17 +1013,18 @@ fn rotation(cluster: &Cluster, bao: &Bao, images: &images::Images) -> Result<Str
     ensure!(status["containerID"] == container_id, "the container was replaced");
     let log = logs()?;
     ensure!(!log.contains(&rotated), "the rotated secret is in the log");
-    println!("e2e: rotation: same Pod, same container, restartCount 0; the app's log:");
+    let mut said = "rotation: same Pod, same container, restartCount 0; the app's log:".to_owned();
     for l in log.lines() {
-        println!("      {l}");
+        said.push_str(&format!("\n      {l}"));
     }
+    t.say(&said);
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "rotor", "--wait=false"])?;
     Ok(rotated)
 }
 
 /// Pod creations (server-side dry runs: full admission, webhook included, nothing stored)
 /// in a loop while the webhook's Deployment rolls; none may fail.
-fn rolling_restart(cluster: &Cluster) -> Result<()> {
+fn rolling_restart(cluster: &Cluster, t: &mut dyn Teller) -> Result<()> {
     let probe = pod(
         "admission-probe",
         "registry.example/shop/app:1.4",
@@ -810,10 +1087,10 @@ fn rolling_restart(cluster: &Cluster) -> Result<()> {
     rollout?;
     drained?;
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    println!(
-        "e2e: webhook rolling restart: {ok} admissions passed ({} during the rollout), {failed} failed",
+    t.say(&format!(
+        "webhook rolling restart: {ok} admissions passed ({} during the rollout), {failed} failed",
         ok - before
-    );
+    ));
     let errors = errors.lock().expect("lock");
     ensure!(
         failed == 0,
@@ -892,7 +1169,7 @@ impl Drop for PrivateRegistry {
 /// The webhook reads a Pod's pull Secret from the API server (chart RBAC) and looks up the
 /// image's entrypoint in a registry that requires it; without the Secret, and once the
 /// ClusterRoleBinding is gone (a real 403 from the API server), the look-up is refused.
-fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
+fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry, t: &mut dyn Teller) -> Result<()> {
     let pushed = images::push_app(
         &registry.addr,
         "shop/private",
@@ -941,12 +1218,12 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
     let app = &admitted["spec"]["containers"][0];
     let argv = format!("{} {}", app["command"], app["args"]);
     ensure!(argv.contains("/bin/sh"), "the patched command lacks the image's entrypoint /bin/sh: {argv}");
-    println!("e2e: pull Secret read from the API server; the private image's entrypoint found: {argv}");
+    t.say(&format!("pull Secret read from the API server; the private image's entrypoint found: {argv}"));
 
     let out = create(&without)?;
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     ensure!(!out.status.success(), "the private image was looked up without credentials");
-    println!("e2e: without imagePullSecrets: refused: {err}");
+    t.say(&format!("without imagePullSecrets: refused: {err}"));
 
     let binding = "hush-webhook-pull-secrets";
     let mut saved = kubectl_json(cluster, &["get", "clusterrolebinding", binding])?;
@@ -962,7 +1239,7 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
     });
     apply(cluster, &saved)?;
     result?;
-    println!("e2e: without RBAC: refused, naming the API server's answer: {refused}");
+    t.say(&format!("without RBAC: refused, naming the API server's answer: {refused}"));
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred"])
 }
 
@@ -971,7 +1248,7 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry) -> Result<()> {
 /// The shim on this host, logging in with a token the API server issued (TokenRequest) for
 /// the app's ServiceAccount, which OpenBao sends back to the API server (TokenReview); a token
 /// of another ServiceAccount is refused (exit 77).
-fn shim_with_token_request(cluster: &Cluster, bao: &Bao, password: &str) -> Result<()> {
+fn shim_with_token_request(cluster: &Cluster, bao: &Bao, password: &str, t: &mut dyn Teller) -> Result<()> {
     let shim = tools::build_static_shim()?;
     let dir = tools::scratch("e2e-token")?;
     let run = |account: &str| -> Result<std::process::Output> {
@@ -991,7 +1268,7 @@ fn shim_with_token_request(cluster: &Cluster, bao: &Bao, password: &str) -> Resu
     };
     let out = run("app")?;
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    println!("e2e: shim with a TokenRequest token of {APP_NS}/app: {}; {stdout}", out.status);
+    t.say(&format!("shim with a TokenRequest token of {APP_NS}/app: {}; {stdout}", out.status));
     ensure!(out.status.success(), "the shim failed: {}", String::from_utf8_lossy(&out.stderr));
     ensure!(
         stdout == format!("DB_PASSWORD holds {} characters", password.len()),
@@ -999,8 +1276,233 @@ fn shim_with_token_request(cluster: &Cluster, bao: &Bao, password: &str) -> Resu
     );
     let out = run("default")?;
     let err = String::from_utf8_lossy(&out.stderr);
-    println!("e2e: shim with a token of {APP_NS}/default: {}; {}", out.status, err.lines().last().unwrap_or("").trim());
+    t.say(&format!(
+        "shim with a token of {APP_NS}/default: {}; {}",
+        out.status,
+        err.lines().last().unwrap_or("").trim()
+    ));
     ensure!(out.status.code() == Some(77), "a token of another ServiceAccount: exit {:?}, want 77", out.status.code());
     ensure!(out.stdout.is_empty() && !err.contains(password), "the refused shim leaked or ran the app");
+    Ok(())
+}
+
+// ---- nowhere else -----------------------------------------------------------------------------
+
+/// The secrets as written and base64-encoded: what the last step searches for.
+fn needles(secrets: &[&str]) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    secrets.iter().flat_map(|s| [(*s).to_owned(), b64.encode(s)]).collect()
+}
+
+/// How many copies of any of `secrets`, as written or base64-encoded, `bytes` holds.
+fn copies(bytes: &[u8], secrets: &[&str]) -> usize {
+    needles(secrets).iter().map(|n| occurrences(bytes, n)).sum()
+}
+
+/// What [`scan_disk`] read.
+#[derive(Debug, Default)]
+struct DiskScan {
+    files: usize,
+    bytes: u64,
+    holding: Vec<PathBuf>,
+    /// Mount points below the roots, not entered: the containers' root file systems (overlays
+    /// of directories read where they lie), memory volumes, network namespaces.
+    mounts: usize,
+}
+
+impl DiskScan {
+    fn size(&self) -> String {
+        format!("{:.1} MiB", self.bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// Every regular file under `roots` (files, or directories walked without following symlinks)
+/// that lies on its root's file system, and those holding one of `needles`. A file that
+/// vanishes while the walk runs (a log rotated, an etcd WAL segment recycled) is skipped.
+fn scan_disk(roots: &[PathBuf], needles: &[String]) -> Result<DiskScan> {
+    use std::os::unix::fs::MetadataExt;
+    let mut scan = DiskScan::default();
+    for root in roots {
+        let Ok(meta) = std::fs::symlink_metadata(root) else { continue };
+        let dev = meta.dev();
+        let mut paths = vec![root.clone()];
+        while let Some(path) = paths.pop() {
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            if meta.dev() != dev {
+                scan.mounts += 1;
+            } else if meta.is_dir() {
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                };
+                for entry in entries {
+                    paths.push(entry?.path());
+                }
+            } else if meta.is_file() {
+                let bytes = match std::fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                };
+                scan.files += 1;
+                scan.bytes += bytes.len() as u64;
+                if needles.iter().any(|n| occurrences(&bytes, n) > 0) {
+                    scan.holding.push(path);
+                }
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// The last step: the passwords are in no Secret of the cluster, nowhere in etcd, in no file
+/// on this machine's disk that the cluster or this run wrote, and in no log (on a cluster of
+/// `--kubeconfig`: the Secrets, this machine's files and the logs `kubectl logs` reaches).
+fn nowhere_else(cluster: &Cluster, owned: bool, secrets: &[&str], t: &mut dyn Teller) -> Result<()> {
+    let needles = needles(secrets);
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    // Every Secret, each value decoded as well (the password inside a longer value is not its
+    // own base64 encoding).
+    let all = kubectl_json(cluster, &["get", "secrets", "-A"])?;
+    let items = all["items"].as_array().context("kubectl get secrets -A: no items")?;
+    let mut values = 0;
+    let mut holding = Vec::new();
+    for secret in items {
+        let mut hits = copies(secret.to_string().as_bytes(), secrets);
+        for value in secret["data"].as_object().into_iter().flat_map(|d| d.values()) {
+            values += 1;
+            hits += copies(&b64.decode(value.as_str().unwrap_or("")).unwrap_or_default(), secrets);
+        }
+        if hits > 0 {
+            let meta = &secret["metadata"];
+            holding.push(format!(
+                "{}/{}",
+                meta["namespace"].as_str().unwrap_or("?"),
+                meta["name"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    t.say(&format!(
+        "kubectl get secrets -A: {} Secrets, {values} values decoded: {} hold it",
+        items.len(),
+        holding.len()
+    ));
+    ensure!(holding.is_empty(), "the password is in the Secret(s) {}", holding.join(", "));
+    let mut in_secrets = format!("every Secret in the cluster ({}): {} hold it", items.len(), holding.len());
+    if owned {
+        let etcd = scan_disk(&[cluster::state().join("etcd")], &needles)?;
+        ensure!(etcd.files > 0, "no file in etcd's data directory {}", cluster::state().join("etcd").display());
+        t.say(&format!(
+            "etcd's data directory (where the API server keeps every object): {} files, {}: {} hold it",
+            etcd.files,
+            etcd.size(),
+            etcd.holding.len()
+        ));
+        ensure!(etcd.holding.is_empty(), "the password is in etcd's data: {:?}", etcd.holding);
+        in_secrets.push_str(&format!("; etcd's data ({} files, {}): {} hold it", etcd.files, etcd.size(), 0));
+    }
+    t.evidence(GUARANTEES[1], in_secrets);
+
+    // Files on this machine's disk: the cluster's (etcd, the kubelet's and containerd's state,
+    // the images, every log) when it is ours, and what this run wrote.
+    let xtask = tools::target_dir().join("xtask");
+    let openbao_log = xtask.join("openbao-e2e.log");
+    let mut roots: Vec<PathBuf> = ["e2e-vault", "e2e-chart", "e2e-token", "e2e-registry", "e2e-external"]
+        .iter()
+        .map(|dir| xtask.join(dir))
+        .chain([openbao_log.clone()])
+        .chain(progress::log_path())
+        .collect();
+    if owned {
+        roots.extend([cluster::state(), cluster::logs()]);
+    }
+    let started = Instant::now();
+    let disk = scan_disk(&roots, &needles)?;
+    progress::note(&format!(
+        "e2e: read {} files ({}) in {:.1} s; {} mount points below them not entered",
+        disk.files,
+        disk.size(),
+        started.elapsed().as_secs_f64(),
+        disk.mounts
+    ));
+    let what = if owned {
+        "on this machine's disk (etcd, the kubelet's and containerd's state, the images, every log, this run's \
+         files)"
+    } else {
+        "this run wrote on this machine (the cluster's own disks are not reachable from here)"
+    };
+    t.say(&format!("{} files ({}) {what}: {} hold it", disk.files, disk.size(), disk.holding.len()));
+    ensure!(disk.holding.is_empty(), "the password is on disk: {:?}", disk.holding);
+    t.evidence(GUARANTEES[2], format!("{} files ({}) {what}: 0 hold it", disk.files, disk.size()));
+
+    // Logs: every container's that the API server serves, the node's (daemons' and containers'
+    // log files) when it is ours, OpenBao's, the tool log and what this run printed.
+    let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut unreadable = Vec::new();
+    for ns in [APP_NS, HUSH_NS, GUARD_NS] {
+        let pods = kubectl_json(cluster, &["-n", ns, "get", "pods"])?;
+        for pod in pods["items"].as_array().into_iter().flatten() {
+            let name = pod["metadata"]["name"].as_str().context("a Pod without a name")?;
+            let containers = ["initContainers", "containers"]
+                .iter()
+                .flat_map(|list| pod["spec"][*list].as_array().into_iter().flatten())
+                .filter_map(|c| c["name"].as_str());
+            for container in containers {
+                let out = cluster.kubectl().args(["-n", ns, "logs", name, "-c", container]).output()?;
+                if out.status.success() {
+                    logs.push((format!("{ns}/{name}/{container}"), out.stdout));
+                } else {
+                    unreadable.push(format!("{ns}/{name}/{container}"));
+                }
+            }
+        }
+    }
+    let served = logs.len();
+    let mut node_logs = 0;
+    if owned {
+        for dir in [cluster::logs(), cluster::state().join("pod-logs")] {
+            let mut paths = vec![dir];
+            while let Some(path) = paths.pop() {
+                if path.is_dir() {
+                    paths.extend(std::fs::read_dir(&path)?.filter_map(|e| e.ok().map(|e| e.path())));
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    node_logs += 1;
+                    logs.push((path.display().to_string(), bytes));
+                }
+            }
+        }
+    }
+    logs.push(("OpenBao".to_owned(), std::fs::read(&openbao_log)?));
+    if let Some(log) = progress::log_path() {
+        logs.push(("the tool log".to_owned(), std::fs::read(log)?));
+    }
+    logs.push(("this run's screen".to_owned(), progress::transcript().into_bytes()));
+    let holding: Vec<&str> =
+        logs.iter().filter(|(_, bytes)| copies(bytes, secrets) > 0).map(|(name, _)| name.as_str()).collect();
+    let mut kinds = format!("{served} containers' through `kubectl logs`");
+    if owned {
+        kinds.push_str(&format!(", {node_logs} log files on the node (its daemons' and its containers')"));
+    }
+    kinds.push_str(", OpenBao's");
+    if progress::log_path().is_some() {
+        kinds.push_str(", the tool log");
+    }
+    kinds.push_str(", this screen");
+    t.say(&format!("{} logs ({kinds}): {} hold it", logs.len(), holding.len()));
+    if !unreadable.is_empty() {
+        t.say(&format!(
+            "not readable through `kubectl logs` (not started, or being deleted): {}",
+            unreadable.join(", ")
+        ));
+    }
+    ensure!(served > 0, "`kubectl logs` served no container's log");
+    ensure!(holding.is_empty(), "the password is in the log(s): {}", holding.join(", "));
+    t.evidence(GUARANTEES[3], format!("{} logs ({kinds}): 0 hold it", logs.len()));
     Ok(())
 }

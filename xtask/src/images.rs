@@ -382,7 +382,7 @@ fn push_tagged_auth(
             .arg(format!("@{}", manifest_path.display()))
             .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}")),
     )?;
-    eprintln!("xtask: pushed {registry}/{repo}:{tag} ({digest})");
+    crate::progress::note(&format!("pushed {registry}/{repo}:{tag} ({digest})"));
     Ok(Pushed { repository: format!("{registry}/{repo}"), digest })
 }
 
