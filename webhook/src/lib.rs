@@ -6,6 +6,8 @@
 //! only place JSON Patch operations are built; [`registry`] looks up images' ENTRYPOINT/CMD
 //! (the only I/O a decision needs, done by the server between the two steps of [`mutate`]),
 //! with credentials from the Pod's pull Secrets ([`pull_secrets`], read through [`kube`]);
+//! [`objects`] decides, purely, what to warn about a Secret or ConfigMap holding Vault
+//! references (Hush never resolves them into the object);
 //! [`server`] is TLS + HTTP, [`tls`] the reloading certificate, [`metrics`] Prometheus.
 #![forbid(unsafe_code)]
 
@@ -15,6 +17,7 @@ pub mod config;
 pub mod kube;
 pub mod metrics;
 pub mod mutate;
+pub mod objects;
 pub mod patch;
 pub mod pod;
 pub mod pull_secrets;

@@ -1,4 +1,5 @@
-//! Prometheus metrics: admissions by result, latency, registry look-ups and cache hits.
+//! Prometheus metrics: admissions by result, latency, registry look-ups and cache hits,
+//! Secret/ConfigMap reviews by result.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +27,24 @@ struct OutcomeLabel {
     result: Outcome,
 }
 
+/// How a review of a Secret or ConfigMap (`/objects`) ended. Every one is allowed.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ObjectReview {
+    /// Values hold Vault references: answered with warnings.
+    Warned,
+    /// Nothing to say (no reference, `mutate: skip`, a DELETE).
+    Clean,
+    /// A review of something else, or an object that does not decode: allowed without a look.
+    Unreadable,
+    /// The body was not an AdmissionReview (HTTP 4xx).
+    Invalid,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectReviewLabel {
+    result: ObjectReview,
+}
+
 /// How a registry look-up ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum Lookup {
@@ -47,6 +66,7 @@ pub struct Metrics {
     latency: Histogram,
     lookups: Family<LookupLabel, Counter>,
     cache_hits: Counter,
+    object_reviews: Family<ObjectReviewLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -60,7 +80,9 @@ impl Default for Metrics {
         registry.register("registry_lookups", "Registry look-ups of image configs by result", lookups.clone());
         let cache_hits = Counter::default();
         registry.register("registry_cache_hits", "Image configs answered from the cache", cache_hits.clone());
-        Metrics { registry, admissions, latency, lookups, cache_hits }
+        let object_reviews = Family::<ObjectReviewLabel, Counter>::default();
+        registry.register("object_reviews", "Reviews of Secrets and ConfigMaps by result", object_reviews.clone());
+        Metrics { registry, admissions, latency, lookups, cache_hits, object_reviews }
     }
 }
 
@@ -74,6 +96,11 @@ impl Metrics {
     /// Counts one registry look-up.
     pub fn lookup(&self, result: Lookup) {
         self.lookups.get_or_create(&LookupLabel { result }).inc();
+    }
+
+    /// Counts one review of a Secret or ConfigMap.
+    pub fn object_review(&self, result: ObjectReview) {
+        self.object_reviews.get_or_create(&ObjectReviewLabel { result }).inc();
     }
 
     /// Counts one cache hit.

@@ -1,7 +1,9 @@
-//! HTTPS server: `POST /mutate`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! HTTPS server: `POST /mutate`, `POST /objects`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! The `/mutate` handler only decodes ([`admission`]), calls the pure mutation ([`mutate`])
-//! with the registry look-up in between, and encodes. Limits: bounded body, header and body
+//! with the registry look-up in between, and encodes. The `/objects` handler (Secrets and
+//! ConfigMaps) decodes, asks the pure [`objects`] what to warn about, and allows every request
+//! unchanged. Limits: bounded body, header and body
 //! read deadlines, TLS handshake deadline, a cap on open connections. Shutdown stops
 //! accepting, turns `/readyz` to 503 and lets open requests finish within a grace period.
 
@@ -27,9 +29,9 @@ use self::slots::{Admission, Connection, Slots};
 
 use crate::admission::{self, Answer, Subject};
 use crate::config::{Current, MutationConfig};
-use crate::metrics::{Metrics, Outcome};
-use crate::mutate;
+use crate::metrics::{Metrics, ObjectReview, Outcome};
 use crate::registry::{PullSecrets, Registry};
+use crate::{mutate, objects};
 
 mod slots;
 
@@ -151,7 +153,8 @@ async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Reply, Infa
             reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", app.metrics.encode())
         }
         (&Method::POST, "/mutate") => mutate_http(&app, request).await,
-        (_, "/healthz" | "/readyz" | "/metrics" | "/mutate") => {
+        (&Method::POST, "/objects") => objects_http(&app, request).await,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/mutate" | "/objects") => {
             reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n")
         }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
@@ -159,29 +162,35 @@ async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Reply, Infa
     Ok(reply)
 }
 
-async fn mutate_http(app: &App, request: Request<Incoming>) -> Reply {
-    let started = Instant::now();
+/// Reads a request body within the size and time limits, or the reply that refuses it.
+async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, Reply> {
     let max = app.limits.max_body;
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
-        app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, format!("the body is larger than {max} bytes\n"));
+        return Err(reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, format!("the body is larger than {max} bytes\n")));
     }
     let body = tokio::time::timeout(app.limits.body_timeout, Limited::new(request.into_body(), max).collect()).await;
-    let body = match body {
-        Ok(Ok(collected)) => collected.to_bytes(),
+    match body {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) => {
-            app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
             let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
-            return if too_large {
+            Err(if too_large {
                 reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, format!("the body is larger than {max} bytes\n"))
             } else {
                 reply(StatusCode::BAD_REQUEST, TEXT, format!("reading the body: {e}\n"))
-            };
+            })
         }
-        Err(_) => {
+        Err(_) => Err(reply(StatusCode::REQUEST_TIMEOUT, TEXT, "the body did not arrive in time\n")),
+    }
+}
+
+async fn mutate_http(app: &App, request: Request<Incoming>) -> Reply {
+    let started = Instant::now();
+    let body = match read_body(app, request).await {
+        Ok(body) => body,
+        Err(refused) => {
             app.metrics.admission(Outcome::Invalid, started.elapsed().as_secs_f64());
-            return reply(StatusCode::REQUEST_TIMEOUT, TEXT, "the body did not arrive in time\n");
+            return refused;
         }
     };
     if let Some(canned) = &app.canned {
@@ -190,6 +199,62 @@ async fn mutate_http(app: &App, request: Request<Incoming>) -> Reply {
     let (status, body, outcome) = admit(app, &body).await;
     app.metrics.admission(outcome, started.elapsed().as_secs_f64());
     reply(status, if status == StatusCode::OK { JSON } else { TEXT }, body)
+}
+
+async fn objects_http(app: &App, request: Request<Incoming>) -> Reply {
+    let body = match read_body(app, request).await {
+        Ok(body) => body,
+        Err(refused) => {
+            app.metrics.object_review(ObjectReview::Invalid);
+            return refused;
+        }
+    };
+    let (status, body, result) = review_object(&body);
+    app.metrics.object_review(result);
+    reply(status, if status == StatusCode::OK { JSON } else { TEXT }, body)
+}
+
+/// Answers one AdmissionReview of a Secret or ConfigMap: always allowed, never patched, with
+/// warnings when values hold Vault references; HTTP 400 for a body that is not a review (the
+/// API server then applies the registration's `failurePolicy: Ignore`).
+pub fn review_object(body: &[u8]) -> (StatusCode, Vec<u8>, ObjectReview) {
+    let request = match admission::decode(body) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected a request body");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n").into_bytes(), ObjectReview::Invalid);
+        }
+    };
+    let uid = request.uid.as_str();
+    let allow = Answer::allow(uid);
+    match objects::review(&request) {
+        Ok(Some(reviewed)) => {
+            let warnings = reviewed.warnings();
+            if warnings.is_empty() {
+                return (StatusCode::OK, allow.encode(), ObjectReview::Clean);
+            }
+            let f = &reviewed.findings;
+            // Keys and names only: a value never reaches a log line.
+            tracing::info!(
+                uid,
+                kind = reviewed.kind.as_str(),
+                object = reviewed.object,
+                env = ?f.env,
+                binary = ?f.binary,
+                pull_credentials = ?f.pull_credentials,
+                malformed = ?f.malformed,
+                result = "warned",
+                "object review"
+            );
+            (StatusCode::OK, allow.with_warnings(&warnings).encode(), ObjectReview::Warned)
+        }
+        Ok(None) => (StatusCode::OK, allow.encode(), ObjectReview::Clean),
+        Err(e) => {
+            // Allowed all the same: this path refuses nothing.
+            tracing::warn!(uid, error = %e, result = "allowed", "object review");
+            (StatusCode::OK, allow.encode(), ObjectReview::Unreadable)
+        }
+    }
 }
 
 /// Answers one AdmissionReview body: (HTTP status, body, outcome).
