@@ -37,6 +37,9 @@ pub const PROTOCOL: u8 = 76;
 pub const NO_PERM: u8 = 77;
 /// A configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced.
 pub const CONFIG: u8 = 78;
+/// The shim was started under a tracer (`TracerPid` in `/proc/self/status`): refused before
+/// Vault is contacted.
+pub const TRACED: u8 = 79;
 /// The program exists but cannot be executed.
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The program was not found.
@@ -62,6 +65,10 @@ pub const EXIT_CODES: &[ExitCode] = &[
     ExitCode {
         code: CONFIG,
         meaning: "a configuration variable is invalid or missing; a `required` Landlock policy cannot be enforced",
+    },
+    ExitCode {
+        code: TRACED,
+        meaning: "the shim was started under a tracer (strace, gdb, a ptrace-ing supervisor): refused before contacting Vault",
     },
     ExitCode { code: CANNOT_EXECUTE, meaning: "the program exists but cannot be executed" },
     ExitCode { code: NOT_FOUND, meaning: "the program was not found" },

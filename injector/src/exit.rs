@@ -10,6 +10,7 @@ use crate::harden::HardenError;
 use crate::install::InstallError;
 use crate::plan::PlanError;
 use crate::render::RenderError;
+use crate::tracer::Traced;
 use crate::vault::VaultError;
 
 /// The table for `--help`.
@@ -41,6 +42,9 @@ pub enum Failure {
     /// `injector install`.
     #[error("{0}")]
     Install(#[from] InstallError),
+    /// Started under a tracer.
+    #[error("{0}")]
+    Traced(#[from] Traced),
     /// The async runtime could not start.
     #[error("starting the runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -64,6 +68,7 @@ impl Failure {
             Failure::Harden(_) => code::OS,
             Failure::Install(_) => code::CANT_CREATE,
             Failure::Runtime(_) => code::OS,
+            Failure::Traced(_) => code::TRACED,
         }
     }
 }
@@ -75,7 +80,7 @@ mod tests {
     #[test]
     fn every_documented_code_is_in_the_help_text() {
         // 75 was missing from --help (issue 11); the help text now comes from the one table.
-        for code in [64, 65, 66, 69, 71, 73, 75, 76, 77, 78, 126, 127] {
+        for code in [64, 65, 66, 69, 71, 73, 75, 76, 77, 78, 79, 126, 127] {
             assert!(exit_codes_help().contains(&format!("\n  {code:<3} ")), "{code} is not documented");
         }
         assert_eq!(crate::daemon::EXIT_ROTATE, i32::from(code::TEMP_FAIL));
@@ -84,5 +89,6 @@ mod tests {
         assert_eq!(vault(VaultError::Status { what: String::new(), status: 503, errors: vec![] }), 69);
         assert_eq!(vault(VaultError::Status { what: String::new(), status: 400, errors: vec![] }), 76);
         assert_eq!(vault(VaultError::Denied { what: String::new(), errors: vec![] }), 77);
+        assert_eq!(Failure::Traced(Traced { tracer: 1 }).exit_code(), 79);
     }
 }

@@ -24,4 +24,5 @@ pub mod retry;
 pub mod run;
 pub mod secret;
 mod sys;
+pub mod tracer;
 pub mod vault;

@@ -5,6 +5,7 @@ use crate::exec::{exec, find_program};
 use crate::exit::Failure;
 use crate::plan::{Plan, plan};
 use crate::render::{Resolved, render};
+use crate::tracer::{self, Tracing};
 use crate::vault::{TransitSettings, Vault, resolve};
 use crate::{config, sys};
 use std::ffi::OsString;
@@ -15,6 +16,7 @@ use std::time::Instant;
 /// failure, or in daemon mode with the exit code to leave with.
 pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let started = Instant::now();
+    refuse_tracer()?;
     // While it holds secrets the shim cannot be ptraced, nor its memory or environ read,
     // by processes of the same uid without CAP_SYS_PTRACE. exec resets this for the app.
     if let Err(e) = sys::set_dumpable(false) {
@@ -80,6 +82,24 @@ async fn fetch(config: &Config, plan: &Plan, transit: &TransitSettings) -> Resul
     let (mut vault, resolved, revoke) = connect_and_fetch(config, plan, transit).await?;
     release_token(&mut vault, revoke).await;
     resolved.map_err(Failure::from)
+}
+
+/// The first step: a shim started under a tracer stops before it reads its settings or
+/// contacts Vault (see `tracer`). A status that cannot be read or has no `TracerPid` is
+/// logged and does not stop the shim: the guard, where it runs, still judges the kernel's flag.
+fn refuse_tracer() -> Result<(), Failure> {
+    match std::fs::read_to_string("/proc/self/status").map(|s| tracer::tracing(&s)) {
+        Ok(Tracing::None) => Ok(()),
+        Ok(Tracing::By(traced)) => Err(traced.into()),
+        Ok(Tracing::Unknown) => {
+            tracing::warn!("could not check for a tracer: /proc/self/status has no TracerPid line");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("could not check for a tracer: reading /proc/self/status: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// `VAULT_TRANSIT_*`.
