@@ -1,5 +1,5 @@
-//! The guard's proof on real kernels (issue 4): the attack suite (`guard-suite`, in
-//! `injector-ebpf`) against the host kernel in tracepoint mode, then inside qemu VMs booting
+//! The guard's proof on real kernels (issue 4): the attack suite (`guard-suite`, its own
+//! crate beside `injector-ebpf`) against the host kernel in tracepoint mode, then inside qemu VMs booting
 //! Debian's cloud kernel with BPF LSM (lsm mode) and without it (`auto` must fall back to
 //! tracepoint). Each VM run ends in one `init: success|failure` line.
 
@@ -39,7 +39,8 @@ pub fn build() -> Result<Binaries> {
     cmd::run(
         Command::new(env!("CARGO"))
             .current_dir(tools::root())
-            .args(["build", "--locked", "--release", "--package", "injector-ebpf", "--target", TRIPLE])
+            .args(["build", "--locked", "--release", "--package", "injector-ebpf", "--package", "guard-suite"])
+            .args(["--target", TRIPLE])
             .env("RUSTFLAGS", "-C target-feature=+crt-static")
             .env("HUSH_REQUIRE_BPF", "1"),
     )?;

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 /// The workspace's top-level directories: a doc path starting with one of these points
 /// into this repository.
 const TOP_DIRS: &[&str] =
-    &["contract", "injector", "injector-ebpf", "webhook", "xtask", "charts", "docker", "examples"];
+    &["contract", "injector", "injector-ebpf", "guard-suite", "webhook", "xtask", "charts", "docker", "examples"];
 
 /// The crates whose sources are scanned.
-const CRATES: &[&str] = &["contract", "injector", "injector-ebpf", "webhook", "xtask"];
+const CRATES: &[&str] = &["contract", "injector", "injector-ebpf", "guard-suite", "webhook", "xtask"];
 
 /// Spellings a pure module may not contain.
 const IO: &[&str] = &["std::fs", "std::net", "std::process", "tokio::net", "std::os::unix::net"];

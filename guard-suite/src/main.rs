@@ -11,10 +11,13 @@
 //! `guard-suite attack KIND PID` performs one attack and writes what it read to stdout.
 //! `guard-suite exec-env -- CMD...` stands in for the shim when the real one is not given: it
 //! execs CMD with the environment it was started with (copied as `injector`, it registers).
+//!
+//! Its own crate, so that the guard's binary and library carry none of the attacks; every
+//! `unsafe` is in `sys`.
+#![deny(unsafe_code)]
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
-use injector_ebpf::sys;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -25,10 +28,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "guard-suite/classes.rs"]
 mod classes;
-#[path = "guard-suite/load.rs"]
 mod load;
+#[allow(unsafe_code, reason = "the one module with unsafe: typed wrappers over the attacks' system calls")]
+mod sys;
 
 #[derive(Parser)]
 struct Cli {
