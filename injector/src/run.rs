@@ -17,6 +17,14 @@ use std::time::Instant;
 pub fn run(command: &[OsString]) -> Result<i32, Failure> {
     let started = Instant::now();
     refuse_tracer()?;
+    // Issue 13: the shim cannot learn cheaply whether the node's guard protects it (SECURITY.md,
+    // "Can the shim tell that it is protected?"); the guard's own line says so.
+    tracing::debug!(
+        pid = std::process::id(),
+        "guard protection cannot be seen from inside the container (the guard's map needs bpffs and \
+         CAP_BPF, and protection leaves no mark on the process); look for the guard's `protect` line \
+         naming this Pod UID and container id"
+    );
     // While it holds secrets the shim cannot be ptraced, nor its memory or environ read,
     // by processes of the same uid without CAP_SYS_PTRACE. exec resets this for the app.
     if let Err(e) = sys::set_dumpable(false) {

@@ -1,6 +1,7 @@
-//! A shim started under a tracer refuses to run (issue 13): exit 79, one error line naming the
-//! tracer's pid, the application never starts and Vault is never contacted. A real tracer:
-//! `strace -f`, which starts the shim as its traced child.
+//! The shim's first step (issue 13). Started under a tracer it refuses to run: exit 79, one
+//! error line naming the tracer's pid, the application never starts and Vault is never
+//! contacted (a real tracer: `strace -f`, which starts the shim as its traced child). Untraced,
+//! its debug log says why it cannot tell whether the guard protects it.
 
 mod support;
 
@@ -80,4 +81,15 @@ fn a_tracer_outside_the_pid_namespace_is_not_seen_by_the_shim() {
     // It went on to Vault (nobody answers: 69 after VAULT_CLIENT_TIMEOUT).
     assert_eq!(out.status.code(), Some(69), "{log}");
     assert!(vault.accept().is_ok(), "the shim should have reached the listener: {log}");
+}
+
+#[test]
+fn the_debug_log_says_why_guard_protection_is_not_shown() {
+    let out = run_shim(&[("VAULT_LOG_LEVEL", "debug")], &["true"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let line = log.lines().find(|l| l.contains("guard protection cannot be seen")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("DEBUG") && line.contains("`protect` line") && line.contains("CAP_BPF"), "{line}");
+    let quiet = run_shim(&[], &["true"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("guard protection"), "debug level only");
 }
