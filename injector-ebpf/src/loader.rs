@@ -13,7 +13,6 @@ use aya::maps::{Array, HashMap, MapData, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::{FEntry, Lsm, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// The BPF object built by build.rs (empty when clang was missing).
@@ -240,6 +239,14 @@ fn attach_err<E: std::error::Error + Send + Sync + 'static>(
     move |e| LoadError::Attach { name, hook, source: Box::new(e) }
 }
 
+/// Pins `link` as `<links_dir>/<name>` (aya's `FdLink::pin`, `BPF_OBJ_PIN`). The pin holds the
+/// link; our fd to it may close.
+fn pin(link: FdLink, links_dir: &Path, name: &'static str, hook: &str) -> Result<(), LoadError> {
+    let pinned = link.pin(links_dir.join(name)).map_err(attach_err(name, hook))?;
+    drop(pinned);
+    Ok(())
+}
+
 fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadError> {
     let syscall_tracepoints = matches!(mode, Mode::Tracepoint | Mode::Audit);
     let mut tps: Vec<(&'static str, &'static str, &'static str)> = TRACEPOINTS.to_vec();
@@ -261,9 +268,7 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
         let id = prog.attach(cat, tp).map_err(attach_err(name, &hook))?;
         let link = prog.take_link(id).map_err(attach_err(name, &hook))?;
         let fd: FdLink = link.try_into().map_err(attach_err(name, &hook))?;
-        let pinned = fd.pin(links_dir.join(name)).map_err(attach_err(name, &hook))?;
-        // The pin holds the link; our fd to it may close.
-        drop(pinned);
+        pin(fd, links_dir, name, &hook)?;
     }
 
     let mut raws = vec![("hush_sched_fork", "sched_process_fork")];
@@ -274,10 +279,10 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
         let prog: &mut RawTracePoint =
             ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
         prog.load().map_err(|source| LoadError::LoadProgram { name, source })?;
-        let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
         let what = format!("raw_tp {tp}");
-        let link = sys::raw_tracepoint_open(fd.as_fd(), Some(tp)).map_err(attach_err(name, &what))?;
-        sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, &what))?;
+        let id = prog.attach(tp).map_err(attach_err(name, &what))?;
+        let link = prog.take_link(id).map_err(attach_err(name, &what))?;
+        pin(FdLink::from(link), links_dir, name, &what)?;
     }
 
     if mode == Mode::Fentry {
@@ -286,10 +291,10 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
             let prog: &mut FEntry =
                 ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
             prog.load(func, &btf).map_err(|source| LoadError::LoadProgram { name, source })?;
-            let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
             let what = format!("fentry/{func}");
-            let link = sys::raw_tracepoint_open(fd.as_fd(), None).map_err(attach_err(name, &what))?;
-            sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, &what))?;
+            let id = prog.attach().map_err(attach_err(name, &what))?;
+            let link = prog.take_link(id).map_err(attach_err(name, &what))?;
+            pin(FdLink::from(link), links_dir, name, &what)?;
         }
     }
 
@@ -299,10 +304,10 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
             let prog: &mut Lsm =
                 ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(LoadError::MissingProgram { name })?;
             prog.load(hook, &btf).map_err(|source| LoadError::LoadProgram { name, source })?;
-            let fd = prog.fd().map_err(|source| LoadError::LoadProgram { name, source })?;
             let what = format!("lsm/{hook}");
-            let link = sys::raw_tracepoint_open(fd.as_fd(), None).map_err(attach_err(name, &what))?;
-            sys::obj_pin(link.as_fd(), &links_dir.join(name)).map_err(attach_err(name, &what))?;
+            let id = prog.attach().map_err(attach_err(name, &what))?;
+            let link = prog.take_link(id).map_err(attach_err(name, &what))?;
+            pin(FdLink::from(link), links_dir, name, &what)?;
         }
     }
     Ok(())

@@ -2,10 +2,8 @@
 //! invariants that make each block sound are stated beside it. Errors carry the call's name.
 
 use crate::maps::{Protected, TidKeys, VpidKey};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A failed system call, named.
 #[derive(Debug, thiserror::Error)]
@@ -46,60 +44,6 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, Syscal
         return Ok(false);
     }
     Ok(check("poll", r.into())? > 0)
-}
-
-// ---- BPF link pinning the aya 0.14 API does not offer ---------------------------------------
-
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
-
-/// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to `name`, or an LSM/tracing
-/// program to its load-time target with `name = None`, returning the link fd. (aya 0.14 keeps
-/// such links in an owned wrapper that cannot be converted to a pinnable `FdLink`.)
-pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&str>) -> Result<OwnedFd, SyscallError> {
-    #[repr(C)]
-    struct Attr {
-        name: u64,
-        prog_fd: u32,
-        pad: u32,
-        cookie: u64,
-    }
-    let cname = name
-        .map(CString::new)
-        .transpose()
-        .map_err(|e| SyscallError { call: "bpf(BPF_RAW_TRACEPOINT_OPEN)", io_error: io::Error::other(e) })?;
-    let attr = Attr {
-        name: cname.as_ref().map_or(0, |c| c.as_ptr() as u64),
-        prog_fd: prog.as_raw_fd() as u32,
-        pad: 0,
-        cookie: 0,
-    };
-    // Safety: `attr` is a fully initialised bpf_attr prefix for this command, `name` points to a
-    // NUL-terminated string alive until the call returns, and the size passed is attr's size.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_RAW_TRACEPOINT_OPEN, &attr as *const Attr, size_of::<Attr>() as u32)
-    };
-    let fd = check("bpf(BPF_RAW_TRACEPOINT_OPEN)", r)? as RawFd;
-    // Safety: a new fd the kernel installed for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `BPF_OBJ_PIN`: pins a BPF object (here: a link) at `path` on bpffs.
-pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SyscallError> {
-    #[repr(C)]
-    struct Attr {
-        pathname: u64,
-        bpf_fd: u32,
-        file_flags: u32,
-        path_fd: i32,
-        pad: u32,
-    }
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| SyscallError { call: "bpf(BPF_OBJ_PIN)", io_error: io::Error::other(e) })?;
-    let attr = Attr { pathname: c.as_ptr() as u64, bpf_fd: fd.as_raw_fd() as u32, file_flags: 0, path_fd: 0, pad: 0 };
-    // Safety: `attr` is fully initialised; `pathname` is NUL-terminated and alive for the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, &attr as *const Attr, size_of::<Attr>() as u32) };
-    check("bpf(BPF_OBJ_PIN)", r).map(drop)
 }
 
 /// `kill(pid, sig)`.
