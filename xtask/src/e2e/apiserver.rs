@@ -1,0 +1,253 @@
+//! Checks that replaced stand-ins with this cluster's API server (issue 12 point 5):
+//!
+//! - namespace defaults from the ConfigMap the webhook watches through the API server
+//!   (`webhook.watchNamespaceDefaults`, `--namespace-defaults-configmap`): a Pod relying on a
+//!   namespace default runs with it, an edit reaches the next Pod without a restart, a bad
+//!   edit is logged naming the ConfigMap and the last good defaults stay;
+//! - the shim's kubernetes login as `injector/tests/auth.rs` checked it against a loopback
+//!   TokenReview stand-in (removed there): no `VAULT_AUTH_METHOD` (kubernetes is the default),
+//!   a token file ending in a newline, the token in no output; here the token comes from the
+//!   API server (TokenRequest) and OpenBao has the API server review it (TokenReview).
+
+use super::{APP_NS, Bao, HUSH_NS, Teller, kubectl_json, kubectl_ok, kubectl_stdin, pod};
+use crate::cluster::{self, Cluster};
+use crate::{cmd, images, tools};
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+/// The key of the ConfigMap that holds the defaults (`webhook::kube::NAMESPACE_DEFAULTS_KEY`).
+const KEY: &str = "namespace-defaults.json";
+const WEBHOOK: &str = "app.kubernetes.io/component=webhook";
+
+/// Both checks, for one call in `story` after `shim_with_token_request` (the chart installed
+/// with `webhook.watchNamespaceDefaults: true`; `password` is the secret's current value).
+pub(super) fn checks(
+    cluster: &Cluster,
+    images: &images::Images,
+    bao: &Bao,
+    password: &str,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    namespace_defaults_from_the_configmap(cluster, images, password, t)?;
+    t.lap("namespace defaults from a watched ConfigMap");
+    shim_kubernetes_login_by_default(cluster, bao, password, t)?;
+    t.lap("shim: default kubernetes login, TokenReview");
+    Ok(())
+}
+
+/// Namespace defaults from the watched ConfigMap. Needs the chart installed with
+/// `webhook.watchNamespaceDefaults: true`, the example's namespace, ServiceAccount `app` and
+/// OpenBao's role `shop` (after `run_example`); `password` is the secret's current value.
+/// Leaves the ConfigMap as it found it.
+fn namespace_defaults_from_the_configmap(
+    cluster: &Cluster,
+    images: &images::Images,
+    password: &str,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    let deploys = kubectl_json(cluster, &["-n", HUSH_NS, "get", "deployments", "-l", WEBHOOK])?;
+    let args = deploys["items"][0]["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    let reference = args
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix("--namespace-defaults-configmap="))
+        .context("the webhook does not watch a namespace defaults ConfigMap (webhook.watchNamespaceDefaults)")?
+        .to_owned();
+    let (namespace, name) = reference.split_once('/').context("--namespace-defaults-configmap")?;
+    let before = kubectl_json(cluster, &["-n", namespace, "get", "configmap", name])?["data"][KEY].clone();
+    let set = |defaults: &str| -> Result<()> {
+        let patch = json!({"data": {KEY: defaults}}).to_string();
+        kubectl_ok(cluster, &["-n", namespace, "patch", "configmap", name, "--type=merge", "-p", &patch])
+    };
+    let result = check_defaults(cluster, images, password, &reference, &set, t);
+    let restore = set(before.as_str().unwrap_or("{}"));
+    result?;
+    restore
+}
+
+fn check_defaults(
+    cluster: &Cluster,
+    images: &images::Images,
+    password: &str,
+    configmap: &str,
+    set: &dyn Fn(&str) -> Result<()>,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    let reference = json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]);
+    // No annotation at all: the role comes from the namespace default, the auth method is the
+    // shim's default (kubernetes, with the token the kubelet projects).
+    let plain = |name: &str, script: &str| pod(name, &images.app.reference(), json!({}), script, reference.clone());
+    let role_of = |admitted: &Value| -> Option<String> {
+        admitted["spec"]["containers"][0]["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == "VAULT_ROLE")
+            .and_then(|e| e["value"].as_str().map(str::to_owned))
+    };
+    let dry_run = || -> Result<Option<String>> {
+        let out = kubectl_stdin(
+            cluster,
+            &["create", "--dry-run=server", "-o", "json"],
+            &serde_json::to_vec(&plain("defaults-probe", "true"))?,
+        )?;
+        ensure!(out.status.success(), "admission failed: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(role_of(&serde_json::from_slice(&out.stdout)?))
+    };
+    // Two webhook replicas each watch: the new value must be seen by a run of Pods in a row.
+    let sees = |what: &str, want: &str| -> Result<()> {
+        let mut in_a_row = 0;
+        let mut last = None;
+        cluster::wait_for(what, Duration::from_secs(30), || {
+            last = dry_run()?;
+            in_a_row = if last.as_deref() == Some(want) { in_a_row + 1 } else { 0 };
+            Ok(in_a_row >= 6)
+        })
+        .with_context(|| format!("the last Pod got VAULT_ROLE {last:?}, want {want:?}"))
+    };
+
+    set(&json!({APP_NS: {"hush.dev/role": "shop"}}).to_string())?;
+    sees("the namespace default role shop", "shop")?;
+    // A Pod that relies on it runs, logged in with it.
+    let name = "defaulted";
+    super::apply(
+        cluster,
+        &plain(name, "echo \"defaulted: DB_PASSWORD holds ${#DB_PASSWORD} characters\"; exec sleep 600"),
+    )?;
+    let logs = || cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", name, "-c", "app"]));
+    let want = format!("DB_PASSWORD holds {} characters", password.len());
+    let ran = cluster::wait_for("the Pod relying on the namespace default", Duration::from_secs(90), || {
+        Ok(logs().unwrap_or_default().contains(&want))
+    });
+    let admitted = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", name])?;
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", name, "--wait=false"])?;
+    ran?;
+    ensure!(role_of(&admitted).as_deref() == Some("shop"), "{name}: VAULT_ROLE {:?}", role_of(&admitted));
+    ensure!(
+        admitted["metadata"]["annotations"].get("hush.dev/role").is_none(),
+        "{name} carries its own role annotation"
+    );
+    t.say(&format!(
+        "namespace default role from ConfigMap {configmap}: Pod {APP_NS}/{name} (no annotations) ran: {want}"
+    ));
+
+    // An edit reaches the next Pod, without a restart of the webhook.
+    let restarts = || -> Result<Value> {
+        let pods = kubectl_json(cluster, &["-n", HUSH_NS, "get", "pods", "-l", WEBHOOK])?;
+        Ok(pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| json!([p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"]]))
+            .collect())
+    };
+    let webhook_pods = restarts()?;
+    set(&json!({APP_NS: {"hush.dev/role": "shop-edited"}}).to_string())?;
+    sees("the edited namespace default", "shop-edited")?;
+    ensure!(restarts()? == webhook_pods, "the webhook Pods changed or restarted: {webhook_pods} -> {}", restarts()?);
+    t.say(&format!(
+        "ConfigMap edited: the next Pods get VAULT_ROLE shop-edited; webhook Pods unchanged {webhook_pods}"
+    ));
+
+    // A bad edit: logged naming the ConfigMap, never the value; the last good defaults stay.
+    let marker = "bad-value-do-not-log";
+    set(&json!({APP_NS: {"hush.dev/client-timeout": marker}}).to_string())?;
+    let mut lines = Vec::new();
+    cluster::wait_for("the webhook's log of the bad ConfigMap", Duration::from_secs(30), || {
+        let log = cmd::stdout(cluster.kubectl().args(["-n", HUSH_NS, "logs", "-l", WEBHOOK, "--tail=-1", "--prefix"]))?;
+        ensure!(!log.contains(marker), "a webhook logged the ConfigMap's value: {log}");
+        lines = log
+            .lines()
+            .filter(|l| l.contains("keeping the old namespace defaults") && l.contains(configmap))
+            .map(str::to_owned)
+            .collect();
+        Ok(lines.len() >= 2)
+    })?;
+    t.say(&format!("bad ConfigMap edit logged by both replicas, naming it: {}", lines[0]));
+    ensure!(dry_run()?.as_deref() == Some("shop-edited"), "a bad edit changed the defaults");
+    sees("the last good default after a bad edit", "shop-edited")?;
+    t.say("after the bad edit the next Pods still get VAULT_ROLE shop-edited");
+    Ok(())
+}
+
+/// The shim on this host logs in through OpenBao's kubernetes auth, which has the API server
+/// review the token (TokenReview), with what the removed stand-in test of
+/// `injector/tests/auth.rs` asked for: no `VAULT_AUTH_METHOD`, a custom auth mount
+/// (`VAULT_PATH`), the token file ending in a newline (as the stand-in's did), and the token in
+/// none of the shim's output, accepted or refused.
+fn shim_kubernetes_login_by_default(cluster: &Cluster, bao: &Bao, password: &str, t: &mut dyn Teller) -> Result<()> {
+    // A second kubernetes mount, so that VAULT_PATH is followed, not assumed.
+    let mount = "kubernetes-e2e";
+    let dir = tools::scratch("e2e-login")?;
+    let reviewer = cmd::stdout(cluster.kubectl().args([
+        "-n",
+        "kube-system",
+        "create",
+        "token",
+        "openbao-reviewer",
+        "--duration=1h",
+    ]))?;
+    std::fs::write(dir.join("reviewer.jwt"), &reviewer)?;
+    let _ = bao.run(&["auth", "disable", mount]);
+    bao.run(&["auth", "enable", &format!("-path={mount}"), "kubernetes"])?;
+    bao.run(&[
+        "write",
+        &format!("auth/{mount}/config"),
+        &format!("kubernetes_host={}", cluster.server),
+        &format!("kubernetes_ca_cert=@{}", cluster.ca.display()),
+        &format!("token_reviewer_jwt=@{}", dir.join("reviewer.jwt").display()),
+        "disable_local_ca_jwt=true",
+    ])?;
+    bao.run(&[
+        "write",
+        &format!("auth/{mount}/role/shop"),
+        "bound_service_account_names=app",
+        &format!("bound_service_account_namespaces={APP_NS}"),
+        "token_policies=shop",
+        "token_ttl=10m",
+    ])?;
+    let shim = tools::build_static_shim()?;
+    let run = |account: &str| -> Result<(String, std::process::Output)> {
+        let token = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "create", "token", account, "--duration=10m"]))?;
+        let token = token.trim().to_owned();
+        let file = dir.join(format!("{account}.jwt"));
+        std::fs::write(&file, format!("{token}\n"))?;
+        let out = Command::new(&shim)
+            .args(["--", "/bin/sh", "-c", "echo \"DB_PASSWORD holds ${#DB_PASSWORD} characters\""])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_ROLE", "shop")
+            .env("VAULT_PATH", mount)
+            .env("HUSH_SA_TOKEN_PATH", &file)
+            .env("DB_PASSWORD", "vault:secret/data/shop/db#password")
+            .output()?;
+        Ok((token, out))
+    };
+    let (token, out) = run("app")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    t.say(&format!(
+        "shim, no VAULT_AUTH_METHOD, VAULT_PATH={mount}, TokenRequest token of {APP_NS}/app: {}; {stdout}",
+        out.status
+    ));
+    ensure!(out.status.success(), "the shim failed: {stderr}");
+    ensure!(
+        stdout == format!("DB_PASSWORD holds {} characters", password.len()),
+        "the shim did not hand over the secret"
+    );
+    ensure!(!stderr.contains(&token) && !stdout.contains(&token), "the shim printed the token");
+    let (token, out) = run("default")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    t.say(&format!(
+        "the same with a token of {APP_NS}/default: {}; {}",
+        out.status,
+        stderr.lines().last().unwrap_or("").trim()
+    ));
+    ensure!(out.status.code() == Some(77), "a token of another ServiceAccount: exit {:?}, want 77", out.status.code());
+    ensure!(out.stdout.is_empty() && !stderr.contains(&token), "the refused shim ran the app or printed the token");
+    bao.run(&["auth", "disable", mount])
+}
