@@ -160,6 +160,12 @@ fn mwc_hook(r: &Rendered) -> &Value {
     &hooks[0]
 }
 
+fn vwc_hook(r: &Rendered) -> &Value {
+    let hooks = r.one("ValidatingWebhookConfiguration")["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    &hooks[0]
+}
+
 fn excluded_namespaces(r: &Rendered) -> Vec<String> {
     let expr = &mwc_hook(r)["namespaceSelector"]["matchExpressions"][0];
     assert_eq!(expr["key"], "kubernetes.io/metadata.name");
@@ -197,12 +203,14 @@ fn chart_lints_renders_and_validates_in_every_variant() {
             "certManager": {"issuerRef": {"kind": "ClusterIssuer", "name": "corp-ca"}}}}),
         ),
         ("existing-secret", json!({"tls": {"mode": "secret", "secretName": "webhook-tls", "caBundle": "Q0E="}})),
+        ("no-object-warnings", json!({"webhook": {"objectWarnings": {"enabled": false}}})),
         (
             "everything",
             json!({"guard": {"enabled": true}, "tls": {"mode": "certManager"},
             "webhook": {"readImagePullSecrets": true, "replicas": 3, "podAntiAffinity": "hard",
                 "namespaceDefaults": {"team-a": {"hush.dev/role": "a"}},
                 "allowedVaultAddrs": ["https://vault."], "insecureRegistries": ["registry.local:5000"],
+                "objectWarnings": {"timeoutSeconds": 10, "objectSelector": {"matchLabels": {"team": "a"}}},
                 "defaults": {"vault-addr": "https://vault.vault.svc:8200", "env-daemon": "true"},
                 "networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
                     "dnsTo": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]}},
@@ -228,6 +236,13 @@ fn chart_lints_renders_and_validates_in_every_variant() {
         let guard = values["guard"]["enabled"] == true;
         assert_eq!(kinds.contains("DaemonSet"), guard, "{variant}");
         assert_eq!(excluded_namespaces(&r).contains(&"hush-guard".to_owned()), guard, "{variant}");
+        let warnings = values["webhook"]["objectWarnings"]["enabled"] != false;
+        assert_eq!(kinds.contains("ValidatingWebhookConfiguration"), warnings, "{variant}");
+        if warnings {
+            // The Secret/ConfigMap registration skips the same namespaces as the Pod one.
+            assert_eq!(vwc_hook(&r)["namespaceSelector"], mwc_hook(&r)["namespaceSelector"], "{variant}");
+            assert_eq!(vwc_hook(&r)["clientConfig"]["caBundle"], mwc_hook(&r)["clientConfig"]["caBundle"], "{variant}");
+        }
         let cert_manager = values["tls"]["mode"] == "certManager";
         assert_eq!(kinds.contains("Certificate"), cert_manager, "{variant}");
         assert_eq!(kinds.contains("Secret"), values["tls"]["mode"].is_null(), "{variant}: the generated Secret");
@@ -279,6 +294,27 @@ fn webhook_objects_are_least_privilege_and_registered_as_the_issue_asks() {
     );
     assert_eq!(excluded_namespaces(&r), [NAMESPACE, "kube-system"]);
 
+    // Secrets and ConfigMaps: warnings only, so validating, never blocking, its own deadline;
+    // Helm's release Secrets are not sent.
+    let objects = vwc_hook(&r);
+    assert_eq!(objects["name"], "objects.hush.dev");
+    assert_eq!(objects["sideEffects"], "None");
+    assert_eq!(objects["failurePolicy"], "Ignore");
+    assert_eq!(objects["timeoutSeconds"], 3);
+    assert!(objects.get("reinvocationPolicy").is_none());
+    assert_eq!(
+        objects["rules"],
+        json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+        "resources": ["secrets", "configmaps"], "scope": "Namespaced"}])
+    );
+    assert_eq!(objects["namespaceSelector"], hook["namespaceSelector"]);
+    assert_eq!(
+        objects["objectSelector"],
+        json!({"matchExpressions": [{"key": "owner", "operator": "NotIn", "values": ["helm"]}]})
+    );
+    assert_eq!(objects["clientConfig"]["service"]["path"], "/objects");
+    assert_eq!(objects["clientConfig"]["caBundle"], hook["clientConfig"]["caBundle"]);
+
     // Generated TLS: the caBundle is the CA of the Secret the Deployment mounts.
     let secret = r.one("Secret");
     assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
@@ -327,7 +363,10 @@ fn webhook_objects_are_least_privilege_and_registered_as_the_issue_asks() {
     let r = render(&json!({"tls": {"mode": "certManager"}}));
     let mwc = r.one("MutatingWebhookConfiguration");
     assert!(mwc_hook(&r)["clientConfig"].get("caBundle").is_none());
+    assert!(vwc_hook(&r)["clientConfig"].get("caBundle").is_none());
     let from = mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as_str().unwrap();
+    let vwc = r.one("ValidatingWebhookConfiguration");
+    assert_eq!(vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"], from);
     let serving = r
         .all("Certificate")
         .into_iter()
@@ -585,8 +624,34 @@ async fn rendered_registration_and_the_webhooks_flags_agree() {
     // From --default, and from the ConfigMap's namespace defaults.
     assert!(env.contains(r#""name":"VAULT_ADDR","value":"https://vault.vault.svc:8200""#), "{env}");
     assert!(env.contains(r#""name":"VAULT_ROLE","value":"team-a-role""#), "{env}");
+
+    // The Secret/ConfigMap registration reaches the same binary on its own path: a Secret
+    // holding a reference is allowed, unpatched, with warnings.
+    let objects = &vwc_hook(&r)["clientConfig"]["service"];
+    assert_eq!(
+        (&objects["name"], &objects["namespace"], &objects["port"]),
+        (&svc_ref["name"], &svc_ref["namespace"], &svc_ref["port"])
+    );
+    let mut request = review(
+        "uid-secret",
+        "team-a",
+        &json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "team-a"},
+        "data": {"password": base64::engine::general_purpose::STANDARD.encode("vault:secret/data/db#password")}}),
+    );
+    request["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Secret"});
+    let answer = client.post(url(objects["path"].as_str().unwrap())).body(request.to_string()).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    let resp = response(&answer, "uid-secret");
+    assert_eq!(resp["allowed"], true, "{answer}");
+    assert!(resp.get("patch").is_none(), "{answer}");
+    let warning = resp["warnings"][0].as_str().unwrap_or_else(|| panic!("no warning: {answer}"));
+    assert!(warning.starts_with("Secret team-a/db: key `password` holds a Vault reference"), "{warning}");
+
     let metrics = client.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("hush_webhook_admissions_total{result=\"Mutated\"} 1"), "{metrics}");
+    assert!(metrics.contains("hush_webhook_object_reviews_total{result=\"Warned\"} 1"), "{metrics}");
 }
 
 fn pod_labels(deployment: &Value) -> serde_json::Map<String, Value> {
