@@ -98,8 +98,10 @@ impl Default for Limits {
 pub const API_SERVER_MAX_OBJECT: usize = 3 * 1024 * 1024;
 
 /// Room for the review around the object: `uid`, `kind`, `resource`, `userInfo` (groups and
-/// `extra` from the authenticator), `options`; a few KiB in practice, `oldObject` is absent
-/// (the webhook is registered for CREATE only, charts/hush/templates/mutatingwebhook.yaml).
+/// `extra` from the authenticator), `options`; a few KiB in practice. For Pods `oldObject` is
+/// absent (registered for CREATE only, charts/hush/templates/mutatingwebhook.yaml); the
+/// Secret/ConfigMap UPDATEs of `/objects` carry it, each object at most 1 MiB of data, and a
+/// larger body is a failed call, which that registration's `failurePolicy: Ignore` admits.
 const REVIEW_ENVELOPE: usize = 1024 * 1024;
 
 /// The body limit: every AdmissionReview the API server can send for a Pod it can store
