@@ -1,9 +1,9 @@
 //! Hush's per-node guard: BPF programs (C, CO-RE, `bpf/guard.bpf.c`) that keep protected
 //! processes' environments and memory away from every other process, and their loader.
 //!
-//! Pure decision logic (`audit`, `cgroup`, `maps` decoding, `mode`, `ratelimit`, `metrics`
-//! rendering) does no I/O; `loader` and `resolve` are the aya and file-system edges; every
-//! `unsafe` is in `sys`.
+//! Pure decision logic (`audit`, `cgroup`, `maps` decoding, `mode`, `ratelimit`) does no I/O;
+//! `loader` and `resolve` are the aya and file-system edges, `metrics` (a `prometheus-client`
+//! registry and its small HTTP endpoint) the network one; every `unsafe` is in `sys`.
 #![deny(unsafe_code)]
 
 pub mod audit;

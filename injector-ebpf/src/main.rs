@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use injector_ebpf::audit::{self, LineCtx};
 use injector_ebpf::loader::{self, Options, PIN_ROOT};
 use injector_ebpf::maps::{Action, Event, STAT_MAP_FULL, STAT_RINGBUF_FULL, STAT_RINGBUF_FULL_LIFECYCLE, What};
-use injector_ebpf::metrics::{self, Counters};
+use injector_ebpf::metrics::{self, Metrics};
 use injector_ebpf::mode::{self, Requested};
 use injector_ebpf::ratelimit::{Losses, RateLimiter, Verdict};
 use injector_ebpf::resolve::CgroupPaths;
@@ -16,7 +16,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -92,14 +92,12 @@ fn run(cli: Cli) -> Result<()> {
     let wall_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i128;
     let ctx = LineCtx { node: &node, mode: &mode_name, boot_to_wall_ns: wall_now - sys::boottime_ns()? };
 
-    let counters = Arc::new(Mutex::new(Counters::default()));
-    if let Ok(mut c) = counters.lock() {
-        for gap in &gaps {
-            c.add("hush_guard_mode_gap", &[("mode", &mode_name), ("gap", gap)], 1);
-        }
+    let metrics = Arc::new(Metrics::default());
+    for gap in &gaps {
+        metrics.mode_gap(&mode_name, gap);
     }
     if let Some(addr) = &cli.metrics {
-        let local = metrics::serve(addr, counters.clone()).with_context(|| format!("--metrics {addr}"))?;
+        let local = metrics::serve(addr, metrics.clone()).with_context(|| format!("--metrics {addr}"))?;
         eprintln!("guard: metrics on http://{local}/metrics");
     }
     let mut out = std::io::stdout().lock();
@@ -146,11 +144,9 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     paths.path_of(ev.target.cgroup_id, ev.target.tgid)
                 };
-                if let Ok(mut c) = counters.lock() {
-                    let action = Action::from_u32(ev.action).map_or("unknown", Action::name);
-                    let what = What::from_u32(ev.what).map_or("unknown", What::name);
-                    c.add("hush_guard_events_total", &[("action", action), ("attempt", what)], 1);
-                }
+                let action = Action::from_u32(ev.action).map_or("unknown", Action::name);
+                let what = What::from_u32(ev.what).map_or("unknown", What::name);
+                metrics.event(action, what);
                 let lifecycle = Action::from_u32(ev.action).is_some_and(Action::is_lifecycle);
                 let (lines, limiter) = &mut limiters[usize::from(lifecycle)];
                 match limiter.admit(now) {
@@ -162,9 +158,7 @@ fn run(cli: Cli) -> Result<()> {
                         writeln!(out, "{}", audit::line(&ev, reader_cg.as_deref(), target_cg.as_deref(), &ctx))?;
                     }
                     Verdict::Suppress => {
-                        if let Ok(mut c) = counters.lock() {
-                            c.add("hush_guard_suppressed_lines_total", &[], 1);
-                        }
+                        metrics.suppressed_line();
                     }
                 }
             }
@@ -182,10 +176,7 @@ fn run(cli: Cli) -> Result<()> {
             last_stats = Instant::now();
             let (full, lifecycle) = lost_counters(&guard);
             let map_full = guard.stats.get(&STAT_MAP_FULL, 0).unwrap_or(0);
-            if let Ok(mut c) = counters.lock() {
-                c.set("hush_guard_ringbuf_dropped_total", full);
-                c.set("hush_guard_map_full_total", map_full);
-            }
+            metrics.set_bpf_stats(full, map_full);
             for (lines, n) in ["attempt", "lifecycle"].into_iter().zip(losses.update(full, lifecycle)) {
                 if n > 0 {
                     writeln!(out, "{}", audit::lost_line(lines, n, wall_ns(&ctx)?, &ctx))?;
