@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 — stopped by SIGTERM/SIGINT after draining; 2 — bad command line;
 //! 69 — cannot listen on the address; 78 — bad configuration (certificate, key,
-//! `--default`, `--namespace-defaults`, `--read-image-pull-secrets` outside a cluster).
+//! `--default`, `--namespace-defaults`, `--namespace-defaults-configmap`,
+//! `--read-image-pull-secrets` outside a cluster).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use clap::Parser;
 use webhook::annotations::{Annotations, PREFIX, Platform, PullPolicy, Source};
 use webhook::config::{MutationConfig, parse_namespace_defaults};
-use webhook::kube::ApiClient;
+use webhook::kube::{ApiClient, parse_configmap_ref};
 use webhook::metrics::Metrics;
 use webhook::registry::{CacheLimits, Registry, RegistryConfig};
 use webhook::server::{App, CANNED, Limits, OnRegistryError};
@@ -68,6 +69,11 @@ struct Args {
     /// JSON file `{"namespace": {"hush.dev/role": "…", …}}` of namespace defaults.
     #[arg(long)]
     namespace_defaults: Option<PathBuf>,
+    /// `NAMESPACE/NAME` of a ConfigMap whose `namespace-defaults.json` holds the namespace
+    /// defaults (the file's format), watched through the API server (needs `get`, `list` and
+    /// `watch` on it; in-cluster API access). A bad version is logged and the last good kept.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_configmap_ref, conflicts_with = "namespace_defaults")]
+    namespace_defaults_configmap: Option<(String, String)>,
     /// Only allow Vault addresses starting with one of these (repeatable); default: any.
     #[arg(long)]
     allowed_vault_addr: Vec<String>,
@@ -94,8 +100,9 @@ struct Args {
     /// the namespaces served; in-cluster API access). Off: anonymous look-ups only.
     #[arg(long)]
     read_image_pull_secrets: bool,
-    /// Directory with the ServiceAccount's `token` and the cluster's `ca.crt`.
-    #[arg(long, default_value = webhook::kube::SERVICE_ACCOUNT_DIR, requires = "read_image_pull_secrets")]
+    /// Directory with the ServiceAccount's `token` and the cluster's `ca.crt` (for
+    /// `--read-image-pull-secrets` and `--namespace-defaults-configmap`).
+    #[arg(long, default_value = webhook::kube::SERVICE_ACCOUNT_DIR)]
     service_account_dir: PathBuf,
     /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
     #[arg(long, value_enum, default_value = "deny")]
@@ -138,19 +145,20 @@ fn main() -> ExitCode {
         )
         .with_current_span(false)
         .init();
-    let config = match configure(&args) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "bad configuration");
-            eprintln!("webhook: {e:#}");
-            return ExitCode::from(EX_CONFIG);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("webhook: starting the runtime: {e}");
             return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    // kube's client spawns a task when it is built, and the ConfigMap is read before serving.
+    let config = match runtime.block_on(configure(&args)) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "bad configuration");
+            eprintln!("webhook: {e:#}");
+            return ExitCode::from(EX_CONFIG);
         }
     };
     runtime.block_on(run(args, config))
@@ -174,14 +182,25 @@ fn parse_defaults(args: &Args) -> Result<Annotations> {
     Annotations::parse(&map, Source::Defaults).context("--default")
 }
 
-fn configure(args: &Args) -> Result<Configured> {
+async fn configure(args: &Args) -> Result<Configured> {
     let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)?;
+    let api = if args.read_image_pull_secrets || args.namespace_defaults_configmap.is_some() {
+        let flag =
+            if args.read_image_pull_secrets { "--read-image-pull-secrets" } else { "--namespace-defaults-configmap" };
+        Some(ApiClient::in_cluster(&args.service_account_dir, seconds(args.registry_timeout)).context(flag)?)
+    } else {
+        None
+    };
     let mut namespace_defaults = BTreeMap::new();
     let mut namespace_defaults_text = None;
     if let Some(path) = &args.namespace_defaults {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         namespace_defaults = parse_namespace_defaults(&text).with_context(|| path.display().to_string())?;
         namespace_defaults_text = Some(text);
+    }
+    if let (Some((namespace, name)), Some(api)) = (&args.namespace_defaults_configmap, &api) {
+        // Read once before serving, so that no Pod is admitted without its namespace's defaults.
+        namespace_defaults = api.namespace_defaults(namespace, name).await.context("--namespace-defaults-configmap")?;
     }
     let pull_policy = match args.injector_image_pull_policy.as_deref() {
         Some("Always") => Some(PullPolicy::Always),
@@ -200,14 +219,6 @@ fn configure(args: &Args) -> Result<Configured> {
         allowed_vault_addrs: args.allowed_vault_addr.clone(),
         default_platform: Platform::parse(&args.platform).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         ..MutationConfig::default()
-    };
-    let api = if args.read_image_pull_secrets {
-        Some(
-            ApiClient::in_cluster(&args.service_account_dir, seconds(args.registry_timeout))
-                .context("--read-image-pull-secrets")?,
-        )
-    } else {
-        None
     };
     Ok(Configured { mutation, namespace_defaults_text, cert: Arc::new(cert), api })
 }
@@ -240,7 +251,7 @@ async fn run(args: Args, config: Configured) -> ExitCode {
             timeout: seconds(args.registry_timeout),
         },
         metrics.clone(),
-        config.api,
+        config.api.clone().filter(|_| args.read_image_pull_secrets),
     )
     .with_cache_limits(CacheLimits {
         max_entries: args.registry_cache_entries,
@@ -288,6 +299,14 @@ async fn run(args: Args, config: Configured) -> ExitCode {
     });
     if let Some(path) = args.namespace_defaults.clone() {
         tokio::spawn(reload_namespace_defaults(path, config.namespace_defaults_text, interval, app.clone()));
+    }
+    if let (Some((namespace, name)), Some(api)) = (&args.namespace_defaults_configmap, &config.api) {
+        let app = app.clone();
+        tokio::spawn(api.watch_namespace_defaults(namespace, name, move |defaults| {
+            let mut next = MutationConfig::clone(&app.mutation.get());
+            next.namespace_defaults = defaults;
+            app.mutation.set(next);
+        }));
     }
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address, "listening");

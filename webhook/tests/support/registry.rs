@@ -148,7 +148,9 @@ impl SecretsApi {
         let (ca_pem, cert_pem, key_pem) = super::Certs::generate("kubernetes.default.svc");
         let token = "test-service-account-token";
         std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
-        std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+        // As the kubelet writes a projected token: no trailing newline (kube sends the file's
+        // content as it is, and a newline is not valid in a header).
+        std::fs::write(dir.path().join("token"), token).unwrap();
         let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
