@@ -737,3 +737,36 @@ fn dockerfile_builds_the_shim_like_xtask() {
     assert!(stages["build-services"].contains("ENV HUSH_REQUIRE_BPF=1"), "a guard image always has its BPF programs");
     assert!(stages["webhook"].contains("USER 65532:65532"));
 }
+
+#[test]
+#[ignore = "needs helm-python-sdk and kubernetes-validate (HUSH_TEST_PYTHON, HUSH_TEST_KUBERNETES_VALIDATE)"]
+fn watched_namespace_defaults_read_one_configmap_by_name() {
+    let r = render(&json!({"webhook": {"watchNamespaceDefaults": true}}));
+    assert_lint_clean(&r, "watchNamespaceDefaults");
+    validate_all(&r, "watchNamespaceDefaults");
+    // The ConfigMap is rendered (empty defaults) so that it can be edited.
+    let configmap = r.one("ConfigMap");
+    let name = configmap["metadata"]["name"].as_str().unwrap();
+    assert_eq!(configmap["data"]["namespace-defaults.json"], "{}");
+    // The webhook watches it by name, instead of mounting it.
+    let args = args_of(webhook_container(&r));
+    assert!(args.contains(&format!("--namespace-defaults-configmap={NAMESPACE}/{name}")), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--namespace-defaults=")), "{args:?}");
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    assert!(!pod["volumes"].to_string().contains("configMap"), "{}", pod["volumes"]);
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    // get/list/watch on that one ConfigMap, nothing else; no cluster-wide role.
+    let role = r.one("Role");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+            "verbs": ["get", "list", "watch"]}])
+    );
+    let binding = r.one("RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], r.one("ServiceAccount")["metadata"]["name"]);
+    assert!(r.all("ClusterRole").is_empty());
+    // Egress to the API server.
+    assert!(r.one("NetworkPolicy")["spec"]["egress"].to_string().contains("6443"));
+}
