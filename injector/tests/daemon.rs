@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 fn pg_bin(name: &str) -> PathBuf {
@@ -15,10 +15,12 @@ fn pg_bin(name: &str) -> PathBuf {
     Path::new(&dir).join(name)
 }
 
-/// A PostgreSQL server on a loopback port, as user `postgres`, stopped on drop.
+/// A PostgreSQL server as user `postgres`, stopped on drop. It listens on a Unix socket in a
+/// directory of its own and on no TCP port, so no port is picked, freed and handed over (where
+/// another process could take it first). `postgres` connects there without a password; every
+/// other role must give its password (SCRAM), so a working query proves working credentials.
 struct Postgres {
     child: Child,
-    port: u16,
     socket_dir: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -42,31 +44,42 @@ impl Postgres {
             .status()
             .unwrap();
         assert!(initdb.success(), "initdb failed");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(data.join("pg_hba.conf"), "local all postgres trust\nlocal all all scram-sha-256\n").unwrap();
         let child = as_postgres(pg_bin("postgres"))
             .arg("-D")
             .arg(&data)
-            .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k"])
+            .args(["-c", "listen_addresses=", "-k"])
             .arg(&socket_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let pg = Postgres { child, port, socket_dir, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pg.sql("select 1").is_none() {
-            assert!(Instant::now() < deadline, "PostgreSQL did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut pg = Postgres { child, socket_dir, _dir: dir };
+        // On a panic here `pg` is dropped, which stops the server.
+        wait_until("PostgreSQL answers on its socket", Duration::from_secs(30), || {
+            if let Some(status) = pg.child.try_wait().unwrap() {
+                panic!("PostgreSQL exited while starting: {status}");
+            }
+            Postgres::sql_at(&pg.socket_dir, "select 1").is_some()
+        });
         pg
+    }
+
+    /// The server's socket as a libpq host (psql -h, and `host=` of a connection URL).
+    fn host(&self) -> String {
+        self.socket_dir.to_str().expect("a UTF-8 temporary directory").to_owned()
     }
 
     /// Runs SQL as the superuser over the socket; `None` on failure.
     fn sql(&self, query: &str) -> Option<String> {
+        Postgres::sql_at(&self.socket_dir, query)
+    }
+
+    fn sql_at(socket_dir: &Path, query: &str) -> Option<String> {
         let out = Command::new("psql")
             .args(["-h"])
-            .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-tAc", query])
+            .arg(socket_dir)
+            .args(["-U", "postgres", "-d", "postgres", "-tAc", query])
             .output()
             .ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -112,8 +125,8 @@ fn dynamic_database_credentials_are_renewed_then_rotated_and_the_old_ones_revoke
         &format!("{mount}/config/pg"),
         "plugin_name=postgresql-database-plugin",
         &format!(
-            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@/postgres?host={}&sslmode=disable",
+            pg.host()
         ),
         "username=vault",
         "password=vault-admin-pw",
@@ -133,11 +146,11 @@ fn dynamic_database_credentials_are_renewed_then_rotated_and_the_old_ones_revoke
     let seen_passwords = dir.path().join("passwords");
     let app = format!(
         "echo \"$DB_PASS\" >> {pw}; while true; do \
-           if u=$(PGPASSWORD=\"$DB_PASS\" psql -h 127.0.0.1 -p {port} -U \"$DB_USER\" -d postgres -tAc 'select current_user' 2>/dev/null); \
+           if u=$(PGPASSWORD=\"$DB_PASS\" psql -h {host} -U \"$DB_USER\" -d postgres -tAc 'select current_user' 2>/dev/null); \
            then echo \"$(date +%s.%N) $u ok\" >> {log}; else echo \"$(date +%s.%N) $DB_USER failed\" >> {log}; fi; \
            sleep 0.3; done",
         pw = seen_passwords.display(),
-        port = pg.port,
+        host = pg.host(),
         log = log.display()
     );
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
@@ -152,8 +165,15 @@ fn dynamic_database_credentials_are_renewed_then_rotated_and_the_old_ones_revoke
             ("DB_PASS", &format!("vault:{mount}/creds/app#password")),
         ],
     );
-    std::thread::sleep(Duration::from_secs(15));
-    sys_kill(shim.id(), libc::SIGTERM);
+    // Until the app has run as a second user and the first one is gone from the database
+    // (revoked): the rotation and the revocation happened, whenever they happened.
+    let rotated = wait_for("a rotation and the old user's revocation", Duration::from_secs(40), || {
+        let probes = probes(&log);
+        let Some(first) = probes.first().map(|p| p.user.clone()) else { return false };
+        probes.iter().any(|p| p.user != first)
+            && pg.sql("select rolname from pg_roles").is_some_and(|roles| !roles.lines().any(|r| r == first))
+    });
+    terminate(&shim);
     let out = shim.wait_with_output_within(Duration::from_secs(10));
 
     let probes = probes(&log);
@@ -164,6 +184,7 @@ fn dynamic_database_credentials_are_renewed_then_rotated_and_the_old_ones_revoke
         users
     });
     let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(rotated.is_ok(), "{rotated:?}: probes {probes:?}\n{log_text}");
     assert!(users.len() >= 2, "a rotation gave the app new credentials: users {users:?}\n{log_text}");
     assert!(probes.iter().all(|p| p.ok), "every query worked: {probes:?}\n{log_text}");
     let first = users[0];
@@ -203,21 +224,41 @@ fn sys_kill(pid: u32, signal: i32) {
     assert!(Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap().success());
 }
 
+/// Whether process `pid` has a handler for each of `signals` (`SigCgt` in its status): the
+/// shim installs its forwarding handlers after it has started the app, so an app that is up
+/// does not yet mean a signal sent to the shim is passed on rather than fatal.
+fn catches(pid: u32, signals: &[i32]) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let Some(mask) = status.lines().find_map(|l| l.strip_prefix("SigCgt:")) else { return false };
+    let Ok(mask) = u64::from_str_radix(mask.trim(), 16) else { return false };
+    signals.iter().all(|&s| mask & (1 << (s - 1)) != 0)
+}
+
+/// Sends SIGTERM once the shim catches it (it exits as the app it passes it to does).
+fn terminate(shim: &Child) {
+    let caught = wait_for("the shim catches SIGTERM", Duration::from_secs(10), || catches(shim.id(), &[libc::SIGTERM]));
+    sys_kill(shim.id(), libc::SIGTERM);
+    assert!(caught.is_ok(), "{caught:?}");
+}
+
 trait WaitWithin {
     fn wait_with_output_within(self, limit: Duration) -> std::process::Output;
 }
 
 impl WaitWithin for Child {
-    fn wait_with_output_within(mut self, limit: Duration) -> std::process::Output {
-        let deadline = Instant::now() + limit;
-        while self.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.kill();
-                panic!("the shim did not exit after SIGTERM");
+    /// Waits for the exit while reading stdout and stderr (so a full pipe cannot stall the
+    /// shim); past `limit` the shim is killed and the test fails.
+    fn wait_with_output_within(self, limit: Duration) -> std::process::Output {
+        let pid = self.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(self.wait_with_output()));
+        match rx.recv_timeout(limit) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+                panic!("the shim did not exit within {limit:?}");
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        self.wait_with_output().unwrap()
     }
 }
 
@@ -253,10 +294,12 @@ fn with_vault_gone_the_app_runs_until_its_credentials_expire_then_stops() {
             ("CERT", r#">>vault:pki/issue/web#certificate#{"common_name":"a.hush.test","ttl":"8s"}"#),
         ],
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // Vault goes away once the app runs (the shim has its certificate and lease).
+    let app_up = wait_for("the app's first heartbeat", Duration::from_secs(20), || heartbeat.exists());
     bao.stop();
     let out = shim.wait_with_output_within(Duration::from_secs(20));
     let log = String::from_utf8_lossy(&out.stderr);
+    assert!(app_up.is_ok(), "{app_up:?}\n{log}");
     assert_eq!(out.status.code(), Some(69), "{log}");
     assert!(log.contains("rotation failed") && log.contains("retrying"), "{log}");
     assert!(log.contains("credentials have expired"), "{log}");
@@ -301,16 +344,17 @@ fn a_new_kv_version_restarts_the_app_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let starts = dir.path().join("starts");
     let shim = kv_daemon(&bao, &starts, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(lines(&starts), ["first"]);
-    bao.run(&["kv", "put", "secret/app", "value=second"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lines(&starts).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    // The shim records the version it read before it starts the app, so once the app has
+    // started a new version is one it has not seen.
+    let first = wait_for("the app's first start", Duration::from_secs(10), || lines(&starts) == ["first"]);
+    if first.is_ok() {
+        bao.run(&["kv", "put", "secret/app", "value=second"]);
     }
-    sys_kill(shim.id(), libc::SIGTERM);
+    let second = wait_for("a second start", Duration::from_secs(10), || lines(&starts).len() >= 2);
+    terminate(&shim);
     let out = shim.wait_with_output_within(Duration::from_secs(10));
     let log = String::from_utf8_lossy(&out.stderr);
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}: starts {:?}\n{log}", lines(&starts));
     assert_eq!(lines(&starts), ["first", "second"], "{log}");
     assert!(log.contains("KV secret changed") && log.contains("from=1") && log.contains("to=2"), "{log}");
     assert!(!log.contains("first") && !log.contains("second"), "values stay out of the log: {log}");
@@ -324,11 +368,21 @@ fn the_exit_policy_stops_the_app_and_exits_75() {
     let dir = tempfile::tempdir().unwrap();
     let starts = dir.path().join("starts");
     let shim = kv_daemon(&bao, &starts, &[("HUSH_ROTATION", "exit")]);
-    std::thread::sleep(Duration::from_millis(1500));
-    bao.run(&["kv", "put", "secret/app", "value=second"]);
+    let first = wait_for("the app's first start", Duration::from_secs(10), || lines(&starts) == ["first"]);
+    if first.is_ok() {
+        bao.run(&["kv", "put", "secret/app", "value=second"]);
+    }
     let out = shim.wait_with_output_within(Duration::from_secs(15));
+    assert!(first.is_ok(), "{first:?}: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(lines(&starts), ["first"], "the app was not started again");
+}
+
+/// `(state, ppid, starttime)` of `pid` from `/proc/PID/stat`; `None` once it is gone.
+fn stat_of(pid: &str) -> Option<(String, String, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    Some((fields.first()?.to_string(), fields.get(1)?.to_string(), fields.get(19)?.to_string()))
 }
 
 #[test]
@@ -338,28 +392,38 @@ fn orphans_are_reparented_to_the_shim_and_reaped() {
     bao.run(&["kv", "put", "secret/app", "value=x"]);
     let dir = tempfile::tempdir().unwrap();
     let orphan_pid = dir.path().join("orphan");
-    // The subshell exits at once; its background sleep is orphaned and ends 1 s later.
-    let app = format!("(sleep 1 & echo $! > {}); exec sleep 1000", orphan_pid.display());
+    // The subshell exits at once; its background sleep is orphaned, and ends when this test
+    // kills it.
+    let app = format!("(sleep 1000 & echo $! > {}); exec sleep 1000", orphan_pid.display());
     let shim = daemon(&bao.addr, "root", &app, &[("HUSH_KV_POLL_INTERVAL", "0"), ("V", "vault:secret/data/app#value")]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&orphan_pid).map_or(true, |s| s.trim().is_empty()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    let shim_pid = shim.id().to_string();
+    let read_pid =
+        || std::fs::read_to_string(&orphan_pid).ok().filter(|s| s.ends_with('\n')).map(|s| s.trim().to_owned());
+    let mut result = wait_for("the orphan's pid", Duration::from_secs(10), || read_pid().is_some());
+    let pid = read_pid().unwrap_or_default();
+    let mut first_seen = None;
+    if result.is_ok() {
+        // Re-parented once the subshell has exited.
+        result = wait_for("the orphan's parent is the shim (child subreaper)", Duration::from_secs(10), || {
+            first_seen = stat_of(&pid);
+            first_seen.as_ref().is_some_and(|(_, ppid, _)| *ppid == shim_pid)
+        });
     }
-    let pid = std::fs::read_to_string(&orphan_pid).unwrap().trim().to_owned();
-    let parent_of = |pid: &str| -> Option<(String, String)> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let after = &stat[stat.rfind(')')? + 2..];
-        let mut fields = after.split_whitespace();
-        let state = fields.next()?.to_owned();
-        Some((state, fields.next()?.to_owned()))
-    };
-    let (_, ppid) = parent_of(&pid).expect("the orphan is alive");
-    assert_eq!(ppid, shim.id().to_string(), "the orphan was re-parented to the shim (child subreaper)");
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(parent_of(&pid).is_none(), "the orphan ended and was reaped, not left a zombie: {:?}", parent_of(&pid));
-    sys_kill(shim.id(), libc::SIGTERM);
+    if let Some((_, _, started)) = first_seen.as_ref().filter(|_| result.is_ok()) {
+        sys_kill(pid.parse().unwrap(), libc::SIGKILL);
+        // Reaped: its /proc entry is gone (or the pid is another process's, started later);
+        // a zombie keeps its entry.
+        result = wait_for("the orphan ended and was reaped, not left a zombie", Duration::from_secs(10), || {
+            stat_of(&pid).is_none_or(|(_, _, s)| s != *started)
+        });
+    } else if let Ok(p) = pid.parse::<u32>() {
+        let _ = Command::new("kill").arg("-KILL").arg(p.to_string()).status();
+    }
+    terminate(&shim);
     let out = shim.wait_with_output_within(Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(143));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(result.is_ok(), "{result:?}: orphan {pid}: {:?}\n{log}", stat_of(&pid));
+    assert_eq!(out.status.code(), Some(143), "{log}");
 }
 
 #[test]
@@ -376,24 +440,28 @@ fn catchable_signals_are_forwarded_to_the_app() {
         got = got.display(),
         ready = ready.display()
     );
+    let signals = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGALRM, libc::SIGWINCH, libc::SIGCONT];
     let shim = daemon(&bao.addr, "root", &app, &[("HUSH_KV_POLL_INTERVAL", "0"), ("V", "vault:secret/data/app#value")]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    let mut result = wait_for("the app's traps are set", Duration::from_secs(10), || ready.exists());
+    if result.is_ok() {
+        result = wait_for("the shim catches every signal it forwards", Duration::from_secs(10), || {
+            catches(shim.id(), &signals)
+        });
     }
-    for signal in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGALRM, libc::SIGWINCH, libc::SIGCONT] {
+    for (i, &signal) in signals.iter().enumerate() {
+        if result.is_err() {
+            break;
+        }
         sys_kill(shim.id(), signal);
-        std::thread::sleep(Duration::from_millis(300));
+        // One at a time, so that the app records them in the order sent.
+        result = wait_for(&format!("the app got signal {signal}"), Duration::from_secs(10), || lines(&got).len() > i);
     }
-    sys_kill(shim.id(), libc::SIGTERM);
+    terminate(&shim);
     let out = shim.wait_with_output_within(Duration::from_secs(10));
-    assert_eq!(
-        lines(&got),
-        ["USR1", "USR2", "HUP", "ALRM", "WINCH", "CONT"],
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(143));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(result.is_ok(), "{result:?}: got {:?}\n{log}", lines(&got));
+    assert_eq!(lines(&got), ["USR1", "USR2", "HUP", "ALRM", "WINCH", "CONT"], "{log}");
+    assert_eq!(out.status.code(), Some(143), "{log}");
 }
 
 /// A program that is open for writing cannot be executed (ETXTBSY): 126, "cannot execute",

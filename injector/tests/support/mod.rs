@@ -148,26 +148,47 @@ pub struct OwnBao {
 }
 
 impl OwnBao {
+    /// A server on a port it picks itself (`127.0.0.1:0`): no port is chosen here, freed and
+    /// handed over, so no other process can take it in between. Its address is the listening
+    /// port of the process that answers `bao status` over plain HTTP (the other one is the
+    /// cluster listener, TLS).
     pub fn start() -> OwnBao {
-        Self::start_on(free_port())
+        let (child, bin) = Self::spawn("127.0.0.1:0");
+        let mut server = OwnBao { child, addr: String::new(), bin };
+        let pid = server.child.id();
+        wait_until("OpenBao listens and answers `bao status`", std::time::Duration::from_secs(30), || {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("OpenBao exited while starting: {status}");
+            }
+            listening_ports(pid).into_iter().any(|port| {
+                server.addr = format!("http://127.0.0.1:{port}");
+                server.cli(&["status"]).status.success()
+            })
+        });
+        server
     }
 
+    /// A server on `port`, which the caller chose (a test of a server that appears later at a
+    /// known address).
     pub fn start_on(port: u16) -> OwnBao {
+        let (child, bin) = Self::spawn(&format!("127.0.0.1:{port}"));
+        let server = OwnBao { child, addr: format!("http://127.0.0.1:{port}"), bin };
+        wait_until("OpenBao answers `bao status`", std::time::Duration::from_secs(30), || {
+            server.cli(&["status"]).status.success()
+        });
+        server
+    }
+
+    fn spawn(listen: &str) -> (std::process::Child, PathBuf) {
         let bin: PathBuf = required("HUSH_TEST_BAO").into();
         let child = Command::new(&bin)
             .args(["server", "-dev", "-dev-no-store-token", "-dev-root-token-id=root"])
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-listen-address={listen}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("bao starts");
-        let server = OwnBao { child, addr: format!("http://127.0.0.1:{port}"), bin };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !server.cli(&["status"]).status.success() {
-            assert!(std::time::Instant::now() < deadline, "OpenBao did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        server
+        (child, bin)
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
@@ -191,6 +212,54 @@ impl Drop for OwnBao {
     }
 }
 
+/// A port nothing listens on right now. Freed before it is used, so another process may take
+/// it in between: only for a test of an address that is meant to refuse or to appear later.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `done` every 20 ms until it holds; an error naming `what` once `limit` has passed (so
+/// that the caller can stop what it started before it fails).
+pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("timed out after {limit:?} waiting until: {what}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// [`wait_for`], panicking on the deadline.
+pub fn wait_until(what: &str, limit: std::time::Duration, done: impl FnMut() -> bool) {
+    if let Err(e) = wait_for(what, limit, done) {
+        panic!("{e}");
+    }
+}
+
+/// The TCP ports (IPv4) process `pid` listens on: its socket fds matched against the
+/// listening sockets of its network namespace (`/proc/PID/net/tcp`, state `0A`).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let t = target.to_str()?;
+                    Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+            let port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (*state == "0A" && inodes.iter().any(|i| i == inode)).then_some(port)
+        })
+        .collect()
 }
