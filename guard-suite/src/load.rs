@@ -493,6 +493,105 @@ impl Suite<'_> {
     }
 }
 
+/// The protected set's size as the programs count it (the pinned `hush_count`).
+fn protected_count(root: &Path) -> Result<i64> {
+    let map = aya::maps::MapData::from_pin(root.join("hush_count"))
+        .map_err(|e| anyhow!("opening the pinned hush_count map: {e}"))?;
+    let count: aya::maps::Array<_, i64> = aya::maps::Array::try_from(aya::maps::Map::Array(map))?;
+    Ok(count.get(&0, 0)?)
+}
+
+/// The one `protected_set_full` line whose reader is `tgid`, and how many there are.
+fn full_lines(g: &GuardProc, tgid: u32, patience: Duration) -> (Option<Value>, usize) {
+    let mine = move |v: &Value| v["attempt"] == "protected_set_full" && v["reader"]["tgid"] == tgid;
+    let line = g.wait_for(patience, mine);
+    std::thread::sleep(Duration::from_millis(300));
+    (line, g.count(mine))
+}
+
+impl Suite<'_> {
+    /// Issue 13: a registration that cannot be made fails closed, never silently. The guard is
+    /// restarted with `--max-protected` one above the protected set's size: shim A fits (its app
+    /// runs protected), shim B does not (lsm: its execve fails; other modes: killed before its
+    /// first instruction) and B's app never runs; then A's app forks past the limit (lsm: the
+    /// fork fails; fentry: A is killed, no child is made; tracepoint: the child dies on its
+    /// return from fork) and the child never runs. Each failure is one `protected_set_full`
+    /// line. Returns the guard (still at the small limit).
+    pub(super) fn capacity(&mut self, injector: &Path, real_shim: bool) -> Result<GuardProc> {
+        let dir = self.a.workdir.join("capacity");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let fifo = dir.join("go");
+        ensure!(Command::new("mkfifo").arg(&fifo).status()?.success(), "mkfifo {}", fifo.display());
+        let limit = protected_count(&self.a.pin_root)? + 1;
+        let g = GuardProc::start(&RunArgs {
+            guard_args: vec!["--max-protected".to_owned(), limit.to_string()],
+            ..self.a.clone()
+        })?;
+        let d = dir.display();
+        // A waits on the fifo with builtins only (a fork of `sleep` would hit the limit early).
+        let a_script = format!("echo ran > {d}/a-ran; read x < {d}/go; (echo ran > {d}/kid-ran) & wait");
+        let mut a = launcher_cmd(injector, real_shim, &self.secret, &["/bin/sh", "-c", &a_script])
+            .stdout(Stdio::null())
+            .spawn()?;
+        let a_pid = a.id();
+        let until = Instant::now() + self.patience();
+        while !dir.join("a-ran").exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.check(dir.join("a-ran").exists(), format!("--max-protected {limit}: shim A ({a_pid}) fits, its app runs"));
+
+        // B: one past the limit. Through sh, so that its pid is known even when execve fails.
+        let b_script = format!("echo ran > {d}/b-ran");
+        let mut b = Command::new("/bin/sh");
+        b.args(["-c", "exec \"$@\"", "sh"]).arg(injector);
+        if !real_shim {
+            b.arg("exec-env");
+        }
+        let b = b
+            .args(["--", "/bin/sh", "-c", &b_script])
+            .env("HUSH_SUITE_SECRET", &self.secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let b_pid = b.id();
+        let b_status = b.wait_with_output()?.status;
+        let (want, refused) = if self.a.expect == "lsm" {
+            ("denied", b_status.code().is_some_and(|c| c != 0))
+        } else {
+            ("killed", b_status.signal() == Some(libc::SIGKILL))
+        };
+        self.check(
+            refused && !dir.join("b-ran").exists() && std::fs::read(format!("/proc/{b_pid}/environ")).is_err(),
+            format!("shim B ({b_pid}) past --max-protected {limit} is refused ({b_status}), its app never runs"),
+        );
+        let (line, n) = full_lines(&g, b_pid, self.patience());
+        self.check(
+            n == 1 && line.as_ref().is_some_and(|l| l["action"] == want),
+            format!("shim B: exactly one protected_set_full line, action {want} (got {n}: {line:?})"),
+        );
+
+        // A forks past the limit.
+        std::fs::write(&fifo, "go\n")?;
+        let a_status = a.wait()?;
+        let a_killed = a_status.signal() == Some(libc::SIGKILL);
+        self.check(
+            !dir.join("kid-ran").exists() && a_killed == (self.a.expect == "fentry"),
+            format!(
+                "a fork by protected A past --max-protected {limit}: the child never runs; A {} ({a_status})",
+                if self.a.expect == "fentry" { "is killed (no child is made)" } else { "lives" }
+            ),
+        );
+        let (line, n) = full_lines(&g, a_pid, self.patience());
+        self.check(
+            n == 1 && line.as_ref().is_some_and(|l| l["action"] == want),
+            format!("the refused fork: exactly one protected_set_full line, action {want} (got {n}: {line:?})"),
+        );
+        Ok(g)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,9 @@ struct RunArgs {
     /// `--max-lines-per-sec` passed to the guard (set by the suite itself).
     #[arg(skip)]
     max_lines: Option<u32>,
+    /// More guard flags (`--allow-32bit`, `--max-protected N`; set by the suite itself).
+    #[arg(skip)]
+    guard_args: Vec<String>,
     /// Seconds to wait for the guard to start and for audit lines (qemu TCG is slow).
     #[arg(long, default_value_t = 30)]
     patience: u64,
@@ -338,6 +341,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
         race_secs: 0,
         allow_cgroup: None,
         max_lines: None,
+        guard_args: vec![],
         patience: 30,
         churn: 0,
         churn_parallel: 1,
@@ -431,6 +435,7 @@ impl GuardProc {
             .args(["--node", "suite"])
             .args(a.allow_cgroup.iter().flat_map(|c| [std::ffi::OsStr::new("--allow-cgroup"), c.as_os_str()]))
             .args(a.max_lines.iter().flat_map(|n| ["--max-lines-per-sec".to_owned(), n.to_string()]))
+            .args(&a.guard_args)
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", a.guard.display()))?;
@@ -888,6 +893,8 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     g = s.flood_refused(prot.pid)?;
     g.stop()?;
     g = s.flood_lost(prot.pid)?;
+    g.stop()?;
+    g = s.capacity(&injector, real_shim)?;
     g.stop()?;
     g = GuardProc::start(a)?;
 

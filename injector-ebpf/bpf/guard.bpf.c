@@ -30,6 +30,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
+#define ENOMEM 12
+#define CLONE_THREAD 0x00010000
 #define SIGKILL 9
 #define PROC_SUPER_MAGIC 0x9fa0
 #define PIDFS_MAGIC 0x50494446
@@ -52,10 +54,17 @@ const volatile __u64 mem_read_addr = 0;	    /* kallsyms `mem_read`, 0 if unknown
 /* Tracepoint mode: SIGKILL io_uring_setup by non-allowlisted processes (io_uring's opens run no
  * syscall tracepoint). 0 with `guard --allow-io-uring`. */
 const volatile __u32 refuse_io_uring = 1;
+/* `guard --max-protected`: registrations beyond it fail closed. The maps are sized by the loader
+ * with HUSH_HEADROOM more entries, so a fork that passed the check concurrently with others (or
+ * a doomed child, see below) still finds room and is protected. */
+const volatile __u32 max_protected = 65536;
+/* Tracepoint and audit modes: the syscall tracepoints are attached, decisions on pids go through
+ * `hush_vpids`, and a doomed child is killed on its return from fork. */
+const volatile __u32 syscall_hooks = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 65536 + 1024); /* loader: --max-protected + HUSH_HEADROOM */
 	__type(key, __u32); /* global tgid */
 	__type(value, struct hush_protected);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -63,7 +72,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536 * 2);
+	__uint(max_entries, (65536 + 1024) * 2); /* loader: 2 x hush_protected's */
 	__type(key, struct hush_vpid_key);
 	__type(value, __u32); /* global tgid */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -71,7 +80,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536 * 2);
+	__uint(max_entries, (65536 + 1024) * 2); /* loader: 2 x hush_protected's */
 	__type(key, __u32); /* global tid of a protected thread */
 	__type(value, struct hush_tid_keys);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -94,6 +103,15 @@ struct {
 	__type(value, __u32); /* creator's tgid */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hush_newborn SEC(".maps");
+
+/* The number of entries in hush_protected (kept by the programs: a hash map has no count). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hush_count SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -208,7 +226,7 @@ static __always_inline int upid_at(struct pid *pid, __u32 level, struct hush_vpi
 /* Indexes thread `t` (of protected group `tgid`) under its number in every pid namespace it is
  * visible in, so ptrace/process_vm_* callers' namespaced pids can be resolved; remembers those
  * keys under its global tid for unindex_tid. */
-static __always_inline void index_vpids(struct task_struct *t, __u32 tgid)
+static __always_inline int index_vpids(struct task_struct *t, __u32 tgid)
 {
 	struct pid *pid = BPF_CORE_READ(t, thread_pid);
 	__u32 level = BPF_CORE_READ(pid, level);
@@ -222,14 +240,14 @@ static __always_inline void index_vpids(struct task_struct *t, __u32 tgid)
 		if (upid_at(pid, i, &key))
 			break;
 		if (bpf_map_update_elem(&hush_vpids, &key, &tgid, BPF_ANY)) {
-			stat_inc(HUSH_STAT_MAP_FULL);
-			break;
+			/* still record what was indexed, so that exit removes it */
+			bpf_map_update_elem(&hush_tids, &tid, &all, BPF_ANY);
+			return -1;
 		}
 		all.keys[i] = key;
 		all.n = i + 1;
 	}
-	if (bpf_map_update_elem(&hush_tids, &tid, &all, BPF_ANY))
-		stat_inc(HUSH_STAT_MAP_FULL);
+	return bpf_map_update_elem(&hush_tids, &tid, &all, BPF_ANY) ? -1 : 0;
 }
 
 /* Removes what index_vpids recorded for global thread id `tid`. By tid, not from the task's
@@ -251,6 +269,58 @@ static __always_inline void unindex_tid(__u32 tid)
 static __always_inline int is_protected(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&hush_protected, &tgid) != 0;
+}
+
+/* ---- capacity: a registration that cannot be made fails closed --------------------------- */
+
+/* How a blocked attempt ends. */
+enum enforcement {
+	E_DENY = 0, /* lsm: the hook returns an errno */
+	E_KILL = 1, /* tracepoint, fentry: SIGKILL before the task returns to user space */
+};
+
+static __always_inline __s64 *protected_count(void)
+{
+	__u32 k = 0;
+
+	return bpf_map_lookup_elem(&hush_count, &k);
+}
+
+/* The protected set holds --max-protected entries (or more: the headroom). */
+static __always_inline int at_capacity(void)
+{
+	__s64 *n = protected_count();
+
+	return n && *n >= (__s64)max_protected;
+}
+
+/* Adds `tgid` to the protected set and counts it; nonzero if the map had no room. */
+static __always_inline long protect_insert(__u32 tgid, struct hush_protected *v)
+{
+	__s64 *n;
+
+	if (bpf_map_update_elem(&hush_protected, &tgid, v, BPF_NOEXIST))
+		return -1;
+	n = protected_count();
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return 0;
+}
+
+/* A registration that cannot be made (the set is at --max-protected, a map is full): counted, one
+ * line, and in enforce mode the registering task is refused (E_DENY: the caller returns an errno)
+ * or SIGKILLed with its thread group before it returns to user space. 1 if blocked. */
+static __always_inline int refuse_registration(struct task_struct *t, __u32 hook, enum enforcement how, __s32 sc)
+{
+	stat_inc(HUSH_STAT_MAP_FULL);
+	if (mode != HUSH_MODE_ENFORCE) {
+		emit(t, hook, HUSH_WHAT_PROTECTED_SET_FULL, HUSH_ACTION_AUDITED, sc);
+		return 0;
+	}
+	if (how == E_KILL)
+		bpf_send_signal(SIGKILL);
+	emit(t, hook, HUSH_WHAT_PROTECTED_SET_FULL, how == E_KILL ? HUSH_ACTION_KILLED : HUSH_ACTION_DENIED, sc);
+	return 1;
 }
 
 /* ---- registration, inheritance, release ---------------------------------------------- */
@@ -327,12 +397,19 @@ int hush_sched_exec(struct sched_exec_ctx *ctx)
 		return 0;
 	v.since_boot_ns = bpf_ktime_get_boot_ns();
 	v.registered_tgid = tgid;
-	if (bpf_map_update_elem(&hush_protected, &tgid, &v, BPF_ANY)) {
-		stat_inc(HUSH_STAT_MAP_FULL);
-		return 0;
+	/* Fail closed: a shim that cannot be registered dies before its first instruction (it has
+	 * fetched nothing yet). lsm mode refused most such execs in bprm_check_security already. */
+	int full = at_capacity();
+	long err = full && mode == HUSH_MODE_ENFORCE ? -1 : protect_insert(tgid, &v);
+	if (full || err) {
+		refuse_registration(t, HUSH_HOOK_SCHED_EXEC, E_KILL, -1);
+		if (err)
+			return 0;
 	}
-	/* execve left one thread, now the leader: index it (de_thread kept its pid numbers). */
-	index_vpids(t, tgid);
+	/* execve left one thread, now the leader: index it (de_thread kept its pid numbers). The
+	 * syscall modes find ptrace/process_vm_* targets only through this index. */
+	if (index_vpids(t, tgid) && syscall_hooks && refuse_registration(t, HUSH_HOOK_SCHED_EXEC, E_KILL, -1))
+		return 0;
 	emit(t, HUSH_HOOK_SCHED_EXEC, HUSH_WHAT_PROTECT, HUSH_ACTION_PROTECTED, -1);
 	/* Fail closed on a traced or perf-monitored start (lsm mode already refused the exec in
 	 * bprm_check_security). Protected first, so no one else can open it while it dies; the
@@ -369,12 +446,37 @@ int hush_sched_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (ctgid != ptgid) { /* a new process: it inherits protection */
 		v.since_boot_ns = bpf_ktime_get_boot_ns();
 		v.registered_tgid = pv->registered_tgid;
-		if (bpf_map_update_elem(&hush_protected, &ctgid, &v, BPF_ANY)) {
+		/* Past --max-protected. lsm and fentry refused such forks in task_alloc; what gets here
+		 * (tracepoint mode, or forks racing that check) is registered in the headroom, so it is
+		 * protected, and in the syscall modes doomed: SIGKILLed on its return from fork, before
+		 * its first instruction (hush_exit_fork). */
+		if (at_capacity() && syscall_hooks && mode == HUSH_MODE_ENFORCE)
+			v.flags = HUSH_PROTECTED_DOOMED;
+		if (protect_insert(ctgid, &v)) {
+			/* Not even the headroom: the child is not protected. Said as it is. */
 			stat_inc(HUSH_STAT_MAP_FULL);
+			emit_as(parent, child, HUSH_HOOK_SCHED_FORK, HUSH_WHAT_PROTECTED_SET_FULL,
+				mode == HUSH_MODE_ENFORCE ? HUSH_ACTION_EXPOSED : HUSH_ACTION_AUDITED, -1);
 			return 0;
 		}
 	}
-	index_vpids(child, ctgid); /* a new process, or a new thread of a protected one */
+	/* a new process, or a new thread of a protected one */
+	if (index_vpids(child, ctgid) && syscall_hooks && !(v.flags & HUSH_PROTECTED_DOOMED)) {
+		/* Its pid is not findable by the ptrace/process_vm_* hooks: a new thread takes its group
+		 * down with it (SIGKILL to the creator's group); a new process is doomed. */
+		if (ctgid == ptgid)
+			refuse_registration(parent, HUSH_HOOK_SCHED_FORK, E_KILL, -1);
+		else if (mode == HUSH_MODE_ENFORCE) {
+			struct hush_protected *cv = bpf_map_lookup_elem(&hush_protected, &ctgid);
+			if (cv)
+				cv->flags = HUSH_PROTECTED_DOOMED;
+			v.flags = HUSH_PROTECTED_DOOMED;
+		}
+	}
+	if (v.flags & HUSH_PROTECTED_DOOMED) {
+		stat_inc(HUSH_STAT_MAP_FULL);
+		emit_as(parent, child, HUSH_HOOK_SCHED_FORK, HUSH_WHAT_PROTECTED_SET_FULL, HUSH_ACTION_KILLED, -1);
+	}
 	return 0;
 }
 
@@ -395,7 +497,11 @@ int hush_sched_exit(void *ctx)
 	 * The tgid cannot be reused before this task is reaped, so no other process can ever be
 	 * looked up under it while the entry exists. */
 	if (BPF_CORE_READ(t, signal, live.counter) == 0) {
-		bpf_map_delete_elem(&hush_protected, &tgid);
+		if (bpf_map_delete_elem(&hush_protected, &tgid) == 0) {
+			__s64 *n = protected_count();
+			if (n)
+				__sync_fetch_and_add(n, -1);
+		}
 		/* One release line per protect line: forked children exit silently. */
 		if (registered)
 			emit(t, HUSH_HOOK_SCHED_EXIT, HUSH_WHAT_RELEASE, HUSH_ACTION_RELEASED, -1);
@@ -487,12 +593,6 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 enum verdict {
 	V_PASS = 0,
 	V_BLOCK = 1, /* enforce: deny (lsm) or kill (tracepoint, fentry) */
-};
-
-/* How a blocked attempt ends. */
-enum enforcement {
-	E_DENY = 0, /* lsm: the hook returns -EPERM */
-	E_KILL = 1, /* tracepoint, fentry: SIGKILL before the reader returns to user space */
 };
 
 static __always_inline int sigkill_pending(struct task_struct *t)
@@ -869,6 +969,48 @@ static __always_inline void on_io_uring_setup(__u32 hook, __s32 sc)
 	emit(0, hook, HUSH_WHAT_IO_URING_SETUP, HUSH_ACTION_KILLED, sc);
 }
 
+/* A doomed child (registered past --max-protected, see hush_sched_fork) on its return from fork:
+ * SIGKILL before its first instruction. The parent's return (ret != 0) passes at once. */
+static __always_inline void on_fork_exit(long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct hush_protected *v;
+
+	if (ret != 0)
+		return;
+	v = bpf_map_lookup_elem(&hush_protected, &tgid);
+	if (v && (v->flags & HUSH_PROTECTED_DOOMED) && mode == HUSH_MODE_ENFORCE)
+		bpf_send_signal(SIGKILL);
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone")
+int hush_exit_clone(struct sys_exit_ctx *ctx)
+{
+	on_fork_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone3")
+int hush_exit_clone3(struct sys_exit_ctx *ctx)
+{
+	on_fork_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_fork")
+int hush_exit_fork(struct sys_exit_ctx *ctx)
+{
+	on_fork_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_vfork")
+int hush_exit_vfork(struct sys_exit_ctx *ctx)
+{
+	on_fork_exit(ctx->ret);
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_enter_ptrace")
 int hush_enter_ptrace(struct sys_enter_ctx *ctx)
 {
@@ -1046,14 +1188,25 @@ int BPF_PROG(hush_follow_link, struct dentry *dentry, struct inode *inode, bool 
 	return 0;
 }
 
-/* Before the new task's pid exists: remember that a protected process is creating it. */
-static __always_inline void note_newborn(struct task_struct *task)
+/* Before the new task's pid exists: remember that a protected process is creating it. A new
+ * process that could not be registered fails closed here, before it exists: lsm mode fails the
+ * fork (ENOMEM), fentry mode SIGKILLs the creator, whose pending signal makes copy_process abort
+ * (no child is made). 1 if refused. */
+static __always_inline int note_newborn(struct task_struct *task, unsigned long clone_flags, __u32 hook,
+					enum enforcement how)
 {
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
 	__u32 me = bpf_get_current_pid_tgid() >> 32;
 	__u64 addr = (__u64)task;
+	int thread = (clone_flags & CLONE_THREAD) != 0;
 
-	if (is_protected(me) && bpf_map_update_elem(&hush_newborn, &addr, &me, BPF_ANY))
-		stat_inc(HUSH_STAT_MAP_FULL);
+	if (!is_protected(me))
+		return 0;
+	if (!thread && at_capacity())
+		return refuse_registration(cur, hook, how, current_syscall());
+	if (bpf_map_update_elem(&hush_newborn, &addr, &me, BPF_ANY) && !thread)
+		return refuse_registration(cur, hook, how, current_syscall());
+	return 0;
 }
 
 SEC("lsm/task_alloc")
@@ -1061,8 +1214,7 @@ int BPF_PROG(hush_task_alloc, struct task_struct *task, unsigned long clone_flag
 {
 	if (ret)
 		return ret;
-	note_newborn(task);
-	return 0;
+	return note_newborn(task, clone_flags, HUSH_HOOK_LSM_TASK_ALLOC, E_DENY) ? -ENOMEM : 0;
 }
 
 static __always_inline int is_shim_file(struct file *f)
@@ -1088,6 +1240,10 @@ int BPF_PROG(hush_bprm_check, struct linux_binprm *bprm, int ret)
 		return ret;
 	if (!is_shim_file(BPF_CORE_READ(bprm, file)))
 		return 0;
+	/* No room to protect it: the exec fails (ENOMEM) and the caller keeps its old image. */
+	if (!is_protected(bpf_get_current_pid_tgid() >> 32) && at_capacity() &&
+	    refuse_registration(t, HUSH_HOOK_LSM_BPRM_CHECK, E_DENY, current_syscall()))
+		return -ENOMEM;
 	why = monitored(t);
 	if (!why)
 		return 0;
@@ -1140,6 +1296,6 @@ int BPF_PROG(hush_fe_follow_link, struct dentry *dentry, struct inode *inode, bo
 SEC("fentry/security_task_alloc")
 int BPF_PROG(hush_fe_task_alloc, struct task_struct *task, unsigned long clone_flags)
 {
-	note_newborn(task);
+	note_newborn(task, clone_flags, HUSH_HOOK_FENTRY_TASK_ALLOC, E_KILL);
 	return 0;
 }

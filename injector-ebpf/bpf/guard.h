@@ -33,6 +33,9 @@ enum hush_hook {
 	HUSH_HOOK_FENTRY_FILE_OPEN = 16, /* fentry/security_file_open */
 	HUSH_HOOK_FENTRY_PTRACE_ACCESS = 17, /* fentry/security_ptrace_access_check */
 	HUSH_HOOK_FENTRY_FOLLOW_LINK = 18, /* fentry/security_inode_follow_link */
+	HUSH_HOOK_LSM_TASK_ALLOC = 19,	 /* lsm/task_alloc: a fork by a protected process */
+	HUSH_HOOK_FENTRY_TASK_ALLOC = 20, /* fentry/security_task_alloc */
+	HUSH_HOOK_SCHED_FORK = 21,	 /* registration of a child: raw_tp/sched_process_fork */
 };
 
 /* What was attempted on the target. */
@@ -51,6 +54,8 @@ enum hush_what {
 	HUSH_WHAT_IO_URING_SETUP = 12, /* io_uring_setup (tracepoint mode cannot see io_uring's opens) */
 	HUSH_WHAT_TRACED_EXEC = 13,  /* exec of the shim by a ptraced process */
 	HUSH_WHAT_PERF_EXEC = 14,    /* exec of the shim with perf events attached to the process */
+	HUSH_WHAT_PROTECTED_SET_FULL = 15, /* registration failed (the protected set is at --max-protected,
+					    * or a map is full): the exec or fork is refused or killed */
 };
 
 enum hush_action {
@@ -98,11 +103,15 @@ struct hush_event {
 	__s32 syscall; /* syscall number of the reader (x86_64), -1 if unknown */
 };
 
+/* `flags` of a protected entry: registered beyond --max-protected (in the map's headroom, so
+ * protected) and to be SIGKILLed on its return from fork, before its first instruction. */
+#define HUSH_PROTECTED_DOOMED 1
+
 /* Value of `protected_tgids`, keyed by global tgid. */
 struct hush_protected {
 	__u64 since_boot_ns;
 	__u32 registered_tgid; /* tgid that exec'd the shim (itself, or the forking ancestor's) */
-	__u32 _pad;
+	__u32 flags;	       /* HUSH_PROTECTED_DOOMED */
 };
 
 /* Key of `protected_vpids`: a thread's number in one pid namespace; value: its global tgid. */
@@ -123,7 +132,7 @@ struct hush_tid_keys {
 /* Indexes into the `stats` array. */
 enum hush_stat {
 	HUSH_STAT_RINGBUF_FULL = 0,	      /* events lost because the ring buffer was full */
-	HUSH_STAT_MAP_FULL = 1,		      /* registrations lost because a map was full */
+	HUSH_STAT_MAP_FULL = 1,		      /* registrations refused or killed: a map full or --max-protected reached */
 	HUSH_STAT_RINGBUF_FULL_LIFECYCLE = 2, /* the part of RINGBUF_FULL that were protect/release */
 	HUSH_STAT_MAX = 3,
 };

@@ -29,6 +29,7 @@ int main(void)
 	SIZE(hush_protected);
 	OFF(hush_protected, since_boot_ns);
 	OFF(hush_protected, registered_tgid);
+	OFF(hush_protected, flags);
 	SIZE(hush_vpid_key);
 	OFF(hush_vpid_key, ns_inum);
 	OFF(hush_vpid_key, vpid);
@@ -55,6 +56,9 @@ int main(void)
 	VAL(HUSH_HOOK_FENTRY_FILE_OPEN);
 	VAL(HUSH_HOOK_FENTRY_PTRACE_ACCESS);
 	VAL(HUSH_HOOK_FENTRY_FOLLOW_LINK);
+	VAL(HUSH_HOOK_LSM_TASK_ALLOC);
+	VAL(HUSH_HOOK_FENTRY_TASK_ALLOC);
+	VAL(HUSH_HOOK_SCHED_FORK);
 	VAL(HUSH_WHAT_ENVIRON);
 	VAL(HUSH_WHAT_MEM);
 	VAL(HUSH_WHAT_PTRACE);
@@ -69,6 +73,8 @@ int main(void)
 	VAL(HUSH_WHAT_IO_URING_SETUP);
 	VAL(HUSH_WHAT_TRACED_EXEC);
 	VAL(HUSH_WHAT_PERF_EXEC);
+	VAL(HUSH_WHAT_PROTECTED_SET_FULL);
+	VAL(HUSH_PROTECTED_DOOMED);
 	VAL(HUSH_ACTION_DENIED);
 	VAL(HUSH_ACTION_KILLED);
 	VAL(HUSH_ACTION_AUDITED);

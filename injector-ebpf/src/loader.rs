@@ -1,8 +1,8 @@
 //! The aya edge: gathers host facts, loads the embedded BPF object for one mode, attaches and
 //! pins its programs, and hands out the event ring buffer and the pinned maps.
 //!
-//! Persistence: maps are pinned by name under the pin root (`hush_protected`, `hush_vpids`,
-//! `hush_tids`, `hush_allowed`, `hush_events`, `hush_stats`), so a restarted or upgraded guard reuses the
+//! Persistence: maps are pinned by name under the pin root (`hush_protected`, `hush_count`,
+//! `hush_vpids`, `hush_tids`, `hush_newborn`, `hush_allowed`, `hush_events`, `hush_stats`), so a restarted or upgraded guard reuses the
 //! protected set. Links are pinned under `<root>/links_<boot ns>` (bpffs refuses dots in names), so the programs stay attached
 //! while no guard runs; a new guard attaches its own links first and then removes older ones
 //! (protection overlaps, never gaps). `guard unload` removes the whole pin root.
@@ -20,6 +20,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gu
 
 /// Default pin root on bpffs.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/hush";
+
+/// Default `--max-protected`: protected thread groups at once.
+pub const MAX_PROTECTED: u32 = 65536;
+/// Entries `hush_protected` holds beyond `--max-protected` (`HUSH_HEADROOM` in guard.bpf.c): forks
+/// that passed the capacity check concurrently, and doomed children, are still protected.
+pub const HEADROOM: u32 = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -64,6 +70,8 @@ pub enum LoadError {
 /// A loaded, attached guard.
 pub struct Guard {
     pub mode: Mode,
+    /// The `--max-protected` in force (lower than asked when the pinned set is smaller).
+    pub max_protected: u32,
     pub events: RingBuf<MapData>,
     pub stats: Array<MapData, u64>,
     /// Held so the programs stay loaded while this process runs (links are pinned anyway).
@@ -80,6 +88,8 @@ pub struct Options {
     /// Tracepoint mode: let io_uring_setup through (`--allow-io-uring`; leaves io_uring's
     /// opens unseen).
     pub allow_io_uring: bool,
+    /// Registrations beyond this many protected thread groups fail closed (`--max-protected`).
+    pub max_protected: u32,
 }
 
 impl HostFacts {
@@ -150,11 +160,24 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hush_enter_pidfd_getfd", "syscalls", "sys_enter_pidfd_getfd"),
     ("hush_enter_perf", "syscalls", "sys_enter_perf_event_open"),
     ("hush_enter_io_uring_setup", "syscalls", "sys_enter_io_uring_setup"),
+    // A child registered past --max-protected dies on its return from fork.
+    ("hush_exit_clone", "syscalls", "sys_exit_clone"),
+    ("hush_exit_clone3", "syscalls", "sys_exit_clone3"),
+    ("hush_exit_fork", "syscalls", "sys_exit_fork"),
+    ("hush_exit_vfork", "syscalls", "sys_exit_vfork"),
 ];
 /// Syscall tracepoints a kernel may lack (the syscall is configured out: CONFIG_FHANDLE,
-/// CONFIG_IO_URING, CONFIG_PERF_EVENTS): without the syscall there is nothing to guard.
-const OPTIONAL_TRACEPOINTS: &[&str] =
-    &["sys_exit_open_by_handle_at", "sys_enter_io_uring_setup", "sys_enter_perf_event_open", "sys_enter_pidfd_getfd"];
+/// CONFIG_IO_URING, CONFIG_PERF_EVENTS; fork, vfork and clone3 on some architectures): without
+/// the syscall there is nothing to guard.
+const OPTIONAL_TRACEPOINTS: &[&str] = &[
+    "sys_exit_open_by_handle_at",
+    "sys_enter_io_uring_setup",
+    "sys_enter_perf_event_open",
+    "sys_enter_pidfd_getfd",
+    "sys_exit_clone3",
+    "sys_exit_fork",
+    "sys_exit_vfork",
+];
 /// Raw tracepoints of tracepoint mode: the 32-bit and x32 syscalls the syscalls:* ones skip.
 const RAW_SYSCALL_TRACEPOINTS: &[(&str, &str)] =
     &[("hush_raw_sys_enter", "sys_enter"), ("hush_raw_sys_exit", "sys_exit")];
@@ -179,9 +202,30 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     let mem_read = kallsyms_addr(&syms, "mem_read");
     let enforce: u32 = if mode == Mode::Audit { 0 } else { 1 };
     let refuse_io_uring: u32 = u32::from(!opts.allow_io_uring);
+    let syscall_hooks: u32 = u32::from(matches!(mode, Mode::Tracepoint | Mode::Audit));
+    // A pinned protected set is reused as it is (its size included): the limit is what it holds.
+    let hard = opts.max_protected.saturating_add(HEADROOM);
+    let max_protected = match aya::maps::MapInfo::from_pin(opts.pin_root.join("hush_protected")) {
+        Ok(info) if info.max_entries() != hard => {
+            let held = info.max_entries().saturating_sub(HEADROOM).min(opts.max_protected);
+            eprintln!(
+                "guard: warning: the pinned protected set holds {} entries; --max-protected {} is {held} until \
+                 `guard unload`",
+                info.max_entries(),
+                opts.max_protected
+            );
+            held
+        }
+        _ => opts.max_protected,
+    };
     let mut ebpf = EbpfLoader::new()
         .override_global("mode", &enforce, true)
         .override_global("refuse_io_uring", &refuse_io_uring, true)
+        .override_global("max_protected", &max_protected, true)
+        .override_global("syscall_hooks", &syscall_hooks, true)
+        .map_max_entries("hush_protected", hard)
+        .map_max_entries("hush_vpids", hard.saturating_mul(2))
+        .map_max_entries("hush_tids", hard.saturating_mul(2))
         .override_global("environ_read_addr", &environ_read, true)
         .override_global("mem_read_addr", &mem_read, true)
         .default_map_pin_directory(&opts.pin_root)
@@ -220,6 +264,25 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     for id in &opts.allowed_cgroups {
         allowed.insert(id, 1, 0).map_err(|e| LoadError::Map("hush_allowed", Some(e)))?;
     }
+    // A protected set pinned by a guard that kept no count (or none yet): count it once. The
+    // programs keep it from here on.
+    let protected_now = ebpf
+        .map("hush_protected")
+        .ok_or(LoadError::Map("hush_protected", None))
+        .and_then(|m| {
+            HashMap::<_, u32, crate::maps::Protected>::try_from(m)
+                .map_err(|e| LoadError::Map("hush_protected", Some(e)))
+        })?
+        .keys()
+        .filter(Result::is_ok)
+        .count() as i64;
+    let mut count: Array<_, i64> = ebpf
+        .map_mut("hush_count")
+        .ok_or(LoadError::Map("hush_count", None))
+        .and_then(|m| Array::try_from(m).map_err(|e| LoadError::Map("hush_count", Some(e))))?;
+    if count.get(&0, 0).unwrap_or(0) == 0 && protected_now > 0 {
+        count.set(0, protected_now, 0).map_err(|e| LoadError::Map("hush_count", Some(e)))?;
+    }
     let events = ebpf
         .take_map("hush_events")
         .ok_or(LoadError::Map("hush_events", None))
@@ -228,7 +291,7 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
         .take_map("hush_stats")
         .ok_or(LoadError::Map("hush_stats", None))
         .and_then(|m| Array::try_from(m).map_err(|e| LoadError::Map("hush_stats", Some(e))))?;
-    Ok(Guard { mode, events, stats, _ebpf: ebpf })
+    Ok(Guard { mode, max_protected, events, stats, _ebpf: ebpf })
 }
 
 fn attach_err<E: std::error::Error + Send + Sync + 'static>(

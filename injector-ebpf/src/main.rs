@@ -43,6 +43,12 @@ struct Cli {
     /// (io_uring's opens then go unseen: a named gap, see SECURITY.md).
     #[arg(long)]
     allow_io_uring: bool,
+    /// At most this many protected thread groups at once. A shim exec or a protected fork past it
+    /// fails closed, with one `protected_set_full` line: lsm mode fails the exec or fork (ENOMEM),
+    /// fentry mode kills the shim (before its first instruction) or the forking process (no child
+    /// is made), tracepoint mode kills the shim or the new child on its return from fork.
+    #[arg(long, default_value_t = loader::MAX_PROTECTED, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    max_protected: u32,
     /// At most this many audit lines per second; the rest are counted in a summary line.
     #[arg(long, default_value_t = 200)]
     max_lines_per_sec: u32,
@@ -77,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
         pin_root: cli.pin_root.clone(),
         allowed_cgroups,
         allow_io_uring: cli.allow_io_uring,
+        max_protected: cli.max_protected,
     };
     let (mut guard, facts) = loader::start(&opts).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     for w in mode::warnings(guard.mode, &facts, !cli.allow_io_uring) {
@@ -108,7 +115,7 @@ fn run(cli: Cli) -> Result<()> {
         "{}",
         serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
             "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total,
-            "gaps": gaps, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
+            "gaps": gaps, "max_protected": guard.max_protected, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
     )?;
     out.flush()?;
 

@@ -51,7 +51,8 @@ pub struct Event {
 pub struct Protected {
     pub since_boot_ns: u64,
     pub registered_tgid: u32,
-    pub pad: u32,
+    /// `HUSH_PROTECTED_DOOMED`: registered past `--max-protected`, killed on its return from fork.
+    pub flags: u32,
 }
 
 /// `struct hush_vpid_key`: key of the pinned `hush_vpids` map.
@@ -100,6 +101,8 @@ const _: () = {
     assert!(size_of::<Protected>() == c::SIZEOF_HUSH_PROTECTED);
     assert!(offset_of!(Protected, since_boot_ns) == c::OFFSETOF_HUSH_PROTECTED_SINCE_BOOT_NS);
     assert!(offset_of!(Protected, registered_tgid) == c::OFFSETOF_HUSH_PROTECTED_REGISTERED_TGID);
+    assert!(offset_of!(Protected, flags) == c::OFFSETOF_HUSH_PROTECTED_FLAGS);
+    assert!(c::HUSH_PROTECTED_DOOMED == PROTECTED_DOOMED);
     assert!(size_of::<VpidKey>() == c::SIZEOF_HUSH_VPID_KEY);
     assert!(offset_of!(VpidKey, ns_inum) == c::OFFSETOF_HUSH_VPID_KEY_NS_INUM);
     assert!(offset_of!(VpidKey, vpid) == c::OFFSETOF_HUSH_VPID_KEY_VPID);
@@ -122,6 +125,9 @@ const _: () = {
     assert!(c::HUSH_HOOK_FENTRY_FILE_OPEN == Hook::FentryFileOpen as u32);
     assert!(c::HUSH_HOOK_FENTRY_PTRACE_ACCESS == Hook::FentryPtraceAccess as u32);
     assert!(c::HUSH_HOOK_FENTRY_FOLLOW_LINK == Hook::FentryFollowLink as u32);
+    assert!(c::HUSH_HOOK_LSM_TASK_ALLOC == Hook::LsmTaskAlloc as u32);
+    assert!(c::HUSH_HOOK_FENTRY_TASK_ALLOC == Hook::FentryTaskAlloc as u32);
+    assert!(c::HUSH_HOOK_SCHED_FORK == Hook::SchedFork as u32);
     assert!(c::HUSH_WHAT_ENVIRON == What::Environ as u32);
     assert!(c::HUSH_WHAT_MEM == What::Mem as u32);
     assert!(c::HUSH_WHAT_PTRACE == What::Ptrace as u32);
@@ -136,6 +142,7 @@ const _: () = {
     assert!(c::HUSH_WHAT_IO_URING_SETUP == What::IoUringSetup as u32);
     assert!(c::HUSH_WHAT_TRACED_EXEC == What::TracedExec as u32);
     assert!(c::HUSH_WHAT_PERF_EXEC == What::PerfExec as u32);
+    assert!(c::HUSH_WHAT_PROTECTED_SET_FULL == What::ProtectedSetFull as u32);
     assert!(c::HUSH_ACTION_DENIED == Action::Denied as u32);
     assert!(c::HUSH_ACTION_KILLED == Action::Killed as u32);
     assert!(c::HUSH_ACTION_AUDITED == Action::Audited as u32);
@@ -171,7 +178,13 @@ pub enum Hook {
     FentryFileOpen = 16,
     FentryPtraceAccess = 17,
     FentryFollowLink = 18,
+    LsmTaskAlloc = 19,
+    FentryTaskAlloc = 20,
+    SchedFork = 21,
 }
+
+/// `HUSH_PROTECTED_DOOMED` in [`Protected::flags`].
+pub const PROTECTED_DOOMED: u32 = 1;
 
 /// `HUSH_SYSCALL_IA32`: marks an event's syscall number as i386 (int $0x80, sysenter).
 pub const SYSCALL_IA32: u32 = 0x1000_0000;
@@ -198,6 +211,7 @@ pub enum What {
     IoUringSetup = 12,
     TracedExec = 13,
     PerfExec = 14,
+    ProtectedSetFull = 15,
 }
 
 /// `enum hush_action`.
@@ -234,6 +248,9 @@ impl Hook {
             FentryFileOpen,
             FentryPtraceAccess,
             FentryFollowLink,
+            LsmTaskAlloc,
+            FentryTaskAlloc,
+            SchedFork,
         ]
         .into_iter()
         .find(|h| *h as u32 == v)
@@ -259,6 +276,9 @@ impl Hook {
             Hook::FentryFileOpen => "fentry/security_file_open",
             Hook::FentryPtraceAccess => "fentry/security_ptrace_access_check",
             Hook::FentryFollowLink => "fentry/security_inode_follow_link",
+            Hook::LsmTaskAlloc => "lsm/task_alloc",
+            Hook::FentryTaskAlloc => "fentry/security_task_alloc",
+            Hook::SchedFork => "raw_tp/sched_process_fork",
         }
     }
 }
@@ -281,6 +301,7 @@ impl What {
             IoUringSetup,
             TracedExec,
             PerfExec,
+            ProtectedSetFull,
         ]
         .into_iter()
         .find(|w| *w as u32 == v)
@@ -302,6 +323,7 @@ impl What {
             What::IoUringSetup => "io_uring_setup",
             What::TracedExec => "exec of the shim while traced",
             What::PerfExec => "exec of the shim while perf-monitored",
+            What::ProtectedSetFull => "protected_set_full",
         }
     }
 }

@@ -19,7 +19,7 @@ fn check(call: &'static str, ret: libc::c_long) -> Result<libc::c_long, SyscallE
 }
 
 // Safety: `Protected` and `VpidKey` are #[repr(C)], contain only integers (every bit pattern is
-// valid), and have no implicit padding (explicit `pad` fields; sizes asserted in maps.rs).
+// valid), and have no implicit padding (explicit `pad`/`flags` fields; sizes asserted in maps.rs).
 unsafe impl aya::Pod for Protected {}
 // Safety: as above.
 unsafe impl aya::Pod for VpidKey {}
