@@ -150,7 +150,7 @@ struct BenchArgs {
     #[arg(long)]
     guard: PathBuf,
     /// Modes to compare with the guard off (lsm only where BPF LSM is active, fentry where BPF
-    /// trampolines load).
+    /// trampolines load). `mode+flag` also passes `--flag` to the guard (`tracepoint+allow-32bit`).
     #[arg(long, value_delimiter = ',', default_value = "audit,tracepoint")]
     modes: Vec<String>,
     /// open()+close() pairs per measurement.
@@ -329,10 +329,10 @@ fn bench(b: &BenchArgs) -> Result<()> {
     std::fs::write(&file, b"x")?;
     let other = Reaped(Command::new("sleep").arg("1000").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?);
     let proc_file = PathBuf::from(format!("/proc/{}/status", other.0.id()));
-    let runs = |mode: &str| RunArgs {
+    let runs = |variant: &str| RunArgs {
         guard: b.guard.clone(),
-        mode: mode.to_owned(),
-        expect: mode.to_owned(),
+        mode: variant.split('+').next().unwrap_or(variant).to_owned(),
+        expect: variant.split('+').next().unwrap_or(variant).to_owned(),
         injector: None,
         workdir: PathBuf::new(),
         pin_root: b.pin_root.clone(),
@@ -341,7 +341,7 @@ fn bench(b: &BenchArgs) -> Result<()> {
         race_secs: 0,
         allow_cgroup: None,
         max_lines: None,
-        guard_args: vec![],
+        guard_args: variant.split('+').skip(1).map(|f| format!("--{f}")).collect(),
         patience: 30,
         churn: 0,
         churn_parallel: 1,
@@ -395,12 +395,12 @@ fn bench(b: &BenchArgs) -> Result<()> {
     let gp: Vec<f64> = getpid.iter_mut().map(median).collect();
     println!("guard overhead, median of {} interleaved rounds ({} pairs each):", b.rounds, b.iters);
     println!(
-        "{:<12} {:>22} {:>8} {:>26} {:>8} {:>12} {:>8}",
+        "{:<24} {:>22} {:>8} {:>26} {:>8} {:>12} {:>8}",
         "guard", "open+close file (ns)", "ratio", "open+close /proc/P/status", "ratio", "getpid (ns)", "ratio"
     );
     for (i, (v, (f, p))) in variants.iter().zip(&meds).enumerate() {
         println!(
-            "{:<12} {:>22.0} {:>8.3} {:>26.0} {:>8.3} {:>12.1} {:>8.3}",
+            "{:<24} {:>22.0} {:>8.3} {:>26.0} {:>8.3} {:>12.1} {:>8.3}",
             v.unwrap_or("off"),
             f,
             f / meds[0].0,
@@ -425,6 +425,8 @@ fn bench(b: &BenchArgs) -> Result<()> {
 struct GuardProc {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
+    /// Tracepoint mode without `--allow-32bit`: every 32-bit syscall is SIGKILLed at entry.
+    compat_refused: bool,
 }
 
 impl GuardProc {
@@ -450,11 +452,12 @@ impl GuardProc {
                 }
             }
         });
-        let g = GuardProc { child, lines };
+        let mut g = GuardProc { child, lines, compat_refused: false };
         let start = g
             .wait_for(Duration::from_secs(a.patience), |v| v["event"] == "start")
             .context("the guard did not start (no start line)")?;
         ensure!(start["mode"] == a.expect.as_str(), "guard runs {} mode, expected {}", start["mode"], a.expect);
+        g.compat_refused = start["compat_refused"] == true;
         Ok(g)
     }
 
@@ -556,11 +559,22 @@ struct Attack {
     exposed_in_kill_modes: bool,
     /// The control's output shows the secret (else: the attack just succeeds, e.g. perf).
     control_reads: bool,
+    /// Made of 32-bit syscalls: where the guard refuses those (tracepoint mode without
+    /// `--allow-32bit`), the attacker dies at its first one, on the control too, with one
+    /// `32-bit syscall` line.
+    compat: bool,
 }
+
+/// The audit line's `attempt` for a refused 32-bit syscall.
+const COMPAT_ATTEMPT: &str = "32-bit syscall";
 
 impl Attack {
     const fn new(name: &'static str, argv: &'static [&'static str], attempt: &'static str) -> Attack {
-        Attack { name, argv, attempt, gap_in: &[], exposed_in_kill_modes: false, control_reads: true }
+        Attack { name, argv, attempt, gap_in: &[], exposed_in_kill_modes: false, control_reads: true, compat: false }
+    }
+
+    const fn compat(name: &'static str, argv: &'static [&'static str], attempt: &'static str) -> Attack {
+        Attack { compat: true, ..Attack::new(name, argv, attempt) }
     }
 }
 
@@ -580,10 +594,10 @@ const ATTACKS: &[Attack] = &[
     Attack::new("ptrace attach", &["{self}", "attack", "ptrace", "{pid}"], "ptrace attach"),
     Attack::new("process_vm_readv", &["{self}", "attack", "vm-readv", "{pid}"], "process_vm_readv"),
     Attack::new("pidfd_getfd", &["{self}", "attack", "pidfd-getfd", "{pid}"], "pidfd_getfd"),
-    Attack::new("i386 open environ", &["{self}", "attack", "int80-environ", "{pid}"], "open environ"),
-    Attack::new("i386 open mem + pread", &["{self}", "attack", "int80-mem", "{pid}"], "open mem"),
-    Attack::new("i386 ptrace attach", &["{self}", "attack", "int80-ptrace", "{pid}"], "ptrace attach"),
-    Attack::new("i386 pidfd_getfd", &["{self}", "attack", "int80-pidfd-getfd", "{pid}"], "pidfd_getfd"),
+    Attack::compat("i386 open environ", &["{self}", "attack", "int80-environ", "{pid}"], "open environ"),
+    Attack::compat("i386 open mem + pread", &["{self}", "attack", "int80-mem", "{pid}"], "open mem"),
+    Attack::compat("i386 ptrace attach", &["{self}", "attack", "int80-ptrace", "{pid}"], "ptrace attach"),
+    Attack::compat("i386 pidfd_getfd", &["{self}", "attack", "int80-pidfd-getfd", "{pid}"], "pidfd_getfd"),
     Attack {
         gap_in: &[("tracepoint", "proc_fd_link")],
         ..Attack::new("/proc/pid/fd/4 (the app's pipe)", &["cat", "/proc/{pid}/fd/4"], "open fd link")
@@ -668,6 +682,9 @@ impl Suite<'_> {
             self.gap_named(g, gap, att.name);
             return Ok(());
         }
+        if att.compat && g.compat_refused {
+            return self.compat_killed(g, att, target, label);
+        }
         let o = spawn_attack(att.argv, target)?;
         let name = format!("{} on {label} {target}", att.name);
         let leaked = contains(&o.stdout, &self.secret);
@@ -714,8 +731,35 @@ impl Suite<'_> {
         Ok(())
     }
 
+    /// A 32-bit attack where the guard refuses 32-bit syscalls: killed at its first one, whatever
+    /// the target, secret absent, exactly one `32-bit syscall` line naming the attacker.
+    fn compat_killed(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
+        let o = spawn_attack(att.argv, target)?;
+        let name = format!("{} on {label} {target}", att.name);
+        self.check(
+            o.status.signal() == Some(libc::SIGKILL) && !contains(&o.stdout, &self.secret),
+            format!("{name}: killed at its first 32-bit syscall ({}), secret not in output", o.status),
+        );
+        let reader = o.pid;
+        let is_mine = move |v: &Value| v["event"] == "attempt" && v["reader"]["tgid"] == reader;
+        let line = g.wait_for(self.patience(), is_mine);
+        std::thread::sleep(Duration::from_millis(300));
+        let n = g.count(is_mine);
+        let ok = line.as_ref().is_some_and(|l| {
+            l["action"] == "killed" && l["attempt"] == COMPAT_ATTEMPT && l["hook"] == "raw_tp/sys_enter"
+        });
+        self.check(
+            ok && n == 1,
+            format!("{name}: exactly one audit line, action killed, attempt {COMPAT_ATTEMPT} (got {n}: {line:?})"),
+        );
+        Ok(())
+    }
+
     /// The same attack on the unprotected control: succeeds, prints the secret, no audit line.
     fn allowed(&mut self, g: &GuardProc, att: &Attack, target: i32, label: &str) -> Result<()> {
+        if att.compat && g.compat_refused {
+            return self.compat_killed(g, att, target, label);
+        }
         let o = spawn_attack(att.argv, target)?;
         let name = format!("{} on {label} {target}", att.name);
         if att.control_reads {
@@ -825,6 +869,26 @@ fn run_suite(a: &RunArgs) -> Result<()> {
         }
         s.blocked(&g, att, prot.pid, "protected app")?;
         s.allowed(&g, att, ctrl.pid, "control app")?;
+    }
+    // Tracepoint mode refuses 32-bit syscalls at entry (above); with --allow-32bit it judges them
+    // in full, as native ones: the i386 attacks on the protected app end as native attacks do and
+    // the control reads.
+    let g = if g.compat_refused {
+        g.stop()?;
+        let full = RunArgs { guard_args: vec!["--allow-32bit".to_owned()], ..a.clone() };
+        let g32 = GuardProc::start(&full)?;
+        s.check(!g32.compat_refused, "guard --allow-32bit does not refuse 32-bit syscalls (start line)".into());
+        for att in ATTACKS.iter().filter(|att| att.compat) {
+            s.blocked(&g32, att, prot.pid, "protected app (--allow-32bit)")?;
+            s.allowed(&g32, att, ctrl.pid, "control app (--allow-32bit)")?;
+        }
+        g32.stop()?;
+        GuardProc::start(a)?
+    } else {
+        g
+    };
+    if a.io_uring {
+        s.io_uring(&g, prot.pid, ctrl.pid)?;
     }
     if a.io_uring {
         s.io_uring(&g, prot.pid, ctrl.pid)?;

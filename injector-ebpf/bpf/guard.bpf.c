@@ -54,6 +54,10 @@ const volatile __u64 mem_read_addr = 0;	    /* kallsyms `mem_read`, 0 if unknown
 /* Tracepoint mode: SIGKILL io_uring_setup by non-allowlisted processes (io_uring's opens run no
  * syscall tracepoint). 0 with `guard --allow-io-uring`. */
 const volatile __u32 refuse_io_uring = 1;
+/* Tracepoint mode: SIGKILL every 32-bit (int $0x80, sysenter) and x32 syscall by a process outside
+ * --allow-cgroup, at entry, so raw_tp/sys_exit need not run on every syscall of the node. 0 with
+ * `guard --allow-32bit` (and in audit mode): raw_tp/sys_{enter,exit} judge those ABIs in full. */
+const volatile __u32 refuse_compat = 1;
 /* `guard --max-protected`: registrations beyond it fail closed. The maps are sized by the loader
  * with HUSH_HEADROOM more entries, so a fork that passed the check concurrently with others (or
  * a doomed child, see below) still finds room and is protected. */
@@ -1060,9 +1064,25 @@ int hush_enter_io_uring_setup(struct sys_enter_ctx *ctx)
 	return 0;
 }
 
+/* A 32-bit or x32 syscall with refuse_compat: SIGKILL at entry, one line per process (its other
+ * threads find SIGKILL pending). Protected processes get no exemption: registration is by name,
+ * and a protected 32-bit reader would open other protected processes unseen. */
+static __always_inline void on_compat_syscall(__s32 sc)
+{
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
+	__u64 cg = bpf_get_current_cgroup_id();
+
+	if (bpf_map_lookup_elem(&hush_allowed, &cg) || sigkill_pending(cur))
+		return;
+	bpf_send_signal(SIGKILL);
+	emit(0, HUSH_HOOK_RAW_SYS_ENTER, HUSH_WHAT_COMPAT_SYSCALL, HUSH_ACTION_KILLED, sc);
+}
+
 /* 32-bit and x32 syscalls: the syscalls:* tracepoints skip them (in_32bit_syscall()), the raw
  * sys_enter/sys_exit tracepoints do not. Native syscalls return at once: the tracepoints above
- * have them. Arguments come from the saved registers in each ABI's calling convention. */
+ * have them. With refuse_compat (the default) every such syscall is refused here and sys_exit is
+ * not attached; with --allow-32bit they are judged like native ones, arguments taken from the
+ * saved registers in each ABI's calling convention. */
 SEC("raw_tp/sys_enter")
 int hush_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -1075,6 +1095,10 @@ int hush_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (abi == ABI_NATIVE)
 		return 0;
 	sc = reported_nr(abi, nr);
+	if (refuse_compat && mode == HUSH_MODE_ENFORCE) {
+		on_compat_syscall(sc);
+		return 0;
+	}
 	if (abi == ABI_IA32) {
 		a0 = (__u32)BPF_CORE_READ(regs, bx);
 		a1 = (__u32)BPF_CORE_READ(regs, cx);

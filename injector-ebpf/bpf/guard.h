@@ -24,7 +24,7 @@ enum hush_hook {
 	HUSH_HOOK_SCHED_EXEC = 7,	 /* registration: tracepoint sched/sched_process_exec */
 	HUSH_HOOK_SCHED_EXIT = 8,	 /* release: tracepoint sched/sched_process_exit */
 	HUSH_HOOK_RAW_SYS_ENTER = 9,	 /* raw_tp/sys_enter: 32-bit (int $0x80, sysenter) and x32 syscalls */
-	HUSH_HOOK_RAW_SYS_EXIT = 10,	 /* raw_tp/sys_exit: the same ABIs' opens and ptrace */
+	HUSH_HOOK_RAW_SYS_EXIT = 10,	 /* raw_tp/sys_exit: the same ABIs' opens and ptrace (--allow-32bit) */
 	HUSH_HOOK_SYS_EXIT_PTRACE = 11,	 /* tracepoint syscalls/sys_exit_ptrace: the newest tracee */
 	HUSH_HOOK_SYS_ENTER_PERF = 12,	 /* tracepoint syscalls/sys_enter_perf_event_open */
 	HUSH_HOOK_SYS_ENTER_IO_URING = 13, /* tracepoint syscalls/sys_enter_io_uring_setup */
@@ -56,6 +56,8 @@ enum hush_what {
 	HUSH_WHAT_PERF_EXEC = 14,    /* exec of the shim with perf events attached to the process */
 	HUSH_WHAT_PROTECTED_SET_FULL = 15, /* registration failed (the protected set is at --max-protected,
 					    * or a map is full): the exec or fork is refused or killed */
+	HUSH_WHAT_COMPAT_SYSCALL = 16, /* tracepoint mode: a 32-bit or x32 syscall (refused unless
+					* --allow-32bit: only raw_tp/sys_enter would see it) */
 };
 
 enum hush_action {

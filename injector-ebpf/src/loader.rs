@@ -90,6 +90,9 @@ pub struct Options {
     pub allow_io_uring: bool,
     /// Registrations beyond this many protected thread groups fail closed (`--max-protected`).
     pub max_protected: u32,
+    /// Tracepoint mode: judge 32-bit and x32 syscalls in full (raw `sys_enter` and `sys_exit` on
+    /// every syscall) instead of SIGKILLing them at entry (`--allow-32bit`).
+    pub allow_32bit: bool,
 }
 
 impl HostFacts {
@@ -179,8 +182,10 @@ const OPTIONAL_TRACEPOINTS: &[&str] = &[
     "sys_exit_vfork",
 ];
 /// Raw tracepoints of tracepoint mode: the 32-bit and x32 syscalls the syscalls:* ones skip.
-const RAW_SYSCALL_TRACEPOINTS: &[(&str, &str)] =
-    &[("hush_raw_sys_enter", "sys_enter"), ("hush_raw_sys_exit", "sys_exit")];
+/// `sys_exit` only judges them in full (`--allow-32bit`, audit mode); by default `sys_enter`
+/// refuses them.
+const RAW_SYS_ENTER: (&str, &str) = ("hush_raw_sys_enter", "sys_enter");
+const RAW_SYS_EXIT: (&str, &str) = ("hush_raw_sys_exit", "sys_exit");
 const LSM_HOOKS: &[(&str, &str)] = &[
     ("hush_file_open", "file_open"),
     ("hush_ptrace_access", "ptrace_access_check"),
@@ -203,6 +208,7 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     let enforce: u32 = if mode == Mode::Audit { 0 } else { 1 };
     let refuse_io_uring: u32 = u32::from(!opts.allow_io_uring);
     let syscall_hooks: u32 = u32::from(matches!(mode, Mode::Tracepoint | Mode::Audit));
+    let refuse_compat = refuses_compat(mode, opts.allow_32bit);
     // A pinned protected set is reused as it is (its size included): the limit is what it holds.
     let hard = opts.max_protected.saturating_add(HEADROOM);
     let max_protected = match aya::maps::MapInfo::from_pin(opts.pin_root.join("hush_protected")) {
@@ -223,6 +229,7 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
         .override_global("refuse_io_uring", &refuse_io_uring, true)
         .override_global("max_protected", &max_protected, true)
         .override_global("syscall_hooks", &syscall_hooks, true)
+        .override_global("refuse_compat", &u32::from(refuse_compat), true)
         .map_max_entries("hush_protected", hard)
         .map_max_entries("hush_vpids", hard.saturating_mul(2))
         .map_max_entries("hush_tids", hard.saturating_mul(2))
@@ -238,7 +245,7 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     let links_dir = opts.pin_root.join(format!("links_{generation}"));
     let _ = std::fs::remove_dir_all(&links_dir);
     std::fs::create_dir_all(&links_dir).map_err(|e| LoadError::PinDir(links_dir.clone(), e))?;
-    let result = attach_all(&mut ebpf, mode, &links_dir);
+    let result = attach_all(&mut ebpf, mode, refuse_compat, &links_dir);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&links_dir);
         return Err(e);
@@ -310,7 +317,13 @@ fn pin(link: FdLink, links_dir: &Path, name: &'static str, hook: &str) -> Result
     Ok(())
 }
 
-fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadError> {
+/// Tracepoint mode SIGKILLs 32-bit and x32 syscalls at entry unless `--allow-32bit`; audit mode
+/// judges them in full (it kills nothing).
+pub fn refuses_compat(mode: Mode, allow_32bit: bool) -> bool {
+    mode == Mode::Tracepoint && !allow_32bit
+}
+
+fn attach_all(ebpf: &mut Ebpf, mode: Mode, refuse_compat: bool, links_dir: &Path) -> Result<(), LoadError> {
     let syscall_tracepoints = matches!(mode, Mode::Tracepoint | Mode::Audit);
     let mut tps: Vec<(&'static str, &'static str, &'static str)> = TRACEPOINTS.to_vec();
     if syscall_tracepoints {
@@ -336,7 +349,10 @@ fn attach_all(ebpf: &mut Ebpf, mode: Mode, links_dir: &Path) -> Result<(), LoadE
 
     let mut raws = vec![("hush_sched_fork", "sched_process_fork")];
     if syscall_tracepoints {
-        raws.extend_from_slice(RAW_SYSCALL_TRACEPOINTS);
+        raws.push(RAW_SYS_ENTER);
+        if !refuse_compat {
+            raws.push(RAW_SYS_EXIT);
+        }
     }
     for (name, tp) in raws {
         let prog: &mut RawTracePoint =

@@ -43,6 +43,11 @@ struct Cli {
     /// (io_uring's opens then go unseen: a named gap, see SECURITY.md).
     #[arg(long)]
     allow_io_uring: bool,
+    /// Tracepoint mode: do not SIGKILL 32-bit (int $0x80) and x32 syscalls by processes outside
+    /// --allow-cgroup; judge them in full instead, at the cost of a second program (raw
+    /// sys_exit) on every syscall of the node.
+    #[arg(long = "allow-32bit")]
+    allow_32bit: bool,
     /// At most this many protected thread groups at once. A shim exec or a protected fork past it
     /// fails closed, with one `protected_set_full` line: lsm mode fails the exec or fork (ENOMEM),
     /// fentry mode kills the shim (before its first instruction) or the forking process (no child
@@ -84,10 +89,18 @@ fn run(cli: Cli) -> Result<()> {
         allowed_cgroups,
         allow_io_uring: cli.allow_io_uring,
         max_protected: cli.max_protected,
+        allow_32bit: cli.allow_32bit,
     };
     let (mut guard, facts) = loader::start(&opts).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     for w in mode::warnings(guard.mode, &facts, !cli.allow_io_uring) {
         eprintln!("guard: warning: {w}");
+    }
+    let compat_refused = loader::refuses_compat(guard.mode, cli.allow_32bit);
+    if compat_refused {
+        eprintln!(
+            "guard: warning: tracepoint mode: 32-bit (int $0x80) and x32 syscalls by processes outside --allow-cgroup \
+             are SIGKILLed at entry; --allow-32bit judges them in full instead (slower on every syscall)"
+        );
     }
     let gaps = mode::gaps(guard.mode, !cli.allow_io_uring);
     let node = cli
@@ -115,7 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         "{}",
         serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
             "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total,
-            "gaps": gaps, "max_protected": guard.max_protected, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
+            "gaps": gaps, "max_protected": guard.max_protected, "compat_refused": compat_refused, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
     )?;
     out.flush()?;
 

@@ -143,6 +143,7 @@ const _: () = {
     assert!(c::HUSH_WHAT_TRACED_EXEC == What::TracedExec as u32);
     assert!(c::HUSH_WHAT_PERF_EXEC == What::PerfExec as u32);
     assert!(c::HUSH_WHAT_PROTECTED_SET_FULL == What::ProtectedSetFull as u32);
+    assert!(c::HUSH_WHAT_COMPAT_SYSCALL == What::CompatSyscall as u32);
     assert!(c::HUSH_ACTION_DENIED == Action::Denied as u32);
     assert!(c::HUSH_ACTION_KILLED == Action::Killed as u32);
     assert!(c::HUSH_ACTION_AUDITED == Action::Audited as u32);
@@ -212,6 +213,7 @@ pub enum What {
     TracedExec = 13,
     PerfExec = 14,
     ProtectedSetFull = 15,
+    CompatSyscall = 16,
 }
 
 /// `enum hush_action`.
@@ -302,6 +304,7 @@ impl What {
             TracedExec,
             PerfExec,
             ProtectedSetFull,
+            CompatSyscall,
         ]
         .into_iter()
         .find(|w| *w as u32 == v)
@@ -324,6 +327,7 @@ impl What {
             What::TracedExec => "exec of the shim while traced",
             What::PerfExec => "exec of the shim while perf-monitored",
             What::ProtectedSetFull => "protected_set_full",
+            What::CompatSyscall => "32-bit syscall",
         }
     }
 }

@@ -219,7 +219,9 @@ pub fn bench() -> Result<()> {
     ensure_mounted("tracefs", "/sys/kernel/tracing")?;
     ensure_mounted("bpf", "/sys/fs/bpf")?;
     // A mode the kernel cannot run (lsm where BPF LSM refuses programs) is reported, not timed.
-    let modes = "audit,tracepoint,lsm,fentry";
+    // tracepoint+allow-32bit: raw sys_enter and sys_exit on every syscall (full 32-bit coverage,
+    // what tracepoint mode did before it refused those syscalls at entry), beside the default.
+    let modes = "audit,tracepoint,tracepoint+allow-32bit,lsm,fentry";
     let host =
         cmd::output(Command::new(&bins.suite).args(["bench", "--modes", modes]).arg("--guard").arg(&bins.guard))?;
     let host = String::from_utf8_lossy(&host.stdout).into_owned();
