@@ -3,10 +3,11 @@
 //!
 //! The flow, one module per step: [`config`] (environment → typed settings) →
 //! [`plan`] (which variables pass, drop, or resolve; pure) → [`vault`] (login, read each
-//! distinct request once, revoke) → [`render`] (the environment block, in locked memory:
-//! [`envblock`]) → [`exec`]. [`run`] strings them together; `main` maps failures to
+//! distinct request once, revoke) → [`compose`] (each variable's bytes; pure) → [`render`]
+//! (the environment block, in locked memory: [`envblock`]) → [`exec`]. [`run`] strings them together; `main` maps failures to
 //! [`exit`] codes. All `unsafe` lives in [`sys`].
 
+pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod envblock;
