@@ -208,6 +208,7 @@ fn in_process_micros(body: &[u8], n: usize) -> f64 {
         canned: None,
         limits: webhook::server::Limits::default(),
         ready: std::sync::atomic::AtomicBool::new(true),
+        referenced_objects: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {

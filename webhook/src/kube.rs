@@ -1,6 +1,7 @@
 //! The webhook's API-server calls, through the `kube` crate (kube-rs), in-cluster: `GET` a
 //! pull Secret of the Pod's namespace (`--read-image-pull-secrets`, needs `get` on
-//! `secrets`), and the watch of the namespace defaults ConfigMap
+//! `secrets`), `GET` the ConfigMaps and Secrets a Pod takes into its environment
+//! (`--read-referenced-objects`, needs `get` on `configmaps` and `secrets`), and the watch of the namespace defaults ConfigMap
 //! (`--namespace-defaults-configmap`, needs `get`/`list`/`watch` on that one ConfigMap).
 //!
 //! In-cluster configuration as client-go's `rest.InClusterConfig`:
@@ -61,21 +62,22 @@ pub enum ConfigError {
     Client(String),
 }
 
-/// Why a Secret could not be read. Never quotes a response body.
+/// Why a Secret (or ConfigMap) could not be read: the kind, namespace and name first. Never
+/// quotes a response body.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
-    /// The name is not a valid Secret name (it would have reached the URL).
-    #[error("`{0}` is not a valid Secret name")]
-    BadName(String),
-    /// No such Secret.
-    #[error("Secret {0}/{1} does not exist")]
-    NotFound(String, String),
+    /// The name is not a valid object name (it would have reached the URL).
+    #[error("`{1}` is not a valid {0} name")]
+    BadName(&'static str, String),
+    /// No such object.
+    #[error("{0} {1}/{2} does not exist")]
+    NotFound(&'static str, String, String),
     /// RBAC.
-    #[error("the webhook may not read Secret {0}/{1} (HTTP {2}): give its ServiceAccount `get` on `secrets`")]
-    Forbidden(String, String, u16),
+    #[error("the webhook may not read {0} {1}/{2} (HTTP {3}): give its ServiceAccount `get` on `{4}`")]
+    Forbidden(&'static str, String, String, u16, &'static str),
     /// Anything else.
-    #[error("reading Secret {0}/{1}: {2}")]
-    Other(String, String, String),
+    #[error("reading {0} {1}/{2}: {3}")]
+    Other(&'static str, String, String, String),
 }
 
 /// The API client: [`kube::Client`] and the deadline of one Secret read.
@@ -119,13 +121,29 @@ impl ApiClient {
 
     /// The Secret as the API server returns it (JSON), or why not.
     pub async fn secret(&self, namespace: &str, name: &str) -> Result<Zeroizing<Vec<u8>>, GetError> {
+        self.get_raw::<Secret>(("Secret", "secrets"), namespace, name).await
+    }
+
+    /// The ConfigMap as the API server returns it (JSON), or why not
+    /// (`--read-referenced-objects`, which reads Secrets with [`ApiClient::secret`]).
+    pub async fn config_map(&self, namespace: &str, name: &str) -> Result<Zeroizing<Vec<u8>>, GetError> {
+        self.get_raw::<ConfigMap>(("ConfigMap", "configmaps"), namespace, name).await
+    }
+
+    /// One object of `K` as raw JSON in a zeroized buffer; `kind` names it in errors.
+    async fn get_raw<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        (kind, resource): (&'static str, &'static str),
+        namespace: &str,
+        name: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, GetError> {
         for part in [namespace, name] {
             if !valid_name(part) {
-                return Err(GetError::BadName(part.to_owned()));
+                return Err(GetError::BadName(kind, part.to_owned()));
             }
         }
-        let other = |problem: String| GetError::Other(namespace.to_owned(), name.to_owned(), problem);
-        let url = <Secret as kube::Resource>::url_path(&(), Some(namespace));
+        let other = |problem: String| GetError::Other(kind, namespace.to_owned(), name.to_owned(), problem);
+        let url = K::url_path(&(), Some(namespace));
         let request = kube::core::Request::new(url)
             .get(name, &GetParams::default())
             .map_err(|e| other(e.to_string()))?
@@ -137,8 +155,10 @@ impl ApiClient {
                     let body = response.into_body().collect().await.map_err(|e| other(e.to_string()))?;
                     Ok(Zeroizing::new(body.to_bytes().to_vec()))
                 }
-                404 => Err(GetError::NotFound(namespace.to_owned(), name.to_owned())),
-                code @ (401 | 403) => Err(GetError::Forbidden(namespace.to_owned(), name.to_owned(), code)),
+                404 => Err(GetError::NotFound(kind, namespace.to_owned(), name.to_owned())),
+                code @ (401 | 403) => {
+                    Err(GetError::Forbidden(kind, namespace.to_owned(), name.to_owned(), code, resource))
+                }
                 code => Err(other(format!("HTTP {code}"))),
             }
         };

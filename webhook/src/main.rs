@@ -100,8 +100,14 @@ struct Args {
     /// the namespaces served; in-cluster API access). Off: anonymous look-ups only.
     #[arg(long)]
     read_image_pull_secrets: bool,
+    /// Read the ConfigMaps and Secrets a Pod's containers take into their environment
+    /// (`envFrom`, `valueFrom`), so that a container whose only references come that way is
+    /// injected without `hush.dev/inject` (needs `get` on `configmaps` and `secrets` in the
+    /// namespaces served; in-cluster API access). Off: such Pods need `hush.dev/inject: "true"`.
+    #[arg(long)]
+    read_referenced_objects: bool,
     /// Directory with the ServiceAccount's `token` and the cluster's `ca.crt` (for
-    /// `--read-image-pull-secrets` and `--namespace-defaults-configmap`).
+    /// `--read-image-pull-secrets`, `--read-referenced-objects` and `--namespace-defaults-configmap`).
     #[arg(long, default_value = webhook::kube::SERVICE_ACCOUNT_DIR)]
     service_account_dir: PathBuf,
     /// When the registry fails: deny the Pod, or admit it unmutated with a warning.
@@ -184,9 +190,17 @@ fn parse_defaults(args: &Args) -> Result<Annotations> {
 
 async fn configure(args: &Args) -> Result<Configured> {
     let cert = ReloadingCert::load(&args.tls_cert, &args.tls_key)?;
-    let api = if args.read_image_pull_secrets || args.namespace_defaults_configmap.is_some() {
-        let flag =
-            if args.read_image_pull_secrets { "--read-image-pull-secrets" } else { "--namespace-defaults-configmap" };
+    let api = if args.read_image_pull_secrets
+        || args.read_referenced_objects
+        || args.namespace_defaults_configmap.is_some()
+    {
+        let flag = if args.read_image_pull_secrets {
+            "--read-image-pull-secrets"
+        } else if args.read_referenced_objects {
+            "--read-referenced-objects"
+        } else {
+            "--namespace-defaults-configmap"
+        };
         Some(ApiClient::in_cluster(&args.service_account_dir, seconds(args.registry_timeout)).context(flag)?)
     } else {
         None
@@ -283,6 +297,7 @@ async fn run(args: Args, config: Configured) -> ExitCode {
             ..Limits::default()
         },
         ready: AtomicBool::new(true),
+        referenced_objects: config.api.clone().filter(|_| args.read_referenced_objects),
     });
     let cert = config.cert;
     let interval = seconds(args.cert_reload_interval).max(Duration::from_millis(50));

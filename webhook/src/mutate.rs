@@ -144,6 +144,18 @@ pub struct Plan<'a> {
 
 /// Decides which containers of `pod` (in `namespace`) to inject. Fails on bad annotations or references.
 pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Result<Plan<'a>, MutateError> {
+    plan_with(pod, namespace, config, &BTreeSet::new())
+}
+
+/// As [`plan`], also injecting the containers named in `from_objects`: those whose
+/// ConfigMaps or Secrets (`envFrom`, `valueFrom`) hold references, which the caller read
+/// (`--read-referenced-objects`; decided by [`crate::objects::containers_with_references`]).
+pub fn plan_with<'a>(
+    pod: &'a Pod,
+    namespace: &str,
+    config: &'a MutationConfig,
+    from_objects: &BTreeSet<String>,
+) -> Result<Plan<'a>, MutateError> {
     let own = match &pod.metadata.annotations {
         Some(map) => Annotations::parse(map, Source::Pod)?,
         None => Annotations::default(),
@@ -176,7 +188,8 @@ pub fn plan<'a>(pod: &'a Pod, namespace: &str, config: &'a MutationConfig) -> Re
             // As Bank-Vaults (vault-secrets-webhook pkg/webhook/pod.go: `if len(envVars) == 0 &&
             // vaultConfig.VaultEnvFromPath == ""` skips a container): `env-from-path` injects every container.
             let from_path = plan.annotations.settings.get(contract::VAULT_ENV_FROM_PATH.env).is_some();
-            if !(has_reference || wrapped || from_path || plan.annotations.inject == Some(true)) {
+            let from_objects = from_objects.contains(&container.name);
+            if !(has_reference || wrapped || from_path || from_objects || plan.annotations.inject == Some(true)) {
                 continue;
             }
             let original = if wrapped { None } else { Some(plan.original(container)?) };
@@ -263,6 +276,12 @@ impl<'a> Plan<'a> {
     /// Warnings for the client: Bank-Vaults annotations accepted though Hush ignores them.
     pub fn warnings(&self) -> &[String] {
         &self.annotations.warnings
+    }
+
+    /// Whether the Pod opts out (`hush.dev/inject: "false"` from any layer, or Bank-Vaults'
+    /// `mutate: skip`): nothing is injected whatever it references.
+    pub fn opted_out(&self) -> bool {
+        self.annotations.inject == Some(false)
     }
 
     /// Whether there is nothing to inject.

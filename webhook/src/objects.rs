@@ -19,7 +19,7 @@
 //! them). An object annotated with Bank-Vaults' `mutate: skip` (either prefix) is left
 //! without a word, as Bank-Vaults leaves it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -27,11 +27,13 @@ use hush_contract::exit;
 use hush_contract::reference;
 use hush_contract::settings::{CURRENT_PREFIX, LEGACY_PREFIX};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::admission::Request;
+use crate::pod::Pod;
 
 /// The kinds this module answers for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// core/v1 Secret.
     Secret,
@@ -339,6 +341,99 @@ fn pull_credentials_hold_reference(bytes: &[u8]) -> bool {
     walk(&config, None, 0)
 }
 
+/// A ConfigMap or Secret a container takes into its environment: every key (`envFrom`) or
+/// one (`valueFrom`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvSource {
+    /// Secret or ConfigMap.
+    pub kind: Kind,
+    /// Its name, in the Pod's namespace.
+    pub name: String,
+    /// `None`: every key (`envFrom`); `Some`: this key (`valueFrom`).
+    pub key: Option<String>,
+}
+
+/// The ConfigMaps and Secrets each container takes into its environment, by container name
+/// (init containers and containers). Only named objects:
+/// the API allows an empty name, which names nothing.
+pub fn env_sources(pod: &Pod) -> BTreeMap<String, Vec<EnvSource>> {
+    let mut out = BTreeMap::new();
+    let Some(spec) = &pod.spec else { return out };
+    let containers = spec.init_containers.iter().flatten().chain(spec.containers.iter().flatten());
+    for container in containers {
+        let mut sources = Vec::new();
+        for from in container.env_from.iter().flatten() {
+            for (kind, r) in [(Kind::ConfigMap, &from.config_map_ref), (Kind::Secret, &from.secret_ref)] {
+                if let Some(r) = r.as_ref().filter(|r| !r.name.is_empty()) {
+                    sources.push(EnvSource { kind, name: r.name.clone(), key: None });
+                }
+            }
+        }
+        for var in container.env.iter().flatten() {
+            let Some(from) = &var.value_from else { continue };
+            for (kind, r) in [(Kind::ConfigMap, &from.config_map_key_ref), (Kind::Secret, &from.secret_key_ref)] {
+                if let Some(r) = r.as_ref().filter(|r| !r.name.is_empty()) {
+                    sources.push(EnvSource { kind, name: r.name.clone(), key: Some(r.key.clone()) });
+                }
+            }
+        }
+        if !sources.is_empty() {
+            out.insert(container.name.clone(), sources);
+        }
+    }
+    out
+}
+
+/// The keys of a ConfigMap's `data` or a Secret's `data` (base64) whose values may hold a
+/// reference, from the object as the API server returns it (JSON). What the kubelet puts into
+/// an environment: `binaryData` is not. Secret values are decoded into zeroized buffers and
+/// dropped here; only key names leave.
+pub fn keys_with_references(kind: Kind, body: &[u8]) -> Result<BTreeSet<String>, ObjectError> {
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        data: Option<BTreeMap<String, Zeroizing<String>>>,
+    }
+    let object: Data =
+        serde_json::from_slice(body).map_err(|source| ObjectError::BadObject { kind: kind.as_str(), source })?;
+    let mut keys = BTreeSet::new();
+    for (key, value) in object.data.into_iter().flatten() {
+        let holds = match kind {
+            Kind::ConfigMap => reference::may_hold_reference(value.as_bytes()),
+            Kind::Secret => {
+                base64::engine::general_purpose::STANDARD.decode(value.as_bytes()).map(Zeroizing::new).is_ok_and(
+                    |bytes| reference::may_hold_reference(&bytes) || reference::is_login(key.as_bytes(), &bytes),
+                )
+            }
+        };
+        if holds {
+            keys.insert(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// The containers whose environment takes a value that may hold a reference, given for each
+/// object read the keys [`keys_with_references`] found (an object that could not be read is
+/// absent: it contributes nothing).
+pub fn containers_with_references(
+    sources: &BTreeMap<String, Vec<EnvSource>>,
+    found: &BTreeMap<(Kind, String), BTreeSet<String>>,
+) -> BTreeSet<String> {
+    sources
+        .iter()
+        .filter(|(_, list)| {
+            list.iter().any(|s| {
+                found.get(&(s.kind, s.name.clone())).is_some_and(|keys| match &s.key {
+                    None => !keys.is_empty(),
+                    Some(key) => keys.contains(key),
+                })
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +571,63 @@ mod tests {
         assert!(w[0].contains("x…:"), "{}", w[0]);
         assert!(w.iter().all(|w| !w.contains('\n')));
     }
+
+    #[test]
+    fn a_pods_env_sources_are_read_off_env_from_and_value_from() {
+        let pod: Pod = serde_json::from_value(json!({"spec": {
+            "initContainers": [{"name": "init", "envFrom": [{"secretRef": {"name": "s1"}}]}],
+            "containers": [
+                {"name": "app", "envFrom": [{"configMapRef": {"name": "c1", "optional": true}, "prefix": "P_"},
+                                            {"secretRef": {"name": ""}}],
+                 "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s2", "key": "pw"}}},
+                         {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                         {"name": "C", "value": "x"}]},
+                {"name": "plain", "env": [{"name": "C", "value": "x"}]}]}}))
+        .unwrap();
+        let sources = env_sources(&pod);
+        let source =
+            |kind, name: &str, key: Option<&str>| EnvSource { kind, name: name.into(), key: key.map(Into::into) };
+        assert_eq!(
+            sources,
+            BTreeMap::from([
+                ("app".to_owned(), vec![source(Kind::ConfigMap, "c1", None), source(Kind::Secret, "s2", Some("pw"))]),
+                ("init".to_owned(), vec![source(Kind::Secret, "s1", None)]),
+            ])
+        );
+
+        let found = BTreeMap::from([
+            ((Kind::Secret, "s2".to_owned()), BTreeSet::from(["other".to_owned()])),
+            ((Kind::ConfigMap, "c1".to_owned()), BTreeSet::new()),
+        ]);
+        // valueFrom takes one key: another key with a reference does not count; an object
+        // without any, or one that could not be read (s1), contributes nothing.
+        assert!(containers_with_references(&sources, &found).is_empty());
+        let found = BTreeMap::from([
+            ((Kind::Secret, "s2".to_owned()), BTreeSet::from(["pw".to_owned()])),
+            ((Kind::Secret, "s1".to_owned()), BTreeSet::from(["any".to_owned()])),
+        ]);
+        assert_eq!(containers_with_references(&sources, &found), BTreeSet::from(["app".to_owned(), "init".to_owned()]));
+    }
+
+    #[test]
+    fn keys_with_references_read_data_only_and_secrets_decoded() {
+        let secret = json!({"kind": "Secret", "data": {"pw": b64(REFERENCE), "plain": b64("hunter2"),
+            "VAULT_TOKEN": b64("vault:login"), "bad": "%%%"}});
+        assert_eq!(
+            keys_with_references(Kind::Secret, secret.to_string().as_bytes()).unwrap(),
+            BTreeSet::from(["VAULT_TOKEN".to_owned(), "pw".to_owned()])
+        );
+        let cm = json!({"kind": "ConfigMap", "data": {"url": "x ${vault:kv/a#b} y", "plain": "1"},
+            "binaryData": {"blob": b64(REFERENCE)}});
+        assert_eq!(
+            keys_with_references(Kind::ConfigMap, cm.to_string().as_bytes()).unwrap(),
+            BTreeSet::from(["url".to_owned()])
+        );
+        assert!(keys_with_references(Kind::ConfigMap, b"{}").unwrap().is_empty());
+        assert!(keys_with_references(Kind::Secret, b"[").is_err());
+    }
+
+    const REFERENCE: &str = "vault:secret/data/shop/db#password";
 
     /// A Secret or ConfigMap with random keys and random values, some of them references
     /// around a random token that appears nowhere else.

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 /// A Pod, as far as Hush is concerned.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -71,8 +70,8 @@ pub struct Container {
     pub args: Option<Vec<String>>,
     /// `env`.
     pub env: Option<Vec<EnvVar>>,
-    /// `envFrom` (only its presence matters).
-    pub env_from: Option<Vec<IgnoredAny>>,
+    /// `envFrom`.
+    pub env_from: Option<Vec<EnvFromSource>>,
     /// `volumeMounts`.
     pub volume_mounts: Option<Vec<VolumeMount>>,
 }
@@ -84,6 +83,52 @@ pub struct EnvVar {
     pub name: String,
     /// `value` (absent with `valueFrom`).
     pub value: Option<String>,
+    /// `valueFrom` (only its ConfigMap and Secret keys are read).
+    #[serde(rename = "valueFrom")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// An `envFrom` entry: every key of a ConfigMap or Secret.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvFromSource {
+    /// `configMapRef`.
+    pub config_map_ref: Option<ObjectRef>,
+    /// `secretRef`.
+    pub secret_ref: Option<ObjectRef>,
+}
+
+/// `configMapRef` / `secretRef`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ObjectRef {
+    /// `name`.
+    #[serde(default)]
+    pub name: String,
+    /// `optional`.
+    pub optional: Option<bool>,
+}
+
+/// `valueFrom`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    /// `configMapKeyRef`.
+    pub config_map_key_ref: Option<KeyRef>,
+    /// `secretKeyRef`.
+    pub secret_key_ref: Option<KeyRef>,
+}
+
+/// `configMapKeyRef` / `secretKeyRef`: one key of a ConfigMap or Secret.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct KeyRef {
+    /// `name`.
+    #[serde(default)]
+    pub name: String,
+    /// `key`.
+    #[serde(default)]
+    pub key: String,
+    /// `optional`.
+    pub optional: Option<bool>,
 }
 
 /// A `volumeMounts` entry.

@@ -7,7 +7,7 @@
 //! read deadlines, TLS handshake deadline, a cap on open connections. Shutdown stops
 //! accepting, turns `/readyz` to 503 and lets open requests finish within a grace period.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +29,9 @@ use self::slots::{Admission, Connection, Slots};
 
 use crate::admission::{self, Answer, Subject};
 use crate::config::{Current, MutationConfig};
+use crate::kube::{ApiClient, GetError};
 use crate::metrics::{Metrics, ObjectReview, Outcome};
+use crate::objects::{EnvSource, Kind};
 use crate::registry::{PullSecrets, Registry};
 use crate::{mutate, objects};
 
@@ -124,6 +126,10 @@ pub struct App {
     pub limits: Limits,
     /// `/readyz` answers 200 while this is true.
     pub ready: AtomicBool,
+    /// `--read-referenced-objects`: the API client that reads the ConfigMaps and Secrets a
+    /// Pod takes into its environment, so that a container whose only references come that
+    /// way is injected without an annotation. `None`: they are not read.
+    pub referenced_objects: Option<ApiClient>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -284,10 +290,31 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
     let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
     let name = pod.metadata.name.as_deref().or(pod.metadata.generate_name.as_deref()).unwrap_or_default();
     let mutation = app.mutation.get();
-    let plan = match mutate::plan(&pod, namespace, &mutation) {
+    let mut plan = match mutate::plan(&pod, namespace, &mutation) {
         Ok(plan) => plan,
         Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
     };
+    if let Some(api) = &app.referenced_objects
+        && !plan.opted_out()
+    {
+        // Only containers the plan does not inject already: the others need no read.
+        let targeted: BTreeSet<&str> = plan.containers().into_iter().collect();
+        let mut sources = objects::env_sources(&pod);
+        sources.retain(|container, _| !targeted.contains(container.as_str()));
+        if !sources.is_empty() {
+            let found = match read_referenced(api, namespace, &sources).await {
+                Ok(found) => found,
+                Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+            };
+            let from_objects = objects::containers_with_references(&sources, &found);
+            if !from_objects.is_empty() {
+                plan = match mutate::plan_with(&pod, namespace, &mutation, &from_objects) {
+                    Ok(plan) => plan,
+                    Err(e) => return deny(403, format!("Hush cannot inject Pod {namespace}/{name}: {e}")),
+                };
+            }
+        }
+    }
     let needed = plan.images();
     let images = if needed.is_empty() {
         BTreeMap::new()
@@ -328,6 +355,38 @@ pub async fn admit(app: &App, body: &[u8]) -> (StatusCode, Vec<u8>, Outcome) {
     tracing::debug!(uid, namespace, name, containers = ?plan.containers(), operations, result = "mutated", "admission");
     // Bank-Vaults annotations accepted though Hush ignores them (`vault-agent: "false"`, `run-as-*`, …).
     (StatusCode::OK, Answer::allow(uid).with_patch(patch).with_warnings(plan.warnings()).encode(), Outcome::Mutated)
+}
+
+/// Reads each ConfigMap and Secret the containers take into their environment, once and
+/// concurrently, and keeps for each only the keys whose values may hold a reference (values
+/// are dropped, Secret bodies zeroized). A missing object contributes nothing (the kubelet
+/// refuses to start a container whose non-optional object is missing); any other failure
+/// denies the Pod, naming the object: whether the container needs the shim is unknown.
+async fn read_referenced(
+    api: &ApiClient,
+    namespace: &str,
+    sources: &BTreeMap<String, Vec<EnvSource>>,
+) -> Result<BTreeMap<(Kind, String), BTreeSet<String>>, String> {
+    let wanted: BTreeSet<(Kind, &str)> = sources.values().flatten().map(|s| (s.kind, s.name.as_str())).collect();
+    let reads = wanted.into_iter().map(|(kind, name)| async move {
+        let body = match kind {
+            Kind::Secret => api.secret(namespace, name).await,
+            Kind::ConfigMap => api.config_map(namespace, name).await,
+        };
+        (kind, name, body)
+    });
+    let mut found = BTreeMap::new();
+    for (kind, name, body) in futures_util::future::join_all(reads).await {
+        match body {
+            Ok(body) => {
+                let keys = objects::keys_with_references(kind, &body).map_err(|e| e.to_string())?;
+                found.insert((kind, name.to_owned()), keys);
+            }
+            Err(GetError::NotFound(..)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(found)
 }
 
 /// Serves until `shutdown` completes, then drains open connections for the grace period.

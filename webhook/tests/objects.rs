@@ -171,3 +171,113 @@ async fn the_objects_path_refuses_nothing() {
     assert_eq!(status, 200);
     assert_eq!(response(&answer, "m1")["allowed"], false, "{answer}");
 }
+
+/// `--read-referenced-objects`: the ConfigMaps and Secrets a Pod takes into its environment
+/// are read from the API server (the loopback stand-in for its GETs), and a container whose
+/// only references come that way is injected without an annotation, as Bank-Vaults does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_read_referenced_objects_a_pod_whose_references_come_through_env_from_is_injected() {
+    use support::registry::SecretsApi;
+    const PLAIN: &str = "hunter2-4c1d-do-not-log";
+    let api = SecretsApi::start(vec![
+        (("shop", "db"), secret("db", &[("DB_PASSWORD", REFERENCE), ("DB_USER", PLAIN)])),
+        (("shop", "cfg"), config_map("cfg", &[("URL", TEMPLATE), ("LOG", "debug")])),
+    ])
+    .await;
+    let env = api.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sa_dir = api.dir.path().to_str().unwrap().to_owned();
+    let on = Webhook::start_with_env(&["--read-referenced-objects", "--service-account-dir", &sa_dir], &env, |_| {});
+    let client = on.client();
+
+    let pod = |name: &str, annotations: Value, env_from: Value, env: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": annotations},
+               "spec": {"containers": [
+                   {"name": "app", "image": "app:1", "command": ["/app"], "envFrom": env_from, "env": env},
+                   {"name": "sidecar", "image": "side:1", "command": ["/side"]}]}})
+    };
+    // Which containers the answer injects (their command starts with the shim).
+    let injected = |review: &Value, answer: &Value| -> Vec<String> {
+        let r = response(answer, review["request"]["uid"].as_str().unwrap());
+        assert_eq!(r["allowed"], true, "{answer}");
+        let patched = support::apply(review, r);
+        patched["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["command"][0] == "/hush/injector")
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ask = |pod: Value| {
+        let (webhook, client) = (&on, &client);
+        async move {
+            let review = support::review(pod["metadata"]["name"].as_str().unwrap(), "shop", &pod);
+            let (status, answer) = webhook.post(client, review.to_string()).await;
+            assert_eq!(status, 200, "{answer}");
+            (review, answer)
+        }
+    };
+
+    // envFrom a Secret holding a reference: that container, not the other.
+    let (r, a) = ask(pod("env-from", json!({}), json!([{"secretRef": {"name": "db"}}]), json!([]))).await;
+    assert_eq!(injected(&r, &a), ["app"]);
+    // valueFrom one ConfigMap key: the key with a template counts, the plain one does not.
+    let key = |k: &str| json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": k}}}]);
+    let (r, a) = ask(pod("value-from", json!({}), json!([]), key("URL"))).await;
+    assert_eq!(injected(&r, &a), ["app"]);
+    let (r, a) = ask(pod("plain-key", json!({}), json!([]), key("LOG"))).await;
+    assert!(injected(&r, &a).is_empty(), "{a}");
+    // A missing object (optional or not, the kubelet decides): nothing to inject.
+    let (r, a) =
+        ask(pod("missing", json!({}), json!([{"secretRef": {"name": "gone", "optional": true}}]), json!([]))).await;
+    assert!(injected(&r, &a).is_empty(), "{a}");
+    let before = api.requests().len();
+    // An opted-out Pod and a Pod injected anyway are not read for.
+    let (r, a) =
+        ask(pod("opted-out", json!({"hush.dev/inject": "false"}), json!([{"secretRef": {"name": "db"}}]), json!([])))
+            .await;
+    assert!(injected(&r, &a).is_empty(), "{a}");
+    let (r, a) =
+        ask(pod("annotated", json!({"hush.dev/inject": "true"}), json!([{"secretRef": {"name": "db"}}]), json!([])))
+            .await;
+    assert_eq!(injected(&r, &a), ["app", "sidecar"]);
+    assert_eq!(api.requests().len(), before, "{:?}", api.requests());
+    // Every read was a GET with the ServiceAccount's token, of the Pod's namespace.
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|(line, token)| *token && line.starts_with("GET /api/v1/namespaces/shop/")),
+        "{requests:?}"
+    );
+    assert!(requests.iter().any(|(line, _)| line == "GET /api/v1/namespaces/shop/configmaps/cfg"), "{requests:?}");
+    // No value reached a log line.
+    let log = on.logs.lock().unwrap().join("\n");
+    for value in ["secret/data", PLAIN, "postgres://"] {
+        assert!(!log.contains(value), "a value reached the log ({value}): {log}");
+    }
+
+    // An object the webhook may not read: denied, naming it and the missing permission.
+    let wrong = tempfile::tempdir().unwrap();
+    std::fs::copy(api.dir.path().join("ca.crt"), wrong.path().join("ca.crt")).unwrap();
+    std::fs::write(wrong.path().join("token"), "not-the-token").unwrap();
+    let forbidden = Webhook::start_with_env(
+        &["--read-referenced-objects", "--service-account-dir", wrong.path().to_str().unwrap()],
+        &env,
+        |_| {},
+    );
+    let p = pod("forbidden", json!({}), json!([{"secretRef": {"name": "db"}}]), json!([]));
+    let review = support::review("forbidden", "shop", &p);
+    let (_, answer) = forbidden.post(&forbidden.client(), review.to_string()).await;
+    let r = response(&answer, "forbidden");
+    assert_eq!(r["allowed"], false, "{answer}");
+    let message = r["status"]["message"].as_str().unwrap();
+    assert!(message.contains("may not read Secret shop/db (HTTP 403)"), "{message}");
+    assert!(message.contains("`get` on `secrets`"), "{message}");
+
+    // Without the flag (the default) the same Pod is left alone: it needs the annotation.
+    let off = Webhook::start(&[]);
+    let p = pod("off", json!({}), json!([{"secretRef": {"name": "db"}}]), json!([]));
+    let review = support::review("off", "shop", &p);
+    let (_, answer) = off.post(&off.client(), review.to_string()).await;
+    assert!(injected(&review, &answer).is_empty(), "{answer}");
+}

@@ -39,6 +39,7 @@ fn app() -> App {
         canned: None,
         limits: Limits::default(),
         ready: AtomicBool::new(true),
+        referenced_objects: None,
     }
 }
 

@@ -141,7 +141,8 @@ pub struct SecretsApi {
 }
 
 impl SecretsApi {
-    /// Serves `secrets`: ((namespace, name), Secret JSON).
+    /// Serves `secrets`: ((namespace, name), Secret JSON); an object of `"kind": "ConfigMap"`
+    /// is served as a ConfigMap (`--read-referenced-objects` reads both).
     pub async fn start(secrets: Vec<((&str, &str), Value)>) -> SecretsApi {
         super::install_crypto();
         let dir = tempfile::tempdir().unwrap();
@@ -165,7 +166,10 @@ impl SecretsApi {
         let table: Arc<BTreeMap<String, Vec<u8>>> = Arc::new(
             secrets
                 .into_iter()
-                .map(|((ns, name), v)| (format!("/api/v1/namespaces/{ns}/secrets/{name}"), v.to_string().into_bytes()))
+                .map(|((ns, name), v)| {
+                    let resource = if v["kind"] == "ConfigMap" { "configmaps" } else { "secrets" };
+                    (format!("/api/v1/namespaces/{ns}/{resource}/{name}"), v.to_string().into_bytes())
+                })
                 .collect(),
         );
         let requests = Arc::new(Mutex::new(Vec::new()));
