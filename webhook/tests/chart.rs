@@ -207,7 +207,7 @@ fn chart_lints_renders_and_validates_in_every_variant() {
         (
             "everything",
             json!({"guard": {"enabled": true}, "tls": {"mode": "certManager"},
-            "webhook": {"readImagePullSecrets": true, "replicas": 3, "podAntiAffinity": "hard",
+            "webhook": {"readImagePullSecrets": true, "readReferencedObjects": true, "replicas": 3, "podAntiAffinity": "hard",
                 "namespaceDefaults": {"team-a": {"hush.dev/role": "a"}},
                 "allowedVaultAddrs": ["https://vault."], "insecureRegistries": ["registry.local:5000"],
                 "objectWarnings": {"timeoutSeconds": 10, "objectSelector": {"matchLabels": {"team": "a"}}},
@@ -246,7 +246,9 @@ fn chart_lints_renders_and_validates_in_every_variant() {
         let cert_manager = values["tls"]["mode"] == "certManager";
         assert_eq!(kinds.contains("Certificate"), cert_manager, "{variant}");
         assert_eq!(kinds.contains("Secret"), values["tls"]["mode"].is_null(), "{variant}: the generated Secret");
-        assert_eq!(kinds.contains("ClusterRole"), values["webhook"]["readImagePullSecrets"] == true, "{variant}");
+        let reads =
+            values["webhook"]["readImagePullSecrets"] == true || values["webhook"]["readReferencedObjects"] == true;
+        assert_eq!(kinds.contains("ClusterRole"), reads, "{variant}");
         assert!(!kinds.contains("Role") && !kinds.contains("RoleBinding"), "{variant}");
     }
     // The validator does reject a broken rendering, so the passes above mean something.
@@ -358,6 +360,22 @@ fn webhook_objects_are_least_privilege_and_registered_as_the_issue_asks() {
     assert_eq!(r.one("ClusterRoleBinding")["subjects"][0]["name"], r.one("ServiceAccount")["metadata"]["name"]);
     assert_eq!(r.one("Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
     assert!(args_of(webhook_container(&r)).contains(&"--read-image-pull-secrets".to_owned()));
+
+    // ConfigMaps and Secrets that Pods take into their environment: behind their own switch,
+    // `get` only, with the token and the egress to the API server.
+    let r = render(&json!({"webhook": {"readReferencedObjects": true}}));
+    assert_eq!(
+        r.one("ClusterRole")["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get"]}])
+    );
+    assert_eq!(r.one("ClusterRoleBinding")["subjects"][0]["name"], r.one("ServiceAccount")["metadata"]["name"]);
+    assert_eq!(r.one("Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
+    let args = args_of(webhook_container(&r));
+    assert!(
+        args.contains(&"--read-referenced-objects".to_owned())
+            && !args.iter().any(|a| a == "--read-image-pull-secrets")
+    );
+    assert!(r.one("NetworkPolicy")["spec"]["egress"].to_string().contains("6443"));
 
     // cert-manager: no caBundle from the chart; cainjector fills it from the serving Certificate.
     let r = render(&json!({"tls": {"mode": "certManager"}}));
