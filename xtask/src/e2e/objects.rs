@@ -2,9 +2,10 @@
 //! never resolves them into the object, as Bank-Vaults does; the chart's
 //! ValidatingWebhookConfiguration (`objects.hush.dev`, `failurePolicy: Ignore`) makes the API
 //! server hand kubectl a warning instead, and the Secret consumed through `envFrom` by a Pod
-//! with `hush.dev/inject: "true"` reaches the app resolved by the shim, as the warning says.
+//! with `hush.dev/inject: "true"` reaches the app resolved by the shim, as the warning says;
+//! with `webhook.readReferencedObjects` also by a Pod without the annotation.
 
-use super::{APP_NS, Teller, kubectl_json, kubectl_ok, kubectl_stdin, pod};
+use super::{APP_NS, HUSH_NS, Teller, kubectl_json, kubectl_ok, kubectl_stdin, pod};
 use crate::cluster::{self, Cluster};
 use crate::cmd;
 use anyhow::{Context, Result, ensure};
@@ -13,6 +14,38 @@ use serde_json::json;
 use std::time::Duration;
 
 const REFERENCE: &str = "vault:secret/data/shop/db#password";
+const WEBHOOK: &str = "app.kubernetes.io/component=webhook";
+
+/// A Pod taking Secret db-refs through envFrom (annotated `hush.dev/inject: "true"` when
+/// `annotated`): its app must print the resolved password's length, not the reference's.
+fn envfrom_pod(
+    cluster: &Cluster,
+    app_image: &str,
+    password: &str,
+    name: &str,
+    annotated: bool,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    let mut annotations = json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"});
+    if annotated {
+        annotations["hush.dev/inject"] = json!("true");
+    }
+    let script = format!("echo \"{name}: DB_PASSWORD holds ${{#DB_PASSWORD}} characters\"; exec sleep 600");
+    let mut consumer = pod(name, app_image, annotations.clone(), &script, json!([]));
+    consumer["spec"]["containers"][0]["envFrom"] = json!([{"secretRef": {"name": "db-refs"}}]);
+    let out = kubectl_stdin(cluster, &["apply"], &serde_json::to_vec(&consumer)?)?;
+    ensure!(out.status.success(), "kubectl apply of Pod {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let want = format!("{name}: DB_PASSWORD holds {} characters", password.len());
+    let mut logs = String::new();
+    cluster::wait_for(&format!("{name}: the app's log line"), Duration::from_secs(120), || {
+        logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", name, "-c", "app"])).unwrap_or_default();
+        Ok(logs.contains(&format!("{name}:")))
+    })?;
+    t.say(&format!("Pod {name} (envFrom: secretRef db-refs, annotations {annotations}) app log: {}", logs.trim()));
+    ensure!(logs.contains(&want), "the app of Pod {name} did not get the resolved secret through envFrom: {logs}");
+    ensure!(!logs.contains(password), "the password is in the app's log");
+    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", name, "--wait=false"])
+}
 
 /// The checks, for one call in `story` after `run_example` (namespace `shop`, its ServiceAccount
 /// `app` and OpenBao's role `shop` exist); `password` is the secret's current value.
@@ -58,26 +91,18 @@ pub(super) fn check(cluster: &Cluster, app_image: &str, password: &str, t: &mut 
     t.say("kubectl apply of a ConfigMap without references: no warning");
 
     // The way the warning points: the Secret through envFrom, the Pod asking for Hush.
-    let mut consumer = pod(
-        "envfrom",
-        app_image,
-        json!({"hush.dev/inject": "true", "hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
-        "echo \"envfrom: DB_PASSWORD holds ${#DB_PASSWORD} characters\"; exec sleep 600",
-        json!([]),
-    );
-    consumer["spec"]["containers"][0]["envFrom"] = json!([{"secretRef": {"name": "db-refs"}}]);
-    let out = kubectl_stdin(cluster, &["apply"], &serde_json::to_vec(&consumer)?)?;
-    ensure!(out.status.success(), "kubectl apply of Pod envfrom failed: {}", String::from_utf8_lossy(&out.stderr));
-    let want = format!("envfrom: DB_PASSWORD holds {} characters", password.len());
-    let mut logs = String::new();
-    cluster::wait_for("envfrom: the app's log line", Duration::from_secs(120), || {
-        logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "envfrom", "-c", "app"])).unwrap_or_default();
-        Ok(logs.contains("envfrom:"))
-    })?;
-    t.say(&format!("Pod envfrom (envFrom: secretRef db-refs, hush.dev/inject: \"true\") app log: {}", logs.trim()));
-    ensure!(logs.contains(&want), "the app did not get the resolved secret through envFrom: {logs}");
-    ensure!(!logs.contains(password), "the password is in the app's log");
-    kubectl_ok(cluster, &["-n", APP_NS, "delete", "pod", "envfrom", "--wait=false"])?;
+    envfrom_pod(cluster, app_image, password, "envfrom", true, t)?;
+    // With `webhook.readReferencedObjects` the webhook reads the Secret itself and the Pod
+    // needs no annotation, as with Bank-Vaults.
+    let deployments = kubectl_json(cluster, &["-n", HUSH_NS, "get", "deployments", "-l", WEBHOOK])?;
+    let reads = deployments["items"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|a| a == "--read-referenced-objects"));
+    if reads {
+        envfrom_pod(cluster, app_image, password, "envfrom-auto", false, t)?;
+    } else {
+        t.say("(the chart runs without webhook.readReferencedObjects: the Pod without the annotation is not tried)");
+    }
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "db-refs"])?;
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "configmap", "plain"])
 }
