@@ -37,7 +37,7 @@ enum Task {
     /// The repository's rules, checked: pure modules, `unsafe` in `sys` only, exit codes, aliases, doc pointers.
     Tidy,
     /// The dependency policy (deny.toml: licences, bans, duplicates, sources), offline.
-    Deny,
+    Deny(deny::Args),
     /// Show Hush working end to end on this machine, explaining each step (tool output to a log).
     Demo(demo::Args),
     /// Run benchmarks and print each figure beside its baseline from the same run.
@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Test(args) => test::run(&args),
         Task::Tidy => tidy::run(),
-        Task::Deny => deny::run(),
+        Task::Deny(args) => deny::check(&args),
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
