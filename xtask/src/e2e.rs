@@ -382,6 +382,7 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
          RBAC; the real kube-apiserver's 403 once that RBAC is gone",
     );
     pull_secrets(cluster, &private, t)?;
+    apiserver::pull_secret_cases(cluster, &private, t)?;
     t.lap("imagePullSecrets read from the API server");
 
     t.step(

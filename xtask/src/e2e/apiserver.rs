@@ -251,3 +251,112 @@ fn shim_kubernetes_login_by_default(cluster: &Cluster, bao: &Bao, password: &str
     ensure!(out.stdout.is_empty() && !stderr.contains(&token), "the refused shim ran the app or printed the token");
     bao.run(&["auth", "disable", mount])
 }
+
+/// What `webhook/tests/registry.rs` checked against a loopback stand-in for the API server
+/// (removed there), now with the real one, the chart's RBAC and the password-protected
+/// registry: a pull Secret for another registry is skipped and the right one used; a Secret for
+/// another registry alone, or one with a wrong password, is refused naming it; a Pod of another
+/// namespace naming a Secret that exists only in `shop` is refused (the config cached for
+/// `shop`'s login is not lent to it); a path in a Secret name is refused before any call; and
+/// no password reaches the webhook's log. Call after `pull_secrets` (the binding restored).
+pub(super) fn pull_secret_cases(
+    cluster: &Cluster,
+    registry: &super::PrivateRegistry,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    use base64::Engine as _;
+    let pushed = images::push_app(
+        &registry.addr,
+        "shop/private",
+        "1",
+        &registry.dir.join("image"),
+        Some(&registry.curl_config),
+        None,
+    )?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let wrong = format!("wrong-{}", super::random_hex(8)?);
+    let secret = |namespace: &str, name: &str, host: &str, password: &str| -> Result<()> {
+        let auth = b64.encode(format!("{}:{password}", registry.user));
+        let config = json!({"auths": {host: {"username": registry.user, "password": password, "auth": auth}}});
+        super::apply(
+            cluster,
+            &json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": {".dockerconfigjson": b64.encode(config.to_string())}}),
+        )
+    };
+    secret(APP_NS, "regcred", &registry.addr, &registry.password)?;
+    secret(APP_NS, "wrong", &registry.addr, &wrong)?;
+    secret(APP_NS, "elsewhere", "other.example", &registry.password)?;
+    let other_ns = "shop-tenant-b";
+    super::apply(cluster, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other_ns}}))?;
+
+    let result = (|| -> Result<()> {
+        let probe = |namespace: &str, secrets: &[&str]| -> Result<Vec<u8>> {
+            let mut p = pod(
+                "private-case",
+                &pushed.reference(),
+                json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
+                "true",
+                json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
+            );
+            p["metadata"]["namespace"] = json!(namespace);
+            if namespace != APP_NS {
+                p["spec"]["serviceAccountName"] = json!("default");
+            }
+            let container = &mut p["spec"]["containers"][0];
+            container.as_object_mut().context("container")?.remove("command");
+            container["args"] = json!(["-c", "true"]);
+            p["spec"]["imagePullSecrets"] = json!(secrets.iter().map(|s| json!({"name": s})).collect::<Vec<_>>());
+            Ok(serde_json::to_vec(&p)?)
+        };
+        let create = |body: &[u8]| kubectl_stdin(cluster, &["create", "--dry-run=server", "-o", "json"], body);
+        let refused = |namespace: &str, secrets: &[&str], want: &[&str]| -> Result<String> {
+            let mut err = String::new();
+            // A new namespace's `default` ServiceAccount appears a moment after it.
+            cluster::wait_for("the webhook's refusal", Duration::from_secs(30), || {
+                let out = create(&probe(namespace, secrets)?)?;
+                ensure!(!out.status.success(), "{namespace} {secrets:?}: admitted");
+                err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                Ok(!err.contains("serviceaccount"))
+            })?;
+            for w in want {
+                ensure!(err.contains(w), "{namespace} {secrets:?}: the refusal does not say {w:?}: {err}");
+            }
+            ensure!(!err.contains(&registry.password) && !err.contains(&wrong), "a password in the refusal: {err}");
+            Ok(err)
+        };
+
+        let out = create(&probe(APP_NS, &["elsewhere", "regcred"])?)?;
+        ensure!(out.status.success(), "elsewhere, regcred: {}", String::from_utf8_lossy(&out.stderr));
+        let admitted: Value = serde_json::from_slice(&out.stdout)?;
+        let argv = admitted["spec"]["containers"][0]["command"].to_string();
+        ensure!(argv.contains("/bin/sh"), "elsewhere, regcred: the entrypoint was not found: {argv}");
+        t.say(&format!(
+            "pull Secrets [elsewhere, regcred]: the other registry's skipped, regcred's login used: {argv}"
+        ));
+
+        let host = &registry.addr;
+        let err =
+            refused(APP_NS, &["elsewhere"], &[&format!("no credentials for `{host}` in imagePullSecrets elsewhere")])?;
+        t.say(&format!("pull Secret for another registry only: refused: {err}"));
+        let err = refused(APP_NS, &["wrong"], &["with the credentials for", "from Secret `wrong`"])?;
+        t.say(&format!("pull Secret with a wrong password: refused: {err}"));
+        let err = refused(other_ns, &["regcred"], &[&format!("Secret {other_ns}/regcred does not exist")])?;
+        t.say(&format!("another namespace naming shop's Secret: refused, the cached config not lent: {err}"));
+        let err = refused(APP_NS, &["../../../api/v1/secrets"], &["is not a valid Secret name"])?;
+        t.say(&format!("a path as a Secret name: refused before any API call: {err}"));
+
+        let log = cmd::stdout(cluster.kubectl().args(["-n", HUSH_NS, "logs", "-l", WEBHOOK, "--tail=-1"]))?;
+        ensure!(
+            !log.contains(&registry.password) && !log.contains(&wrong),
+            "a registry password is in the webhook's log"
+        );
+        t.say(&format!("no registry password in the webhook's log ({} lines)", log.lines().count()));
+        Ok(())
+    })();
+    let cleanup = kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred", "wrong", "elsewhere"])
+        .and_then(|()| kubectl_ok(cluster, &["delete", "namespace", other_ns, "--wait=false"]));
+    result?;
+    cleanup
+}
