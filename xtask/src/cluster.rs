@@ -389,21 +389,44 @@ fn mount_kernel_filesystems() -> Result<()> {
     }
     std::fs::write(state().join("kernel-mounts"), mounted.join("\n"))?;
     // The guard's bpffs volume uses HostToContainer propagation, which the runtime only
-    // grants from a shared (or slave) mount; the root mount here is private.
-    if !is_shared("/sys/fs/bpf")? {
+    // grants from a shared (or slave) mount; the root mount here is private. Where two bpffs
+    // are stacked at /sys/fs/bpf (this machine boots so), containerd checks the lower one,
+    // which no path reaches: `--make-rshared /sys` makes it shared too, and `down` makes the
+    // tree private again (only when all of it was private before, so that this restores it).
+    let sys = sys_mounts()?;
+    let stacked: Vec<bool> = sys.iter().filter(|(at, _)| at == "/sys/fs/bpf").map(|(_, shared)| *shared).collect();
+    if stacked.len() > 1 && !stacked.iter().all(|shared| *shared) {
+        ensure!(
+            sys.iter().all(|(_, shared)| !shared),
+            "two bpffs are stacked at /sys/fs/bpf and some mounts under /sys are shared already: make /sys/fs/bpf \
+             one shared mount by hand"
+        );
+        cmd::run(Command::new("mount").args(["--make-rshared", "/sys"]))?;
+        std::fs::write(state().join("sys-made-rshared"), "")?;
+    } else if !is_shared("/sys/fs/bpf")? {
         cmd::run(Command::new("mount").args(["--make-shared", "/sys/fs/bpf"]))?;
         std::fs::write(state().join("bpffs-made-shared"), "")?;
     }
     Ok(())
 }
 
-/// Whether the mount at `at` propagates as shared (a `shared:N` optional field).
+/// Every mount at /sys or below it, in mountinfo's order, and whether it propagates as shared.
+fn sys_mounts() -> Result<Vec<(String, bool)>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<&str>>())
+        .filter(|f| f.get(4).is_some_and(|at| *at == "/sys" || at.starts_with("/sys/")))
+        .map(|f| (f[4].to_owned(), f.iter().skip(6).take_while(|f| **f != "-").any(|f| f.starts_with("shared:"))))
+        .collect())
+}
+
+/// Whether the mount at `at` propagates as shared (a `shared:N` optional field). Of mounts
+/// stacked at `at`, the last one listed is the one on top, the one the runtime sees.
 fn is_shared(at: &str) -> Result<bool> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(info.lines().any(|l| {
-        let fields: Vec<&str> = l.split(' ').collect();
-        fields.get(4) == Some(&at) && fields.iter().skip(6).take_while(|f| **f != "-").any(|f| f.starts_with("shared:"))
-    }))
+    let top = info.lines().rev().map(|l| l.split(' ').collect::<Vec<&str>>()).find(|f| f.get(4) == Some(&at));
+    Ok(top.is_some_and(|fields| fields.iter().skip(6).take_while(|f| **f != "-").any(|f| f.starts_with("shared:"))))
 }
 
 // ---- certificates and kubeconfigs ---------------------------------------------------------
@@ -808,6 +831,13 @@ pub fn down() -> Result<()> {
     }
     if s.exists() && Path::new(GUARD_PIN_ROOT).exists() {
         note(&mut problems, "removing BPF pins", std::fs::remove_dir_all(GUARD_PIN_ROOT).map_err(Into::into));
+    }
+    if s.join("sys-made-rshared").exists() {
+        note(
+            &mut problems,
+            "restoring /sys's propagation",
+            cmd::run(Command::new("mount").args(["--make-rprivate", "/sys"])),
+        );
     }
     if s.join("bpffs-made-shared").exists() {
         note(

@@ -144,7 +144,7 @@ fn on_cluster(kubeconfig: Option<PathBuf>, verbose: bool) -> Result<()> {
     say_top(TITLE);
     match &kubeconfig {
         Some(file) => say_top(&format!(
-            "Runs on: the cluster of {} (a real cluster, not this machine's emulation); it stays up after.",
+            "Runs on: a real cluster, the one {} reaches (not this machine's emulation); it stays up after.",
             file.display()
         )),
         None => say_top(
@@ -156,10 +156,15 @@ fn on_cluster(kubeconfig: Option<PathBuf>, verbose: bool) -> Result<()> {
         "Real here: the API server, etcd, the controllers, the kubelet and its container runtime, Helm's engine, \
          kubectl, OpenBao, the webhook, the shim, the guard.",
     );
-    say_top(
-        "Played here: nothing. OpenBao runs in dev mode (in memory); the images are built without Docker and served \
-         by a registry on this machine.",
-    );
+    if owned {
+        say_top(
+            "Played here: kube-proxy, which does not run: one iptables rule sends the `kubernetes` Service to the \
+             API server, and the API server calls the webhook at its Pods' addresses. OpenBao runs in dev mode (in \
+             memory); the images are built without Docker and served by a registry on this machine.",
+        );
+    } else {
+        say_top("Played here: nothing. OpenBao runs in dev mode (in memory) on this machine.");
+    }
     if !verbose {
         say_top(&format!("Tool output (apt, pip, cargo, kubectl, Helm): {}", log.display()));
     }

@@ -825,7 +825,8 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["event"] == "attempt" && v["reader"]["comm"] == "cat");
         Ok(found.is_some())
-    })?;
+    })
+    .with_context(other_guards)?;
     let line = found.expect("found by the wait");
     progress::note(&format!("e2e: guard audit line (kubectl logs): {line}"));
     t.say(&format!("the guard's audit line (kubectl logs): {}", audit_summary(&line)));
@@ -899,6 +900,24 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
         ),
     );
     Ok(())
+}
+
+/// Other guards pinned on this kernel (a host `guard-test`, the demo's): they protect the same
+/// shim-started processes and may kill a reader before the DaemonSet's guard sees it.
+fn other_guards() -> String {
+    let ours = Path::new(cluster::GUARD_PIN_ROOT).file_name().unwrap_or_default();
+    let others: Vec<String> = std::fs::read_dir("/sys/fs/bpf")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|name| name.to_string_lossy().starts_with("hush") && name.as_os_str() != ours)
+        .map(|name| format!("/sys/fs/bpf/{}", name.to_string_lossy()))
+        .collect();
+    if others.is_empty() {
+        "no other guard is pinned on this kernel".to_owned()
+    } else {
+        format!("another guard is pinned on this kernel ({}): it may have stopped the reader first", others.join(", "))
+    }
 }
 
 /// A guard audit line in a few words: what was tried, what the guard did, by whom, on what.
@@ -1128,9 +1147,12 @@ impl PrivateRegistry {
             .arg(&user)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
         child.stdin.take().context("htpasswd's stdin")?.write_all(password.as_bytes())?;
-        ensure!(child.wait()?.success(), "htpasswd failed");
+        // Its stderr ("Adding password for user ...") is shown only when it fails.
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         let addr = format!("{host_ip}:{PRIVATE_REGISTRY_PORT}");
         let config = dir.join("config.yml");
         std::fs::write(
