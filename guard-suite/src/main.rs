@@ -187,6 +187,10 @@ enum SelfAttack {
     Int80Ptrace,
     /// i386 pidfd_getfd (int $0x80) of the app's fd 3
     Int80PidfdGetfd,
+    /// x32 open (nr | __X32_SYSCALL_BIT) of /proc/PID/environ
+    X32Environ,
+    /// x32 PTRACE_ATTACH (x32's ptrace, 521), then PEEKDATA of the environment
+    X32Ptrace,
     /// open of /proc/PID/environ while a CLONE_FILES sibling waits to read the fd
     CloneFiles,
     /// perf_event_open of a PERF_SAMPLE_STACK_USER sampler on PID
@@ -851,6 +855,8 @@ fn run_suite(a: &RunArgs) -> Result<()> {
             format!("--mode lsm without BPF LSM is refused, naming the fix: {}", err.trim()),
         );
     }
+    // Before any guard runs: is x32 on (else the kernel closes the class with ENOSYS)?
+    let x32 = s.x32_kernel()?;
     let g = GuardProc::start(a)?;
     let prot = start_app(&injector, real_shim, &s.secret)?;
     let ctrl = start_app(&launcher, real_shim, &s.secret)?;
@@ -890,8 +896,8 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     if a.io_uring {
         s.io_uring(&g, prot.pid, ctrl.pid)?;
     }
-    if a.io_uring {
-        s.io_uring(&g, prot.pid, ctrl.pid)?;
+    if x32 {
+        s.x32_attacks(&g, prot.pid, ctrl.pid)?;
     }
     s.traced_exec(&g, &injector, &launcher, real_shim)?;
     for ptrace in [false, true] {

@@ -390,6 +390,32 @@ pub fn int80_ptrace_attach(pid: i32) -> Result<(), SyscallError> {
     check("waitpid", r.into()).map(drop)
 }
 
+/// The bit that marks an x32 system call number (`__X32_SYSCALL_BIT`).
+pub const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+
+/// x32 `open(path, O_RDONLY)`: the shared number 2 with the x32 bit, from this 64-bit process.
+/// `ENOSYS` where the kernel has no x32 (not built, or Debian's default `syscall.x32=n`).
+pub fn x32_open(path: &str) -> Result<OwnedFd, SyscallError> {
+    let s = LowStr::new(path)?;
+    // Safety: the path is a NUL-terminated string in a LowStr mapping we own for the call (below
+    // 4 GiB, as an x32 pointer is); open reads nothing else of ours.
+    let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_open, libc::c_ulong::from(s.addr32()), libc::O_RDONLY) };
+    let fd = check("x32 open", r)?;
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// x32 `ptrace(PTRACE_ATTACH, pid)` (x32's own entry, 521), then `waitpid` for the stop.
+pub fn x32_ptrace_attach(pid: i32) -> Result<(), SyscallError> {
+    // Safety: PTRACE_ATTACH takes no pointers (addr and data are ignored, passed as 0).
+    let r = unsafe { libc::syscall(X32_SYSCALL_BIT | 521, libc::PTRACE_ATTACH, pid, 0, 0) };
+    check("x32 ptrace(PTRACE_ATTACH)", r)?;
+    let mut status = 0;
+    // Safety: `status` is a valid int to write.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    check("waitpid", r.into()).map(drop)
+}
+
 /// i386 `pidfd_getfd(pidfd, targetfd, 0)` through `int $0x80`.
 pub fn int80_pidfd_getfd(pidfd: BorrowedFd<'_>, targetfd: i32) -> Result<OwnedFd, SyscallError> {
     let r = int80(438, pidfd.as_raw_fd() as u32, targetfd as u32, 0);
