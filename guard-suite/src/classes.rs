@@ -433,6 +433,85 @@ impl Suite<'_> {
         Ok(())
     }
 
+    /// The fork window exists, and a race wins it when nothing but the `TASK_NEW` rule stands in
+    /// the way. With the guard in audit mode (the same judgement, logged and allowed), this process
+    /// reads the environ of each pid about to be created while a protected forker forks. A read
+    /// the guard logs with `in_creation: true` was judged protected by the `TASK_NEW` rule alone
+    /// (the pid was not yet in the protected map): without the rule it would have passed in
+    /// enforce mode too. The check needs one such read whose bytes hold the forker's secret,
+    /// within `4 * race_secs`; the counts are printed.
+    pub(super) fn fork_window_audit(&mut self, injector: &Path, real_shim: bool) -> Result<()> {
+        // Every read of a protected child is a line here: lift the line limit so none is summarised.
+        let audit =
+            RunArgs { mode: "audit".into(), expect: "audit".into(), max_lines: Some(1_000_000), ..self.a.clone() };
+        let g = GuardProc::start(&audit)?;
+        let secret = random_secret()?;
+        let script = "while :; do /bin/true; done";
+        let forker = Reaped(
+            launcher_cmd(injector, real_shim, &secret, &["/bin/sh", "-c", script]).stdout(Stdio::null()).spawn()?,
+        );
+        let fpid = forker.0.id();
+        g.wait_for(self.patience(), move |v: &Value| v["event"] == "protect" && v["target"]["tgid"] == fpid)
+            .context("the audit guard did not register the forker")?;
+        let me = std::process::id();
+        let from = g.line_count();
+        let started = Instant::now();
+        let until = started + Duration::from_secs(4 * self.a.race_secs);
+        let (mut tries, mut reads) = (0u64, 0u64);
+        let mut with_secret = std::collections::HashSet::new();
+        let mut next_look = Instant::now();
+        let won = |g: &GuardProc, with_secret: &std::collections::HashSet<i64>| {
+            g.lines_since(from).into_iter().find(|v| {
+                v["event"] == "attempt"
+                    && v["reader"]["tgid"] == me
+                    && v["target"]["in_creation"] == true
+                    && v["target"]["tgid"].as_i64().is_some_and(|t| with_secret.contains(&t))
+            })
+        };
+        let mut hit = None;
+        while hit.is_none() && Instant::now() < until {
+            let last: i64 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?.trim().parse()?;
+            for p in last + 1..=last + 3 {
+                if with_secret.contains(&p) {
+                    continue;
+                }
+                tries += 1;
+                if let Ok(env) = std::fs::read(format!("/proc/{p}/environ")) {
+                    reads += 1;
+                    if contains(&env, &secret) {
+                        with_secret.insert(p);
+                    }
+                }
+            }
+            if Instant::now() >= next_look {
+                hit = won(&g, &with_secret);
+                next_look = Instant::now() + Duration::from_millis(250);
+            }
+        }
+        let took = started.elapsed();
+        drop(forker);
+        std::thread::sleep(Duration::from_millis(500));
+        let hit = hit.or_else(|| won(&g, &with_secret));
+        let lines = g.lines_since(from);
+        let mine: Vec<&Value> = lines.iter().filter(|v| v["event"] == "attempt" && v["reader"]["tgid"] == me).collect();
+        let caught = mine.iter().filter(|v| v["target"]["in_creation"] == true).count();
+        println!(
+            "fork window (audit mode, environ open): {tries} tries in {:.1}s, {reads} reads, {} with the forker's secret, \
+             {} audited lines, {caught} caught while being created",
+            took.as_secs_f64(),
+            with_secret.len(),
+            mine.len()
+        );
+        self.check(
+            hit.as_ref().is_some_and(|l| l["action"] == "audited"),
+            format!(
+                "fork window (audit mode): a read of a protected child caught while being created got the secret \
+                 (the TASK_NEW rule alone refuses it in enforce mode): {hit:?}"
+            ),
+        );
+        g.stop()
+    }
+
     /// io_uring: lsm denies its open, fentry kills the opener; tracepoint mode kills at
     /// io_uring_setup (unless --allow-io-uring, then a named gap).
     pub(super) fn io_uring(&mut self, g: &GuardProc, prot: i32, ctrl: i32) -> Result<()> {

@@ -964,6 +964,7 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     g.stop()?;
     g = s.flood_lost(prot.pid)?;
     g.stop()?;
+    s.fork_window_audit(&injector, real_shim)?;
     g = s.capacity(&injector, real_shim)?;
     g.stop()?;
     g = GuardProc::start(a)?;
