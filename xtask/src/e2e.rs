@@ -14,6 +14,7 @@
 //! leave (`crate::demo`). Both run every check below.
 
 mod apiserver;
+mod objects;
 
 use crate::cluster::{self, Cluster};
 use crate::demo::{GUARANTEES, occurrences};
@@ -325,6 +326,8 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
     );
     let app = run_example(cluster, &images, &password, t)?;
     t.lap("example Deployment running");
+    objects::check(cluster, &images.app.reference(), &password, t)?;
+    t.lap("Secret with vault: values: warning; envFrom resolved");
 
     t.step(
         "Another process reads the app's environment: `kubectl exec ... cat /proc/1/environ`.",
@@ -408,7 +411,7 @@ fn remove_previous_run(cluster: &Cluster) -> Result<()> {
         cluster,
         &[
             "delete",
-            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
             "-l",
             &format!("app.kubernetes.io/instance={RELEASE}"),
             "--ignore-not-found",
