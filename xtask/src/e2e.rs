@@ -566,6 +566,9 @@ fn install_chart(cluster: &Cluster, args: &Args, images: &images::Images, t: &mu
             "insecureRegistries": [args.registry, format!("{}:{PRIVATE_REGISTRY_PORT}", args.host_ip)],
             // The webhook reads Pods' pull Secrets from the API server (chart RBAC).
             "readImagePullSecrets": true,
+            // The webhook reads the ConfigMaps and Secrets Pods take into their environment
+            // (objects::check runs a Pod whose only reference comes through envFrom).
+            "readReferencedObjects": true,
             // Namespace defaults from a ConfigMap the webhook watches (e2e/apiserver.rs).
             "watchNamespaceDefaults": true,
         },
