@@ -326,6 +326,8 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
     );
     let app = run_example(cluster, &images, &password, t)?;
     t.lap("example Deployment running");
+    // Namespace defaults from the watched ConfigMap, the shim's default kubernetes login.
+    apiserver::checks(cluster, &images, &bao, &password, t)?;
     objects::check(cluster, &images.app.reference(), &password, t)?;
     t.lap("Secret with vault: values: warning; envFrom resolved");
 
@@ -369,7 +371,6 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
     );
     shim_with_token_request(cluster, &bao, &rotated, t)?;
     t.lap("shim login with a TokenRequest token");
-    apiserver::checks(cluster, &images, &bao, &rotated, t)?;
 
     t.step(
         "The webhook's rolling restart under a stream of Pod creations: no admission fails.",

@@ -21,8 +21,8 @@ use std::time::Duration;
 const KEY: &str = "namespace-defaults.json";
 const WEBHOOK: &str = "app.kubernetes.io/component=webhook";
 
-/// Both checks, for one call in `story` after `shim_with_token_request` (the chart installed
-/// with `webhook.watchNamespaceDefaults: true`; `password` is the secret's current value).
+/// Both checks, for one call in `story` after `run_example` (the chart installed with
+/// `webhook.watchNamespaceDefaults: true`; `password` is the secret's current value).
 pub(super) fn checks(
     cluster: &Cluster,
     images: &images::Images,
