@@ -209,14 +209,15 @@ fn load(mode: Mode, opts: &Options) -> Result<Guard, LoadError> {
     let refuse_io_uring: u32 = u32::from(!opts.allow_io_uring);
     let syscall_hooks: u32 = u32::from(matches!(mode, Mode::Tracepoint | Mode::Audit));
     let refuse_compat = refuses_compat(mode, opts.allow_32bit);
-    // A pinned protected set is reused as it is (its size included): the limit is what it holds.
     let hard = opts.max_protected.saturating_add(HEADROOM);
+    // A pinned protected set is reused as it is, its size included: a larger one only gives more
+    // headroom; a smaller one is the limit until `guard unload`.
     let max_protected = match aya::maps::MapInfo::from_pin(opts.pin_root.join("hush_protected")) {
-        Ok(info) if info.max_entries() != hard => {
-            let held = info.max_entries().saturating_sub(HEADROOM).min(opts.max_protected);
+        Ok(info) if info.max_entries().saturating_sub(HEADROOM) < opts.max_protected => {
+            let held = info.max_entries().saturating_sub(HEADROOM);
             eprintln!(
-                "guard: warning: the pinned protected set holds {} entries; --max-protected {} is {held} until \
-                 `guard unload`",
+                "guard: warning: the pinned protected set holds {} entries ({held} + {HEADROOM} headroom): \
+                 --max-protected is {held}, not {}, until `guard unload`",
                 info.max_entries(),
                 opts.max_protected
             );
