@@ -258,6 +258,7 @@ fn start(bin: &Path, kubectl: &Path) -> Result<Cluster> {
     wait_for("etcd", Duration::from_secs(30), || {
         Ok(Command::new("curl")
             .args(["-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{ETCD_CLIENT}/health")])
+            .stderr(Stdio::null())
             .status()?
             .success())
     })?;

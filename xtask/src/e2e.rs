@@ -818,6 +818,7 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
     ensure!(!out.status.success(), "kubectl exec's cat succeeded");
 
     let mut found = None;
+    let mut guard_log = String::new();
     cluster::wait_for("the guard's audit line", Duration::from_secs(30), || {
         let logs = cmd::stdout(cluster.kubectl().args([
             "-n",
@@ -831,9 +832,10 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["event"] == "attempt" && v["reader"]["comm"] == "cat");
+        guard_log = logs;
         Ok(found.is_some())
     })
-    .with_context(other_guards)?;
+    .with_context(|| format!("{}; the guard logged {}", other_guards(), event_counts(&guard_log)))?;
     let line = found.expect("found by the wait");
     progress::note(&format!("e2e: guard audit line (kubectl logs): {line}"));
     t.say(&format!("the guard's audit line (kubectl logs): {}", audit_summary(&line)));
@@ -925,6 +927,20 @@ fn other_guards() -> String {
     } else {
         format!("another guard is pinned on this kernel ({}): it may have stopped the reader first", others.join(", "))
     }
+}
+
+/// The guard's log in a few words: how many lines of each `event` (and its attempts' readers).
+fn event_counts(log: &str) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for v in log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        let mut key = v["event"].as_str().unwrap_or("?").to_owned();
+        if key == "attempt" {
+            key = format!("attempt by {} ({})", v["reader"]["comm"].as_str().unwrap_or("?"), v["action"]);
+        }
+        *counts.entry(key).or_default() += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(event, n)| format!("{n} {event}")).collect();
+    if counts.is_empty() { "no JSON line".to_owned() } else { counts.join(", ") }
 }
 
 /// A guard audit line in a few words: what was tried, what the guard did, by whom, on what.
