@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 mod classes;
 mod load;
+mod metrics;
 #[allow(unsafe_code, reason = "the one module with unsafe: typed wrappers over the attacks' system calls")]
 mod sys;
 
@@ -429,6 +430,8 @@ fn bench(b: &BenchArgs) -> Result<()> {
 struct GuardProc {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
+    /// Where it serves `/metrics` (`--metrics 127.0.0.1:0`, from its stderr line).
+    metrics: Arc<Mutex<Option<String>>>,
     /// Tracepoint mode without `--allow-32bit`: every 32-bit syscall is SIGKILLed at entry.
     compat_refused: bool,
 }
@@ -442,9 +445,25 @@ impl GuardProc {
             .args(a.allow_cgroup.iter().flat_map(|c| [std::ffi::OsStr::new("--allow-cgroup"), c.as_os_str()]))
             .args(a.max_lines.iter().flat_map(|n| ["--max-lines-per-sec".to_owned(), n.to_string()]))
             .args(&a.guard_args)
+            .args(if metrics::loopback_up() { &["--metrics", "127.0.0.1:0"][..] } else { &[] })
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", a.guard.display()))?;
+        // Its stderr is passed on as it comes; the line naming the metrics address is kept.
+        let metrics = Arc::new(Mutex::new(None));
+        let stderr = child.stderr.take().context("guard stderr")?;
+        let at = metrics.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) =
+                    line.strip_prefix("guard: metrics on http://").and_then(|r| r.strip_suffix("/metrics"))
+                {
+                    *at.lock().expect("metrics lock") = Some(addr.to_owned());
+                }
+                eprintln!("{line}");
+            }
+        });
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().context("guard stdout")?;
         let sink = lines.clone();
@@ -456,7 +475,7 @@ impl GuardProc {
                 }
             }
         });
-        let mut g = GuardProc { child, lines, compat_refused: false };
+        let mut g = GuardProc { child, lines, metrics, compat_refused: false };
         let start = g
             .wait_for(Duration::from_secs(a.patience), |v| v["event"] == "start")
             .context("the guard did not start (no start line)")?;
@@ -470,6 +489,20 @@ impl GuardProc {
         loop {
             if let Some(v) = self.lines.lock().expect("lines lock").iter().find(|v| pred(v)) {
                 return Some(v.clone());
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The address its metrics are served on, once it said so.
+    fn metrics_addr(&self, patience: Duration) -> Option<String> {
+        let until = Instant::now() + patience;
+        loop {
+            if let Some(addr) = self.metrics.lock().expect("metrics lock").clone() {
+                return Some(addr);
             }
             if Instant::now() > until {
                 return None;
@@ -942,6 +975,7 @@ fn run_suite(a: &RunArgs) -> Result<()> {
         alive_not_stopped(prot.pid) && alive_not_stopped(prot.kid),
         "the protected app and its child survived every attack, not stopped".into(),
     );
+    s.metrics(&g)?;
 
     let mut g = g;
     if a.restart {

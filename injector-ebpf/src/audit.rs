@@ -125,9 +125,10 @@ fn hook_name(ev: &Event) -> &'static str {
     }
 }
 
-/// What was attempted. The LSM ATTACH-mode check is shared by ptrace, process_vm_* and
-/// pidfd_getfd; the reader's syscall says which.
-fn attempt_name(ev: &Event) -> &'static str {
+/// What `ev` attempted, as its audit line's `attempt` (and the metric's label) names it. The
+/// LSM ATTACH-mode check is shared by ptrace, process_vm_* and pidfd_getfd; the reader's
+/// syscall says which.
+pub fn attempt_name(ev: &Event) -> &'static str {
     match (What::from_u32(ev.what), native_syscall(ev.syscall).0) {
         (Some(What::Attach), 101) => What::Ptrace.name(),
         (Some(What::Attach), 310) => What::VmRead.name(),

@@ -165,8 +165,9 @@ fn run(cli: Cli) -> Result<()> {
                     paths.path_of(ev.target.cgroup_id, ev.target.tgid)
                 };
                 let action = Action::from_u32(ev.action).map_or("unknown", Action::name);
-                let what = What::from_u32(ev.what).map_or("unknown", What::name);
-                metrics.event(action, what);
+                // The attempt as its audit line names it (an LSM/fentry ptrace access check is
+                // named after the syscall that made it).
+                metrics.event(action, audit::attempt_name(&ev));
                 let lifecycle = Action::from_u32(ev.action).is_some_and(Action::is_lifecycle);
                 let (lines, limiter) = &mut limiters[usize::from(lifecycle)];
                 match limiter.admit(now) {

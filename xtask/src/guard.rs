@@ -106,6 +106,8 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t securityfs securityfs /sys/kernel/security
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# loopback for the guard's --metrics endpoint (guard-suite scrapes it)
+ifconfig lo 127.0.0.1 up
 MODE=auto EXPECT=tracepoint EXTRA= BENCH=
 for a in $(cat /proc/cmdline); do
   case "$a" in
