@@ -1160,12 +1160,20 @@ int hush_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---- lsm mode -------------------------------------------------------------------------- */
 
+/* lsm/fentry file_open runs on every open of the node: the first test is a direct (BTF) load,
+ * which the verifier turns into plain loads, not three bpf_probe_read_kernel helper calls; only
+ * procfs files go on to classify_proc_file. */
+static __always_inline int on_procfs(struct file *file)
+{
+	return file->f_inode->i_sb->s_magic == PROC_SUPER_MAGIC;
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(hush_file_open, struct file *file, int ret)
 {
 	__u32 what;
 
-	if (ret)
+	if (ret || !on_procfs(file))
 		return ret;
 	what = classify_proc_file(file);
 	if (!what)
@@ -1289,8 +1297,11 @@ int BPF_PROG(hush_bprm_check, struct linux_binprm *bprm, int ret)
 SEC("fentry/security_file_open")
 int BPF_PROG(hush_fe_file_open, struct file *file)
 {
-	__u32 what = classify_proc_file(file);
+	__u32 what;
 
+	if (!on_procfs(file))
+		return 0;
+	what = classify_proc_file(file);
 	if (what)
 		judge(proc_file_task(file), HUSH_HOOK_FENTRY_FILE_OPEN, what, E_KILL, 1, current_syscall());
 	return 0;

@@ -123,7 +123,7 @@ if [ -z "$BENCH" ] && ! /bin/harden-check; then
   poweroff -f
 fi
 if [ -n "$BENCH" ]; then
-  if /bin/guard-suite bench --guard /bin/guard --modes audit,tracepoint,lsm,fentry --iters 20000 --rounds 3; then
+  if /bin/guard-suite bench --guard /bin/guard --modes tracepoint,lsm,fentry --iters 20000 --rounds 9; then
     echo "init: success"
   else
     echo "init: failure"
