@@ -486,7 +486,9 @@ mod tests {
             }
         }
         assert_eq!(Hook::from_u32(0), None);
-        assert_eq!(What::from_u32(15), None);
+        assert_eq!(What::from_u32(17), None);
+        assert_eq!(What::from_u32(15), Some(What::ProtectedSetFull));
+        assert_eq!(What::from_u32(16), Some(What::CompatSyscall));
         assert_eq!(Action::from_u32(8), None);
         assert!(Action::Protected.is_lifecycle() && !Action::Killed.is_lifecycle());
     }
