@@ -328,6 +328,7 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
     t.lap("example Deployment running");
     // Namespace defaults from the watched ConfigMap, the shim's default kubernetes login.
     apiserver::checks(cluster, &images, &bao, &password, t)?;
+    apiserver::pull_secret_cases(cluster, &private, t)?;
     objects::check(cluster, &images.app.reference(), &password, t)?;
     t.lap("Secret with vault: values: warning; envFrom resolved");
 
@@ -386,7 +387,6 @@ fn story(cluster: &Cluster, owned: bool, args: &Args, t: &mut dyn Teller) -> Res
          RBAC; the real kube-apiserver's 403 once that RBAC is gone",
     );
     pull_secrets(cluster, &private, t)?;
-    apiserver::pull_secret_cases(cluster, &private, t)?;
     t.lap("imagePullSecrets read from the API server");
 
     t.step(

@@ -258,7 +258,8 @@ fn shim_kubernetes_login_by_default(cluster: &Cluster, bao: &Bao, password: &str
 /// another registry alone, or one with a wrong password, is refused naming it; a Pod of another
 /// namespace naming a Secret that exists only in `shop` is refused (the config cached for
 /// `shop`'s login is not lent to it); a path in a Secret name is refused before any call; and
-/// no password reaches the webhook's log. Call after `pull_secrets` (the binding restored).
+/// no password reaches the webhook's log. Needs the chart's RBAC in place (not during
+/// `pull_secrets`, which deletes the binding for a while).
 pub(super) fn pull_secret_cases(
     cluster: &Cluster,
     registry: &super::PrivateRegistry,
@@ -345,7 +346,7 @@ pub(super) fn pull_secret_cases(
         let err = refused(other_ns, &["regcred"], &[&format!("Secret {other_ns}/regcred does not exist")])?;
         t.say(&format!("another namespace naming shop's Secret: refused, the cached config not lent: {err}"));
         let err = refused(APP_NS, &["../../../api/v1/secrets"], &["is not a valid Secret name"])?;
-        t.say(&format!("a path as a Secret name: refused before any API call: {err}"));
+        t.say(&format!("a path as a Secret name: refused by the webhook's name check: {err}"));
 
         let log = cmd::stdout(cluster.kubectl().args(["-n", HUSH_NS, "logs", "-l", WEBHOOK, "--tail=-1"]))?;
         ensure!(
