@@ -44,6 +44,9 @@ struct Cli {
 enum Cmd {
     /// Run the whole suite.
     Run(RunArgs),
+    /// Only the capacity check (`--max-protected`; fail-closed registration), e.g. on a host
+    /// where another guard attached host-wide spoils the attack checks' one-line counts.
+    Capacity(RunArgs),
     /// One attack on PID; prints what it read.
     Attack { kind: SelfAttack, pid: i32 },
     /// Nanoseconds per open()+close() and per getpid with the guard off and in each mode, side by side.
@@ -203,6 +206,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run(a) => run(&a),
+        Cmd::Capacity(a) => capacity_only(&a),
         Cmd::Attack { kind, pid } => attack(kind, pid),
         Cmd::Bench(b) => bench(&b),
         Cmd::FloodOpen { pid, n } => load::flood_open(pid, n),
@@ -866,6 +870,28 @@ fn run(a: &RunArgs) -> Result<()> {
     let r = run_suite(a);
     let _ = std::fs::remove_dir(&allow_dir);
     r
+}
+
+fn capacity_only(a: &RunArgs) -> Result<()> {
+    let _ = std::fs::remove_dir_all(&a.pin_root);
+    let _ = std::fs::remove_dir_all(&a.workdir);
+    std::fs::create_dir_all(&a.workdir)?;
+    let (src, real_shim) = match &a.injector {
+        Some(p) => (p.clone(), true),
+        None => (std::env::current_exe()?, false),
+    };
+    let injector = a.workdir.join("injector");
+    std::fs::copy(&src, &injector)?;
+    let mut s = Suite { a, secret: random_secret()?, failures: vec![], passes: 0 };
+    // A first guard creates the pinned maps the check sizes itself from.
+    GuardProc::start(a)?.stop()?;
+    let g = s.capacity(&injector, real_shim)?;
+    g.stop()?;
+    let status = Command::new(&a.guard).arg("unload").arg("--pin-root").arg(&a.pin_root).status()?;
+    s.check(status.success() && !a.pin_root.exists(), "guard unload removed the pin root".into());
+    ensure!(s.failures.is_empty(), "{} of {} checks failed", s.failures.len(), s.failures.len() + s.passes);
+    println!("suite: success ({} checks)", s.passes);
+    Ok(())
 }
 
 fn run_suite(a: &RunArgs) -> Result<()> {
