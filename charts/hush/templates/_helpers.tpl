@@ -78,8 +78,8 @@ app.kubernetes.io/component: guard
 {{- if ge (float64 .Values.webhook.registryTimeout) (float64 .Values.webhook.timeoutSeconds) }}
 {{- fail "webhook.registryTimeout must be below webhook.timeoutSeconds: a slow registry should get the webhook's denial, not an API server timeout" }}
 {{- end }}
-{{- if not (has .Values.guard.mode (list "auto" "lsm" "tracepoint" "audit")) }}
-{{- fail (printf "guard.mode must be auto, lsm, tracepoint or audit, not %q" .Values.guard.mode) }}
+{{- if not (has .Values.guard.mode (list "auto" "lsm" "fentry" "tracepoint" "audit")) }}
+{{- fail (printf "guard.mode must be auto, lsm, fentry, tracepoint or audit, not %q" .Values.guard.mode) }}
 {{- end }}
 {{- if not (hasPrefix "/sys/fs/bpf/" .Values.guard.pinRoot) }}
 {{- fail "guard.pinRoot must be under /sys/fs/bpf/ (the node's bpffs is mounted there)" }}
