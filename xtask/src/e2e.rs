@@ -1271,19 +1271,31 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry, t: &mut dyn Telle
     ensure!(!out.status.success(), "the private image was looked up without credentials");
     t.say(&format!("without imagePullSecrets: refused: {err}"));
 
-    let binding = "hush-webhook-pull-secrets";
-    let mut saved = kubectl_json(cluster, &["get", "clusterrolebinding", binding])?;
-    for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
-        saved["metadata"].as_object_mut().context("metadata")?.remove(field);
+    // Every binding that lets the webhook read Secrets: the pull Secrets' and, with
+    // webhook.readReferencedObjects, the referenced objects' (get on configmaps and secrets).
+    let mut saved = Vec::new();
+    for binding in ["hush-webhook-pull-secrets", "hush-webhook-referenced-objects"] {
+        let found = kubectl_json(cluster, &["get", "clusterrolebinding", binding, "--ignore-not-found"]);
+        let Ok(mut object) = found else { continue };
+        if object.is_null() || object["metadata"].is_null() {
+            continue;
+        }
+        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+            object["metadata"].as_object_mut().context("metadata")?.remove(field);
+        }
+        kubectl_ok(cluster, &["delete", "clusterrolebinding", binding])?;
+        saved.push(object);
     }
-    kubectl_ok(cluster, &["delete", "clusterrolebinding", binding])?;
+    ensure!(!saved.is_empty(), "no ClusterRoleBinding lets the webhook read pull Secrets");
     let mut refused = String::new();
     let result = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), || {
         let out = create(&with)?;
         refused = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         Ok(!out.status.success() && refused.contains("403"))
     });
-    apply(cluster, &saved)?;
+    for object in &saved {
+        apply(cluster, object)?;
+    }
     result?;
     t.say(&format!("without RBAC: refused, naming the API server's answer: {refused}"));
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred"])
