@@ -354,6 +354,36 @@ pub(super) fn pull_secret_cases(
             "a registry password is in the webhook's log"
         );
         t.say(&format!("no registry password in the webhook's log ({} lines)", log.lines().count()));
+
+        // Without the chart's RBAC the API server answers kube's GET with a real 403. Every
+        // ClusterRoleBinding of the webhook goes (webhook.readReferencedObjects grants `get`
+        // on Secrets too), then comes back.
+        secret(other_ns, "regcred", &registry.addr, &registry.password)?;
+        let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", WEBHOOK])?;
+        let mut saved = Vec::new();
+        for b in bindings["items"].as_array().into_iter().flatten() {
+            let mut b = b.clone();
+            for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+                b["metadata"].as_object_mut().context("metadata")?.remove(field);
+            }
+            kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
+            saved.push(b);
+        }
+        let mut err = String::new();
+        let forbidden = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), || {
+            let out = create(&probe(other_ns, &["regcred"])?)?;
+            err = if out.status.success() {
+                "admitted".to_owned()
+            } else {
+                String::from_utf8_lossy(&out.stderr).trim().to_owned()
+            };
+            Ok(err.contains("may not read Secret") && err.contains("(HTTP 403)"))
+        });
+        for b in &saved {
+            super::apply(cluster, b)?;
+        }
+        forbidden.with_context(|| format!("the last answer: {err}"))?;
+        t.say(&format!("without the ClusterRoleBinding: the API server's 403, named: {err}"));
         Ok(())
     })();
     let cleanup = kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred", "wrong", "elsewhere"])
