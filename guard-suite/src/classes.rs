@@ -470,17 +470,34 @@ impl Suite<'_> {
         };
         let mut hit = None;
         while hit.is_none() && Instant::now() < until {
+            // The next pid: spin on its environ from before the kernel makes it visible
+            // (attach_pid), so the first open that succeeds lands as early in the window as
+            // this process can. Give up on it once another pid is handed out or after 50 ms.
             let last: i64 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?.trim().parse()?;
-            for p in last + 1..=last + 3 {
-                if with_secret.contains(&p) {
-                    continue;
-                }
+            let p = last + 1;
+            let path = format!("/proc/{p}/environ");
+            let spin_until = Instant::now() + Duration::from_millis(50);
+            loop {
                 tries += 1;
-                if let Ok(env) = std::fs::read(format!("/proc/{p}/environ")) {
-                    reads += 1;
-                    if contains(&env, &secret) {
-                        with_secret.insert(p);
+                match std::fs::File::open(&path) {
+                    Ok(mut f) => {
+                        let mut env = Vec::new();
+                        if f.read_to_end(&mut env).is_ok() {
+                            reads += 1;
+                            if contains(&env, &secret) {
+                                with_secret.insert(p);
+                            }
+                        }
+                        break;
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && Instant::now() < spin_until => {
+                        if tries % 256 == 0
+                            && std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")?.trim().parse::<i64>()? >= p
+                        {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
                 }
             }
             if Instant::now() >= next_look {
