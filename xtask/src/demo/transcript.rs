@@ -344,6 +344,17 @@ mod tests {
         assert!(check_stdout(&no_down, &cluster()).is_err());
     }
 
+    /// The transcript of a real run on the one-node cluster (`cargo xtask demo --check
+    /// --cluster`, 2026-12-02), as printed: every step with who plays it, and the summary of
+    /// that run's evidence.
+    #[test]
+    fn a_real_cluster_run_passes() {
+        let transcript = include_str!("cluster-run.txt");
+        let seen = check_stdout(transcript, &cluster()).unwrap();
+        assert!(seen.log.ends_with("target/xtask/demo.log"), "{}", seen.log.display());
+        assert!(check_stdout(transcript, &MACHINE).is_err());
+    }
+
     #[test]
     fn the_log_must_hold_the_tools_output() {
         let log = "xtask: $ cargo build --profile shim\n    Finished `shim` profile [optimized] target(s) in 0.2s\n\
