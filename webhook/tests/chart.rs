@@ -269,7 +269,10 @@ fn chart_refuses_values_that_cannot_work() {
         (json!({"tls": {"mode": "selfmade"}}), "tls.mode must be generate, certManager or secret"),
         (json!({"tls": {"mode": "secret", "secretName": "x"}}), "tls.mode=secret needs tls.caBundle"),
         (json!({"webhook": {"registryTimeout": 5}}), "webhook.registryTimeout must be below webhook.timeoutSeconds"),
-        (json!({"guard": {"enabled": true, "mode": "strict"}}), "guard.mode must be auto, lsm, fentry, tracepoint or audit"),
+        (
+            json!({"guard": {"enabled": true, "mode": "strict"}}),
+            "guard.mode must be auto, lsm, fentry, tracepoint or audit",
+        ),
         (json!({"guard": {"pinRoot": "/var/run/hush"}}), "guard.pinRoot must be under /sys/fs/bpf/"),
     ] {
         match try_render(&values) {
