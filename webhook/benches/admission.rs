@@ -262,6 +262,10 @@ fn machine() -> String {
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // For `perf record`: only the in-process admission, this many times.
+    if let Some(path) = std::env::var_os("HUSH_BENCH_WRITE_REVIEW") {
+        std::fs::write(path, realistic_review()).unwrap();
+        return;
+    }
     if let Some(n) = std::env::var("HUSH_BENCH_IN_PROCESS_ONLY").ok().and_then(|n| n.parse().ok()) {
         let body = realistic_review();
         println!("in-process admission: {:.2} µs", in_process_micros(&body, n));
