@@ -134,12 +134,31 @@ pub const STRIPPED_ONLY: &[&str] = &[
 /// removes every such variable from the application's environment unless
 /// [`VAULT_ENV_PASSTHROUGH`] names it.
 pub fn is_config_variable(name: &str) -> bool {
-    crate::settings::by_env(name).is_some() || STRIPPED_ONLY.contains(&name)
+    // Every such name starts with one of these (a test checks it): most application
+    // variables are told apart without scanning the settings (the webhook asks for each
+    // env entry of every Pod).
+    CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
+        && (crate::settings::by_env(name).is_some() || STRIPPED_ONLY.contains(&name))
 }
+
+/// The prefixes of every configuration variable's name (main names, aliases, [`STRIPPED_ONLY`]).
+const CONFIG_PREFIXES: &[&str] = &["VAULT_", "BAO_", "HUSH_", "SECRET_INIT_"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_config_variable_has_a_config_prefix() {
+        let names = crate::settings::SETTINGS
+            .iter()
+            .flat_map(|s| std::iter::once(s.env).chain(s.env_aliases.iter().copied()))
+            .chain(STRIPPED_ONLY.iter().copied());
+        for name in names {
+            assert!(CONFIG_PREFIXES.iter().any(|p| name.starts_with(p)), "{name}");
+            assert!(is_config_variable(name), "{name}");
+        }
+    }
 
     #[test]
     fn application_variables_are_not_config() {
