@@ -32,6 +32,49 @@ impl List {
     }
 }
 
+/// A pointer into the Pod: fixed names and indices only, so there is nothing to escape.
+#[derive(Clone, Copy)]
+enum Pointer {
+    /// `/spec/<field>`.
+    Spec(&'static str),
+    /// `/spec/<list>/<index>/<field>`.
+    Container(List, usize, &'static str),
+}
+
+impl Pointer {
+    /// Written straight into the patch, `suffix` (`/-` or nothing) after it; no `format!`
+    /// (formatting the paths was a sixth of the patch's instructions).
+    fn write(self, out: &mut Vec<u8>, suffix: &[u8]) {
+        out.extend_from_slice(b"/spec/");
+        match self {
+            Pointer::Spec(field) => out.extend_from_slice(field.as_bytes()),
+            Pointer::Container(list, index, field) => {
+                out.extend_from_slice(list.field().as_bytes());
+                out.push(b'/');
+                write_index(out, index);
+                out.push(b'/');
+                out.extend_from_slice(field.as_bytes());
+            }
+        }
+        out.extend_from_slice(suffix);
+    }
+}
+
+/// `index` in decimal.
+fn write_index(out: &mut Vec<u8>, mut index: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (index % 10) as u8;
+        index /= 10;
+        if index == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// A JSON Patch (RFC 6902) as JSON text: an array of `add` operations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonPatch {
@@ -109,15 +152,13 @@ pub fn item<T: Serialize>(value: &T) -> Vec<u8> {
 impl Builder {
     /// One `add` operation. The path is written straight into the patch (no `String` per
     /// path); it holds fixed names and indices only, so there is nothing to escape.
-    fn add(&mut self, path: std::fmt::Arguments<'_>, value: &[u8]) {
-        use std::io::Write as _;
+    fn add(&mut self, path: Pointer, suffix: &[u8], value: &[u8]) {
         if self.operations > 0 {
             self.text.push(b',');
         }
         self.text.extend_from_slice(br#"{"op":"add","path":""#);
         let at = self.text.len();
-        // Invariant: writing to a Vec cannot fail.
-        self.text.write_fmt(path).expect("writing to a Vec");
+        path.write(&mut self.text, suffix);
         debug_assert!(self.text[at..].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-'));
         self.text.extend_from_slice(br#"","value":"#);
         self.text.extend_from_slice(value);
@@ -126,13 +167,13 @@ impl Builder {
     }
 
     /// Appends `items` (each JSON text) to the array at `path`, creating it if `exists` is false.
-    fn append(&mut self, path: std::fmt::Arguments<'_>, exists: bool, items: &[&[u8]]) {
+    fn append(&mut self, path: Pointer, exists: bool, items: &[&[u8]]) {
         if items.is_empty() {
             return;
         }
         if exists {
             for item in items {
-                self.add(format_args!("{path}/-"), item);
+                self.add(path, b"/-", item);
             }
         } else {
             let mut array = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
@@ -144,13 +185,13 @@ impl Builder {
                 array.extend_from_slice(item);
             }
             array.push(b']');
-            self.add(path, &array);
+            self.add(path, b"", &array);
         }
     }
 
     /// Sets the container's `command`.
     pub fn set_command(&mut self, list: List, index: usize, command: &[String]) {
-        self.add(format_args!("/spec/{}/{index}/command", list.field()), &json(command));
+        self.add(Pointer::Container(list, index, "command"), b"", &json(command));
     }
 
     /// Appends to a container's array field (`env`, `volumeMounts`), creating it when absent;
@@ -163,14 +204,14 @@ impl Builder {
         exists: bool,
         items: &[&[u8]],
     ) {
-        self.append(format_args!("/spec/{}/{index}/{field}", list.field()), exists, items);
+        self.append(Pointer::Container(list, index, field), exists, items);
     }
 
     /// Appends Pod volumes, creating `spec.volumes` when absent.
     pub fn append_volumes<T: Serialize>(&mut self, exists: bool, volumes: &[T]) {
         let items: Vec<Vec<u8>> = volumes.iter().map(item).collect();
         let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-        self.append(format_args!("/spec/volumes"), exists, &items);
+        self.append(Pointer::Spec("volumes"), exists, &items);
     }
 
     /// Puts the container (as JSON text) first in `spec.initContainers`, creating the list when absent.
@@ -178,14 +219,14 @@ impl Builder {
         if exists {
             self.prepend_init = Some(container.to_vec());
         } else {
-            self.append(format_args!("/spec/initContainers"), false, &[container]);
+            self.append(Pointer::Spec("initContainers"), false, &[container]);
         }
     }
 
     /// The patch, with the init-container insertion last.
     pub fn finish(mut self) -> JsonPatch {
         if let Some(init) = self.prepend_init.take() {
-            self.add(format_args!("/spec/initContainers/0"), &init);
+            self.add(Pointer::Spec("initContainers/0"), b"", &init);
         }
         if self.operations == 0 {
             return JsonPatch::empty();
@@ -222,6 +263,11 @@ mod tests {
         );
         assert_eq!(patch.to_patch().0.len(), 5);
         assert!(JsonPatch::empty().is_empty());
+        for (index, text) in [(0, "0"), (7, "7"), (10, "10"), (1234, "1234"), (usize::MAX, "18446744073709551615")] {
+            let mut out = Vec::new();
+            write_index(&mut out, index);
+            assert_eq!(out, text.as_bytes());
+        }
         assert_eq!(JsonPatch::empty().to_json(), b"[]");
     }
 }
