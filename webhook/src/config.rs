@@ -57,6 +57,9 @@ pub struct MutationConfig {
     /// The init container as JSON text for the default image, pull policy and volume name,
     /// made on first use (the config does not change once built).
     pub default_init_container: OnceLock<Vec<u8>>,
+    /// The shim's volume under its default name and the token-directory volume, as JSON
+    /// text, made on first use.
+    pub fixed_volumes: OnceLock<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for MutationConfig {
@@ -76,6 +79,7 @@ impl Default for MutationConfig {
             allowed_vault_addrs: Vec::new(),
             default_platform: Platform::linux_amd64(),
             default_init_container: OnceLock::new(),
+            fixed_volumes: OnceLock::new(),
         }
     }
 }

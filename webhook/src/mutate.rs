@@ -10,6 +10,7 @@
 //! - the user's containers, init containers, volumes and env keep their order and content;
 //!   the only change to a user container is its `command`, appended env and mounts.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use hush_contract::env as vars;
@@ -329,16 +330,13 @@ impl<'a> Plan<'a> {
             None => free_volume_name(volumes),
         };
 
-        let mut new_volumes = Vec::new();
+        // As JSON text; the two fixed ones are made once per config (`fixed_volumes`).
+        let mut new_volumes: Vec<Cow<'_, [u8]>> = Vec::new();
         if !volumes.iter().any(|v| v.name == volume_name) {
-            new_volumes.push(NewVolume {
-                name: volume_name.clone(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: Some("Memory".into()),
-                    size_limit: Some(Quantity(config.volume_size_limit.clone())),
-                    ..EmptyDirVolumeSource::default()
-                }),
-                ..NewVolume::default()
+            new_volumes.push(if volume_name == VOLUME_NAME {
+                Cow::Borrowed(&fixed_volumes(config).0)
+            } else {
+                Cow::Owned(patch::item(&shim_volume(config, &volume_name)))
             });
         }
         let mut mounts = vec![NewVolumeMount {
@@ -359,7 +357,7 @@ impl<'a> Plan<'a> {
             match volumes.iter().find(|v| v.name == TLS_VOLUME_NAME) {
                 Some(v) if projects_only_the_ca(v, secret) => {}
                 Some(_) => return Err(MutateError::NameTaken { what: "volume", name: TLS_VOLUME_NAME.into() }),
-                None => new_volumes.push(NewVolume {
+                None => new_volumes.push(Cow::Owned(patch::item(&NewVolume {
                     name: TLS_VOLUME_NAME.into(),
                     secret: Some(SecretVolumeSource {
                         secret_name: Some(secret.clone()),
@@ -371,7 +369,7 @@ impl<'a> Plan<'a> {
                         ..Default::default()
                     }),
                     ..NewVolume::default()
-                }),
+                }))),
             }
             mounts.push(NewVolumeMount {
                 name: TLS_VOLUME_NAME.into(),
@@ -447,17 +445,10 @@ impl<'a> Plan<'a> {
             if volumes.iter().any(|v| v.name == NO_TOKEN_VOLUME_NAME) {
                 return Err(MutateError::NameTaken { what: "volume", name: NO_TOKEN_VOLUME_NAME.into() });
             }
-            new_volumes.push(NewVolume {
-                name: NO_TOKEN_VOLUME_NAME.into(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: Some("Memory".into()),
-                    size_limit: Some(Quantity("1Ki".into())),
-                    ..EmptyDirVolumeSource::default()
-                }),
-                ..NewVolume::default()
-            });
+            new_volumes.push(Cow::Borrowed(&fixed_volumes(config).1));
         }
-        out.append_volumes(spec.volumes.is_some(), &new_volumes);
+        let new_volumes: Vec<&[u8]> = new_volumes.iter().map(|v| v.as_ref()).collect();
+        out.append_volume_items(spec.volumes.is_some(), &new_volumes);
         if ours.is_none() {
             let default = settings.injector_image.is_none()
                 && settings.injector_image_pull_policy.is_none()
@@ -491,6 +482,40 @@ impl Plan<'_> {
         let name = self.spec.and_then(|s| s.service_account_name.as_deref()).filter(|n| !n.is_empty());
         Some(name.unwrap_or("default").to_owned())
     }
+}
+
+/// The volume the init container fills with the shim, named `name`.
+fn shim_volume(config: &MutationConfig, name: &str) -> NewVolume {
+    NewVolume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity(config.volume_size_limit.clone())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..NewVolume::default()
+    }
+}
+
+/// The empty volume mounted over the init container's token directory (see NO_TOKEN_VOLUME_NAME).
+fn no_token_volume() -> NewVolume {
+    NewVolume {
+        name: NO_TOKEN_VOLUME_NAME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity("1Ki".into())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..NewVolume::default()
+    }
+}
+
+/// The shim's volume under its default name and the token-directory volume, as JSON text,
+/// made on first use (they depend on the config alone, which does not change once built).
+fn fixed_volumes(config: &MutationConfig) -> &(Vec<u8>, Vec<u8>) {
+    config
+        .fixed_volumes
+        .get_or_init(|| (patch::item(&shim_volume(config, VOLUME_NAME)), patch::item(&no_token_volume())))
 }
 
 fn is_our_init(container: &Container, config: &MutationConfig) -> bool {

@@ -211,7 +211,12 @@ impl Builder {
     pub fn append_volumes<T: Serialize>(&mut self, exists: bool, volumes: &[T]) {
         let items: Vec<Vec<u8>> = volumes.iter().map(item).collect();
         let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-        self.append(Pointer::Spec("volumes"), exists, &items);
+        self.append_volume_items(exists, &items);
+    }
+
+    /// As [`Builder::append_volumes`], the volumes already JSON text (see [`item`]).
+    pub fn append_volume_items(&mut self, exists: bool, items: &[&[u8]]) {
+        self.append(Pointer::Spec("volumes"), exists, items);
     }
 
     /// Puts the container (as JSON text) first in `spec.initContainers`, creating the list when absent.

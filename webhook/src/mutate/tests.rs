@@ -478,6 +478,11 @@ fn the_cached_init_container_is_the_one_built_fresh() {
     assert_eq!(first, cached);
     let fresh = serde_json::to_vec(&init_container(&config, &config.defaults.settings, VOLUME_NAME)).unwrap();
     assert_eq!(config.default_init_container.get(), Some(&fresh));
+    let volumes = (
+        serde_json::to_vec(&shim_volume(&config, VOLUME_NAME)).unwrap(),
+        serde_json::to_vec(&no_token_volume()).unwrap(),
+    );
+    assert_eq!(config.fixed_volumes.get(), Some(&volumes));
     // An annotation that changes the image bypasses the cache.
     let mut raw = app_pod();
     raw["metadata"]["annotations"] = json!({"hush.dev/injector-image": "other/injector:2"});
