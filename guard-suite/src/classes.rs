@@ -20,25 +20,9 @@ pub(super) fn int80_attack(kind: SelfAttack, pid: i32) -> Result<Vec<u8>> {
     Ok(match kind {
         SelfAttack::Int80Environ => read_all(std::fs::File::from(sys::int80_open(&format!("/proc/{pid}/environ"))?))?,
         SelfAttack::Int80Mem => {
-            let (start, end) = env_range(pid)?;
-            let f = std::fs::File::from(sys::int80_open(&format!("/proc/{pid}/mem"))?);
-            let mut buf = vec![0; (end - start) as usize];
-            let n = f.read_at(&mut buf, start)?;
-            buf.truncate(n);
-            buf
+            read_env_through_mem(std::fs::File::from(sys::int80_open(&format!("/proc/{pid}/mem"))?), pid)?
         }
-        SelfAttack::Int80Ptrace => {
-            let (start, end) = env_range(pid)?;
-            sys::int80_ptrace_attach(pid)?;
-            let mut buf = Vec::new();
-            let mut a = start;
-            while a < end {
-                buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
-                a += 8;
-            }
-            sys::ptrace_detach(pid)?;
-            buf
-        }
+        SelfAttack::Int80Ptrace => peek_env_after(sys::int80_ptrace_attach, pid)?,
         SelfAttack::Int80PidfdGetfd => {
             let pidfd = sys::pidfd_open(pid)?;
             let f = std::fs::File::from(sys::int80_pidfd_getfd(pidfd.as_fd(), 3)?);
@@ -48,18 +32,7 @@ pub(super) fn int80_attack(kind: SelfAttack, pid: i32) -> Result<Vec<u8>> {
             buf
         }
         SelfAttack::X32Environ => read_all(std::fs::File::from(sys::x32_open(&format!("/proc/{pid}/environ"))?))?,
-        SelfAttack::X32Ptrace => {
-            let (start, end) = env_range(pid)?;
-            sys::x32_ptrace_attach(pid)?;
-            let mut buf = Vec::new();
-            let mut a = start;
-            while a < end {
-                buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
-                a += 8;
-            }
-            sys::ptrace_detach(pid)?;
-            buf
-        }
+        SelfAttack::X32Ptrace => peek_env_after(sys::x32_ptrace_attach, pid)?,
         SelfAttack::CloneFiles => clone_files(pid)?,
         SelfAttack::Perf => {
             // As root of an ordinary container: without CAP_PERFMON/CAP_SYS_ADMIN the kernel

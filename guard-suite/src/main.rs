@@ -248,26 +248,8 @@ fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
             sys::mount_private_procfs(&dir)?;
             std::fs::read(dir.join(format!("{pid}/environ")))?
         }
-        SelfAttack::Mem => {
-            let (start, end) = env_range(pid)?;
-            let f = std::fs::File::open(format!("/proc/{pid}/mem"))?;
-            let mut buf = vec![0; (end - start) as usize];
-            let n = f.read_at(&mut buf, start)?;
-            buf.truncate(n);
-            buf
-        }
-        SelfAttack::Ptrace => {
-            let (start, end) = env_range(pid)?;
-            sys::ptrace_attach(pid)?;
-            let mut buf = Vec::new();
-            let mut a = start;
-            while a < end {
-                buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
-                a += 8;
-            }
-            sys::ptrace_detach(pid)?;
-            buf
-        }
+        SelfAttack::Mem => read_env_through_mem(std::fs::File::open(format!("/proc/{pid}/mem"))?, pid)?,
+        SelfAttack::Ptrace => peek_env_after(sys::ptrace_attach, pid)?,
         SelfAttack::VmReadv => {
             let (start, end) = env_range(pid)?;
             let mut buf = vec![0; (end - start) as usize];
@@ -293,6 +275,30 @@ fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
     use std::io::Write;
     std::io::stdout().write_all(&out)?;
     Ok(())
+}
+
+/// `pid`'s environment strings read through its opened `/proc/P/mem` file.
+fn read_env_through_mem(mem: std::fs::File, pid: i32) -> Result<Vec<u8>> {
+    let (start, end) = env_range(pid)?;
+    let mut buf = vec![0; (end - start) as usize];
+    let n = mem.read_at(&mut buf, start)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// `pid`'s environment strings read word by word with PTRACE_PEEKDATA after `attach` (native,
+/// int $0x80 or x32 attach), then detached.
+fn peek_env_after(attach: fn(i32) -> Result<(), sys::SyscallError>, pid: i32) -> Result<Vec<u8>> {
+    let (start, end) = env_range(pid)?;
+    attach(pid)?;
+    let mut buf = Vec::new();
+    let mut a = start;
+    while a < end {
+        buf.extend_from_slice(&sys::ptrace_peek(pid, a)?.to_ne_bytes());
+        a += 8;
+    }
+    sys::ptrace_detach(pid)?;
+    Ok(buf)
 }
 
 fn read_all(mut f: std::fs::File) -> Result<Vec<u8>> {
