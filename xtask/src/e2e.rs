@@ -1156,6 +1156,8 @@ struct PrivateRegistry {
     /// curl's config file with `user = "name:password"` (the password stays off argv).
     curl_config: PathBuf,
     dir: PathBuf,
+    /// The app image pushed as shop/private:1 with the password, once for every check that uses it.
+    app: String,
 }
 
 impl PrivateRegistry {
@@ -1197,10 +1199,19 @@ impl PrivateRegistry {
             .spawn()?;
         let curl_config = dir.join("curl.conf");
         std::fs::write(&curl_config, format!("user = \"{user}:{password}\"\n"))?;
-        let registry = PrivateRegistry { child, addr, user, password, curl_config, dir };
+        let mut registry = PrivateRegistry { child, addr, user, password, curl_config, dir, app: String::new() };
         cluster::wait_for("the private registry", Duration::from_secs(30), || {
             Ok(std::net::TcpStream::connect(&registry.addr).is_ok())
         })?;
+        registry.app = images::push_app(
+            &registry.addr,
+            "shop/private",
+            "1",
+            &registry.dir.join("image"),
+            Some(&registry.curl_config),
+            None,
+        )?
+        .reference();
         Ok(registry)
     }
 }
@@ -1212,18 +1223,33 @@ impl Drop for PrivateRegistry {
     }
 }
 
+/// Deletes every ClusterRoleBinding of the webhook (the pull Secrets' and, with
+/// webhook.readReferencedObjects, the referenced objects': both grant `get` on Secrets), waits
+/// up to 30 s until `refused` holds (the API server's 403 has reached the webhook), and puts the
+/// bindings back whatever happened.
+fn without_webhook_bindings(cluster: &Cluster, refused: impl FnMut() -> Result<bool>) -> Result<()> {
+    let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", "app.kubernetes.io/component=webhook"])?;
+    let mut saved = Vec::new();
+    for b in bindings["items"].as_array().into_iter().flatten() {
+        let mut b = b.clone();
+        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+            b["metadata"].as_object_mut().context("metadata")?.remove(field);
+        }
+        kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
+        saved.push(b);
+    }
+    ensure!(!saved.is_empty(), "no ClusterRoleBinding lets the webhook read Secrets");
+    let result = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), refused);
+    for b in &saved {
+        apply(cluster, b)?;
+    }
+    result
+}
+
 /// The webhook reads a Pod's pull Secret from the API server (chart RBAC) and looks up the
 /// image's entrypoint in a registry that requires it; without the Secret, and once the
 /// ClusterRoleBinding is gone (a real 403 from the API server), the look-up is refused.
 fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry, t: &mut dyn Teller) -> Result<()> {
-    let pushed = images::push_app(
-        &registry.addr,
-        "shop/private",
-        "1",
-        &registry.dir.join("image"),
-        Some(&registry.curl_config),
-        None,
-    )?;
     let anonymous = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
         .arg(format!("http://{}/v2/shop/private/manifests/1", registry.addr))
@@ -1245,7 +1271,7 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry, t: &mut dyn Telle
     // No command: the webhook must read the image's ENTRYPOINT from the registry.
     let mut probe = pod(
         "private",
-        &pushed.reference(),
+        &registry.app,
         json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
         "true",
         json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
@@ -1271,31 +1297,12 @@ fn pull_secrets(cluster: &Cluster, registry: &PrivateRegistry, t: &mut dyn Telle
     ensure!(!out.status.success(), "the private image was looked up without credentials");
     t.say(&format!("without imagePullSecrets: refused: {err}"));
 
-    // Every binding that lets the webhook read Secrets: the pull Secrets' and, with
-    // webhook.readReferencedObjects, the referenced objects' (get on configmaps and secrets).
-    let mut saved = Vec::new();
-    for binding in ["hush-webhook-pull-secrets", "hush-webhook-referenced-objects"] {
-        let found = kubectl_json(cluster, &["get", "clusterrolebinding", binding, "--ignore-not-found"]);
-        let Ok(mut object) = found else { continue };
-        if object.is_null() || object["metadata"].is_null() {
-            continue;
-        }
-        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
-            object["metadata"].as_object_mut().context("metadata")?.remove(field);
-        }
-        kubectl_ok(cluster, &["delete", "clusterrolebinding", binding])?;
-        saved.push(object);
-    }
-    ensure!(!saved.is_empty(), "no ClusterRoleBinding lets the webhook read pull Secrets");
     let mut refused = String::new();
-    let result = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), || {
+    let result = without_webhook_bindings(cluster, || {
         let out = create(&with)?;
         refused = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         Ok(!out.status.success() && refused.contains("403"))
     });
-    for object in &saved {
-        apply(cluster, object)?;
-    }
     result?;
     t.say(&format!("without RBAC: refused, naming the API server's answer: {refused}"));
     kubectl_ok(cluster, &["-n", APP_NS, "delete", "secret", "regcred"])

@@ -266,14 +266,6 @@ pub(super) fn pull_secret_cases(
     t: &mut dyn Teller,
 ) -> Result<()> {
     use base64::Engine as _;
-    let pushed = images::push_app(
-        &registry.addr,
-        "shop/private",
-        "1",
-        &registry.dir.join("image"),
-        Some(&registry.curl_config),
-        None,
-    )?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let wrong = format!("wrong-{}", super::random_hex(8)?);
     let secret = |namespace: &str, name: &str, host: &str, password: &str| -> Result<()> {
@@ -296,7 +288,7 @@ pub(super) fn pull_secret_cases(
         let probe = |namespace: &str, secrets: &[&str]| -> Result<Vec<u8>> {
             let mut p = pod(
                 "private-case",
-                &pushed.reference(),
+                &registry.app,
                 json!({"hush.dev/auth-method": "kubernetes", "hush.dev/role": "shop"}),
                 "true",
                 json!([{"name": "DB_PASSWORD", "value": "vault:secret/data/shop/db#password"}]),
@@ -359,18 +351,8 @@ pub(super) fn pull_secret_cases(
         // ClusterRoleBinding of the webhook goes (webhook.readReferencedObjects grants `get`
         // on Secrets too), then comes back.
         secret(other_ns, "regcred", &registry.addr, &registry.password)?;
-        let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", WEBHOOK])?;
-        let mut saved = Vec::new();
-        for b in bindings["items"].as_array().into_iter().flatten() {
-            let mut b = b.clone();
-            for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
-                b["metadata"].as_object_mut().context("metadata")?.remove(field);
-            }
-            kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
-            saved.push(b);
-        }
         let mut err = String::new();
-        let forbidden = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), || {
+        let forbidden = super::without_webhook_bindings(cluster, || {
             let out = create(&probe(other_ns, &["regcred"])?)?;
             err = if out.status.success() {
                 "admitted".to_owned()
@@ -379,9 +361,6 @@ pub(super) fn pull_secret_cases(
             };
             Ok(err.contains("may not read Secret") && err.contains("(HTTP 403)"))
         });
-        for b in &saved {
-            super::apply(cluster, b)?;
-        }
         forbidden.with_context(|| format!("the last answer: {err}"))?;
         t.say(&format!("without the ClusterRoleBinding: the API server's 403, named: {err}"));
         Ok(())
