@@ -983,7 +983,13 @@ fn misspelled_key(cluster: &Cluster, images: &images::Images, password: &str, t:
     })?;
     let code = &last["lastState"]["terminated"]["exitCode"];
     ensure!(code == 66, "the misspelled key's container exited {code}, want 66");
-    let logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "typo", "-c", "app", "--previous"]))?;
+    // The kubelet may be replacing the crashed container just then ("unable to retrieve container
+    // logs", seen once in CI): ask again until the previous container's log is there.
+    let mut logs = String::new();
+    cluster::wait_for("typo: the crashed container's log", Duration::from_secs(30), || {
+        logs = cmd::stdout(cluster.kubectl().args(["-n", APP_NS, "logs", "typo", "-c", "app", "--previous"]))?;
+        Ok(!logs.trim().is_empty() && !logs.contains("unable to retrieve container logs"))
+    })?;
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut said = format!("typo: CrashLoopBackOff, last exit {code}; its log ({} line(s)):", lines.len());
     for l in &lines {
