@@ -2,8 +2,11 @@
 //! versions, sources), checked offline with a pinned cargo-deny.
 //!
 //! cargo-deny comes from crates.io through `cargo install --locked` at [`VERSION`], into
-//! `target/tools/` (built once, then reused). The check runs with `--offline` against the
-//! crates already fetched for the build: licences, bans and sources need nothing else.
+//! `target/tools/` (built once, then reused). The check runs with `--offline` after
+//! `cargo fetch --locked`: cargo-deny's metadata covers every target's dependencies (wasm,
+//! android, windows), which a Linux build never downloads, so a fresh machine's cache lacks them
+//! (seen: "failed to download `web-time v1.1.0`" in a clean CI run). Licences, bans and sources
+//! need nothing else.
 //! Advisories are not checked in `cargo xtask test`: they need the RustSec database, which is a
 //! download (CI here reaches crates.io but not GitHub). `cargo xtask deny --advisories` checks
 //! them too: with `--advisory-db DIR` against a local clone of github.com/rustsec/advisory-db
@@ -51,6 +54,8 @@ pub fn run() -> Result<()> {
 
 pub fn check(args: &Args) -> Result<()> {
     let bin = cargo_deny()?;
+    // Every target's crates, from the lockfile (a no-op once cached).
+    cmd::run(Command::new(env!("CARGO")).current_dir(tools::root()).args(["fetch", "--locked"]))?;
     let mut deny = Command::new(bin);
     deny.current_dir(tools::root()).args(["--locked", "--all-features"]);
     if !args.advisories {
