@@ -1,9 +1,27 @@
 //! Pure: one ring-buffer event becomes one JSON audit line. No I/O; the caller supplies the
-//! node name, the mode, the boot-to-wall clock offset and each side's cgroup path.
+//! node name, the mode, the boot-to-wall clock offset, and each side's cgroup path and the
+//! names the Pod index has for it ([`Side`]).
 
 use crate::cgroup;
 use crate::maps::{Action, Event, Hook, Proc, SYSCALL_IA32, SYSCALL_X32, What};
+use crate::pods::Names;
 use serde_json::{Value, json};
+
+/// What the guard knows of one side of an event besides the BPF record: its cgroup path (from
+/// which the Pod UID and container id are parsed) and, with `--kube-pod-names`, the names the
+/// Pod index gave that UID and container id (`None` fields when unknown).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Side<'a> {
+    pub cgroup: Option<&'a str>,
+    pub names: Option<&'a Names>,
+}
+
+impl<'a> Side<'a> {
+    /// A side known by its cgroup path only (no Pod names).
+    pub fn cgroup(cgroup: Option<&'a str>) -> Self {
+        Side { cgroup, names: None }
+    }
+}
 
 /// Context of every line of one guard run.
 #[derive(Clone, Debug)]
@@ -15,7 +33,7 @@ pub struct LineCtx<'a> {
 }
 
 /// The audit line for `ev` (without a trailing newline).
-pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>, ctx: &LineCtx<'_>) -> String {
+pub fn line(ev: &Event, reader: Side<'_>, target: Side<'_>, ctx: &LineCtx<'_>) -> String {
     let action = Action::from_u32(ev.action);
     let kind = match action {
         Some(Action::Protected) => "protect",
@@ -31,8 +49,8 @@ pub fn line(ev: &Event, reader_cgroup: Option<&str>, target_cgroup: Option<&str>
         "hook": hook_name(ev),
         "attempt": attempt_name(ev),
         "syscall": syscall_name(ev.syscall),
-        "reader": party(&ev.reader, reader_cgroup),
-        "target": party(&ev.target, target_cgroup),
+        "reader": party(&ev.reader, reader),
+        "target": party(&ev.target, target),
     });
     if ev.target.pad & crate::maps::TARGET_IN_CREATION != 0 {
         v["target"]["in_creation"] = json!(true);
@@ -138,17 +156,24 @@ pub fn attempt_name(ev: &Event) -> &'static str {
     }
 }
 
-fn party(p: &Proc, cgroup_path: Option<&str>) -> Value {
-    let id = cgroup_path.map(cgroup::identity).unwrap_or_default();
+/// One side of the line: the process, its cgroup, the ids parsed from the cgroup path (always,
+/// whatever the API server says) and the names of that Pod and container (null when unknown:
+/// `--kube-pod-names` off, the API server unreachable, the Pod not yet or no longer listed).
+fn party(p: &Proc, side: Side<'_>) -> Value {
+    let id = side.cgroup.map(cgroup::identity).unwrap_or_default();
+    let names = side.names.cloned().unwrap_or_default();
     json!({
         "pid": p.pid,
         "tgid": p.tgid,
         "comm": p.comm(),
         "uid": p.uid,
         "cgroup_id": p.cgroup_id,
-        "cgroup": cgroup_path,
+        "cgroup": side.cgroup,
         "container_id": id.container_id,
         "pod_uid": id.pod_uid,
+        "namespace": names.namespace,
+        "pod": names.pod,
+        "container": names.container,
     })
 }
 
@@ -229,7 +254,7 @@ mod tests {
     #[test]
     fn attempt_line_has_every_field() {
         let target_cg = "/kubepods/besteffort/pod0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b/3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff";
-        let l = line(&ev(Action::Killed), Some("/user.slice"), Some(target_cg), &CTX);
+        let l = line(&ev(Action::Killed), Side::cgroup(Some("/user.slice")), Side::cgroup(Some(target_cg)), &CTX);
         let v: Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v["time"], "2023-11-14T22:13:25.000000123Z");
         assert_eq!(v["node"], "node-a");
@@ -248,22 +273,56 @@ mod tests {
         assert_eq!(v["target"]["cgroup_id"], 8);
         assert_eq!(v["target"]["pod_uid"], "0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
         assert_eq!(v["target"]["container_id"], "3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff");
+        // Without a Pod index the names are there, null.
+        for side in ["reader", "target"] {
+            for field in ["namespace", "pod", "container"] {
+                assert_eq!(v[side].get(field), Some(&Value::Null), "{side}.{field}");
+            }
+        }
         assert!(!l.contains('\n'));
     }
 
     #[test]
+    fn names_from_the_pod_index_sit_beside_the_cgroup_ids() {
+        let target_cg = "/kubepods/besteffort/pod0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b/3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff";
+        let app =
+            Names { namespace: Some("shop".into()), pod: Some("shop-7d9c".into()), container: Some("app".into()) };
+        // The reader's Pod is known, its container not yet (just started).
+        let debug = Names { namespace: Some("shop".into()), pod: Some("shop-7d9c".into()), container: None };
+        let reader = Side { cgroup: Some(target_cg), names: Some(&debug) };
+        let target = Side { cgroup: Some(target_cg), names: Some(&app) };
+        let v: Value = serde_json::from_str(&line(&ev(Action::Killed), reader, target, &CTX)).unwrap();
+        assert_eq!(
+            (&v["target"]["namespace"], &v["target"]["pod"], &v["target"]["container"]),
+            (&json!("shop"), &json!("shop-7d9c"), &json!("app"))
+        );
+        // The cgroup-derived ids stay, whatever the index says.
+        assert_eq!(v["target"]["pod_uid"], "0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
+        assert_eq!(v["target"]["container_id"], "3f9b2a1c0d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff");
+        assert_eq!((&v["reader"]["pod"], &v["reader"]["container"]), (&json!("shop-7d9c"), &Value::Null));
+        // The index knows nothing (API unreachable): the ids alone.
+        let unknown = Names::default();
+        let side = Side { cgroup: Some(target_cg), names: Some(&unknown) };
+        let v: Value = serde_json::from_str(&line(&ev(Action::Killed), side, side, &CTX)).unwrap();
+        assert_eq!((&v["target"]["pod"], &v["target"]["namespace"]), (&Value::Null, &Value::Null));
+        assert_eq!(v["target"]["pod_uid"], "0b6e2f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
+    }
+
+    #[test]
     fn lifecycle_and_unknown_values() {
-        let v: Value = serde_json::from_str(&line(&ev(Action::Protected), None, None, &CTX)).unwrap();
+        let v: Value =
+            serde_json::from_str(&line(&ev(Action::Protected), Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["event"], "protect");
         assert_eq!(v["reader"]["cgroup"], Value::Null);
-        let v: Value = serde_json::from_str(&line(&ev(Action::Released), None, None, &CTX)).unwrap();
+        let v: Value =
+            serde_json::from_str(&line(&ev(Action::Released), Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["event"], "release");
         let mut e = ev(Action::Denied);
         e.hook = 99;
         e.what = 0;
         e.action = 42;
         e.syscall = -1;
-        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        let v: Value = serde_json::from_str(&line(&e, Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(
             (v["hook"].as_str(), v["attempt"].as_str(), v["action"].as_str()),
             (Some("unknown"), Some("unknown"), Some("unknown"))
@@ -275,7 +334,7 @@ mod tests {
     fn comm_is_escaped_not_trusted() {
         let mut e = ev(Action::Killed);
         e.reader.comm = comm("a\"b\n{c");
-        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        let v: Value = serde_json::from_str(&line(&e, Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["reader"]["comm"], "a\"b\n{c");
     }
 
@@ -283,7 +342,7 @@ mod tests {
     fn hook_and_attempt_are_refined_by_the_syscall() {
         let get = |hook: Hook, what: What, syscall: i32| {
             let e = Event { hook: hook as u32, what: what as u32, syscall, ..ev(Action::Denied) };
-            let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+            let v: Value = serde_json::from_str(&line(&e, Side::default(), Side::default(), &CTX)).unwrap();
             (v["hook"].as_str().unwrap().to_owned(), v["attempt"].as_str().unwrap().to_owned())
         };
         assert_eq!(get(Hook::SysExitOpen, What::Environ, 2).0, "tracepoint/sys_exit_open");
@@ -317,20 +376,22 @@ mod tests {
     #[test]
     fn compat_numbers_refine_hook_and_attempt() {
         let e = Event { what: What::Attach as u32, syscall: (SYSCALL_IA32 | 347) as i32, ..ev(Action::Denied) };
-        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        let v: Value = serde_json::from_str(&line(&e, Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["attempt"], "process_vm_readv");
         assert_eq!(v["syscall"], "i386:process_vm_readv");
         let e = Event { hook: Hook::RawSysExit as u32, syscall: (SYSCALL_IA32 | 295) as i32, ..ev(Action::Killed) };
-        let v: Value = serde_json::from_str(&line(&e, None, None, &CTX)).unwrap();
+        let v: Value = serde_json::from_str(&line(&e, Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!((v["hook"].as_str(), v["attempt"].as_str()), (Some("raw_tp/sys_exit"), Some("open environ")));
     }
 
     #[test]
     fn exposed_is_not_killed_and_says_why() {
-        let v: Value = serde_json::from_str(&line(&ev(Action::Exposed), None, None, &CTX)).unwrap();
+        let v: Value =
+            serde_json::from_str(&line(&ev(Action::Exposed), Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["action"], "exposed");
         assert!(v["note"].as_str().unwrap().contains("treat the target's data as read"));
-        let v: Value = serde_json::from_str(&line(&ev(Action::Killed), None, None, &CTX)).unwrap();
+        let v: Value =
+            serde_json::from_str(&line(&ev(Action::Killed), Side::default(), Side::default(), &CTX)).unwrap();
         assert_eq!(v["note"], Value::Null);
     }
 

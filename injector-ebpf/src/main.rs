@@ -4,11 +4,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use injector_ebpf::audit::{self, LineCtx};
+use injector_ebpf::audit::{self, LineCtx, Side};
+use injector_ebpf::cgroup;
 use injector_ebpf::loader::{self, Options, PIN_ROOT};
 use injector_ebpf::maps::{Action, Event, STAT_MAP_FULL, STAT_RINGBUF_FULL, STAT_RINGBUF_FULL_LIFECYCLE, What};
 use injector_ebpf::metrics::{self, Metrics};
 use injector_ebpf::mode::{self, Requested};
+use injector_ebpf::podwatch::{self, SharedPods};
 use injector_ebpf::ratelimit::{Losses, RateLimiter, Verdict};
 use injector_ebpf::resolve::CgroupPaths;
 use injector_ebpf::{error_chain, sys};
@@ -57,6 +59,12 @@ struct Cli {
     /// At most this many audit lines per second; the rest are counted in a summary line.
     #[arg(long, default_value_t = 200)]
     max_lines_per_sec: u32,
+    /// Name the namespace, Pod and container in audit lines: watch this node's Pods (field
+    /// selector spec.nodeName=<node>) through the API server, in-cluster (the ServiceAccount's
+    /// token; needs get/list/watch on pods). Lines keep the cgroup-derived ids; the names are
+    /// null while the API server is unreachable, and protection never waits for it.
+    #[arg(long)]
+    kube_pod_names: bool,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +116,18 @@ fn run(cli: Cli) -> Result<()> {
         .or_else(|| std::env::var("NODE_NAME").ok())
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()))
         .unwrap_or_default();
+    // Started after the programs are attached: the API server is never on protection's path.
+    let pods: Option<SharedPods> = if cli.kube_pod_names {
+        match podwatch::spawn(&node) {
+            Ok(pods) => Some(pods),
+            Err(e) => {
+                eprintln!("guard: warning: --kube-pod-names: {}; audit lines name no Pods", error_chain(&e));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mode_name = guard.mode.to_string();
     let wall_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i128;
     let ctx = LineCtx { node: &node, mode: &mode_name, boot_to_wall_ns: wall_now - sys::boottime_ns()? };
@@ -128,7 +148,7 @@ fn run(cli: Cli) -> Result<()> {
         "{}",
         serde_json::json!({"time": audit::rfc3339_ns(wall_now), "node": node, "mode": mode_name, "event": "start",
             "pid": std::process::id(), "pin_root": cli.pin_root, "lost_before_start": lost_total,
-            "gaps": gaps, "max_protected": guard.max_protected, "compat_refused": compat_refused, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
+            "gaps": gaps, "max_protected": guard.max_protected, "pod_names": pods.is_some(), "compat_refused": compat_refused, "io_uring_refused": guard.mode == mode::Mode::Tracepoint && !cli.allow_io_uring})
     )?;
     out.flush()?;
 
@@ -176,7 +196,13 @@ fn run(cli: Cli) -> Result<()> {
                             let w = limiter.window_secs();
                             writeln!(out, "{}", audit::suppressed_line(lines, n, w, wall_ns(&ctx)?, &ctx))?;
                         }
-                        writeln!(out, "{}", audit::line(&ev, reader_cg.as_deref(), target_cg.as_deref(), &ctx))?;
+                        let names = |cg: Option<&str>| {
+                            pods.as_ref().map(|p| p.names(&cg.map(cgroup::identity).unwrap_or_default()))
+                        };
+                        let (reader_names, target_names) = (names(reader_cg.as_deref()), names(target_cg.as_deref()));
+                        let reader = Side { cgroup: reader_cg.as_deref(), names: reader_names.as_ref() };
+                        let target = Side { cgroup: target_cg.as_deref(), names: target_names.as_ref() };
+                        writeln!(out, "{}", audit::line(&ev, reader, target, &ctx))?;
                     }
                     Verdict::Suppress => {
                         metrics.suppressed_line();

@@ -191,6 +191,7 @@ fn chart_lints_renders_and_validates_in_every_variant() {
     let variants = [
         ("defaults", json!({})),
         ("guard", json!({"guard": {"enabled": true}})),
+        ("guard-no-pod-names", json!({"guard": {"enabled": true, "podNames": {"enabled": false}}})),
         (
             "guard-tracepoint-privileged",
             json!({"guard": {"enabled": true, "mode": "tracepoint", "privileged": true,
@@ -248,7 +249,19 @@ fn chart_lints_renders_and_validates_in_every_variant() {
         assert_eq!(kinds.contains("Secret"), values["tls"]["mode"].is_null(), "{variant}: the generated Secret");
         let reads =
             values["webhook"]["readImagePullSecrets"] == true || values["webhook"]["readReferencedObjects"] == true;
-        assert_eq!(kinds.contains("ClusterRole"), reads, "{variant}");
+        let roles_of = |component: &str| {
+            let of = |kind| {
+                r.all(kind)
+                    .into_iter()
+                    .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+                    .count()
+            };
+            (of("ClusterRole"), of("ClusterRoleBinding"))
+        };
+        assert_eq!(roles_of("webhook").0 > 0, reads, "{variant}");
+        // The guard's only role: reading Pods, for the names in its audit lines (on by default).
+        let pod_names = guard && values["guard"]["podNames"]["enabled"] != false;
+        assert_eq!(roles_of("guard"), if pod_names { (1, 1) } else { (0, 0) }, "{variant}");
         assert!(!kinds.contains("Role") && !kinds.contains("RoleBinding"), "{variant}");
     }
     // The validator does reject a broken rendering, so the passes above mean something.
@@ -445,9 +458,35 @@ fn guard_daemonset_holds_only_what_it_needs() {
     let pod = &ds["spec"]["template"]["spec"];
     assert_eq!(pod["hostPID"], true);
     assert!(pod.get("hostNetwork").is_none() && pod.get("hostIPC").is_none());
-    assert_eq!(pod["automountServiceAccountToken"], false);
     let c = &pod["containers"][0];
     assert_eq!(args_of(c)[..2], ["--mode=lsm", "--pin-root=/sys/fs/bpf/hush"]);
+    // guard.podNames (on by default): the API token, and get/list/watch on Pods, nothing
+    // else, bound to the guard's ServiceAccount; the Pods of its node, selected by NODE_NAME.
+    let account =
+        r.all("ServiceAccount").into_iter().find(|a| a["metadata"]["namespace"] == ns["metadata"]["name"]).unwrap();
+    assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
+    assert_eq!(account["automountServiceAccountToken"], false, "the token only where the Pod asks for it");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert!(args_of(c).contains(&"--kube-pod-names".to_owned()), "{:?}", args_of(c));
+    let node_name = c["env"].as_array().unwrap().iter().find(|e| e["name"] == "NODE_NAME").unwrap();
+    assert_eq!(node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    let role = r.one("ClusterRole");
+    assert_eq!(role["rules"], json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]));
+    let binding = r.one("ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": ns["metadata"]["name"]}])
+    );
+    // Off: no token, no role, no flag.
+    let off = render(&json!({"guard": {"enabled": true, "mode": "lsm", "podNames": {"enabled": false}}}));
+    let off_pod = &off.one("DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(off_pod["automountServiceAccountToken"], false);
+    assert!(off.all("ClusterRole").is_empty() && off.all("ClusterRoleBinding").is_empty());
+    assert!(!args_of(&off_pod["containers"][0]).iter().any(|a| a == "--kube-pod-names"));
     let sc = &c["securityContext"];
     assert_eq!(sc["privileged"], false);
     assert_eq!(sc["capabilities"], json!({"drop": ["ALL"], "add": ["BPF", "PERFMON", "SYS_ADMIN", "KILL"]}));
