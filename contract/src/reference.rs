@@ -295,13 +295,35 @@ pub fn is_login(name: &[u8], value: &[u8]) -> bool {
 /// Parses an environment value. `Ok(None)`: no reference, the value passes unchanged.
 pub fn parse(value: &[u8]) -> Result<Option<Template>, ParseError> {
     if template_start(value, 0).is_some() {
-        return parse_text(value).map(Some);
+        let mut parts = Vec::new();
+        scan_text(value, |piece| {
+            parts.push(match piece {
+                Piece::Literal(bytes) => Part::Literal(bytes.to_vec()),
+                Piece::Part(part) => part.into_owned(),
+            })
+        })?;
+        return Ok(Some(Template { parts }));
     }
     if starts_with_prefix(value) {
-        let part = parse_whole(value)?;
-        return Ok(Some(Template { parts: vec![part] }));
+        let part = scan_whole(value)?;
+        return Ok(Some(Template { parts: vec![part.into_owned()] }));
     }
     Ok(None)
+}
+
+/// Whether `value` holds a reference, and an error where [`parse`] gives one (the same
+/// error): `Ok(true)` where [`parse`] gives `Ok(Some(_))`. It keeps nothing, so it allocates
+/// nothing for the common references (the webhook checks every literal env value this way).
+pub fn check(value: &[u8]) -> Result<bool, ParseError> {
+    if template_start(value, 0).is_some() {
+        scan_text(value, |_| {})?;
+        return Ok(true);
+    }
+    if starts_with_prefix(value) {
+        scan_whole(value)?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Parses `VAULT_ENV_FROM_PATH`: comma-separated `PATH[#VERSION]` (vault-sdk
@@ -319,7 +341,7 @@ pub fn parse_from_path(value: &str) -> Result<Vec<Request>, ParseError> {
             e.offset += offset;
             e
         };
-        let path = scanner.path().map_err(located)?;
+        let path = checked_utf8(scanner.path().map_err(located)?).to_owned();
         let version = if scanner.at_end() {
             None
         } else {
@@ -346,32 +368,99 @@ fn template_start(value: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The offset of the first `${` in `haystack`.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    debug_assert_eq!(needle, OPEN);
+    let mut at = 0;
+    while let Some(found) = haystack[at..].iter().position(|&b| b == b'$') {
+        let i = at + found;
+        if haystack.get(i + 1) == Some(&b'{') {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
 }
 
-fn parse_text(value: &[u8]) -> Result<Template, ParseError> {
-    let mut parts = Vec::new();
+/// A piece of a value as scanned, borrowing from it.
+enum Piece<'a> {
+    Literal(&'a [u8]),
+    Part(Scanned<'a>),
+}
+
+/// A reference or ciphertext as scanned, borrowing from the value.
+enum Scanned<'a> {
+    /// `path` and a field `key` are checked UTF-8.
+    Ref {
+        prefix: Prefix,
+        path: &'a [u8],
+        key: ScannedKey<'a>,
+        operation: ScannedOperation<'a>,
+    },
+    Transit(&'a str),
+}
+
+enum ScannedKey<'a> {
+    Field(&'a [u8]),
+    Template(KeyTemplate),
+}
+
+enum ScannedOperation<'a> {
+    Read { version: Option<u64> },
+    Write { body: &'a str },
+}
+
+impl Scanned<'_> {
+    fn into_owned(self) -> Part {
+        match self {
+            Scanned::Transit(text) => Part::Transit(text.to_owned()),
+            Scanned::Ref { prefix, path, key, operation } => Part::Ref(SecretRef {
+                prefix,
+                request: Request {
+                    path: checked_utf8(path).to_owned(),
+                    operation: match operation {
+                        ScannedOperation::Read { version } => Operation::Read { version },
+                        ScannedOperation::Write { body } => Operation::Write { body: body.to_owned() },
+                    },
+                },
+                key: match key {
+                    ScannedKey::Field(name) => Key::Field(checked_utf8(name).to_owned()),
+                    ScannedKey::Template(template) => Key::Template(template),
+                },
+            }),
+        }
+    }
+}
+
+/// Text the scanner has checked to be UTF-8 (it was kept as bytes so that [`check`] need not
+/// convert it).
+fn checked_utf8(bytes: &[u8]) -> &str {
+    // Invariant: the scanner keeps only text it has checked (ASCII, or converted).
+    std::str::from_utf8(bytes).expect("the scanner checked this text")
+}
+
+/// Scans text holding `${…}` templates, handing each piece to `emit` in order.
+fn scan_text<'a>(value: &'a [u8], mut emit: impl FnMut(Piece<'a>)) -> Result<(), ParseError> {
     let mut at = 0;
     while let Some(start) = template_start(value, at) {
         if start > at {
-            parts.push(Part::Literal(value[at..start].to_vec()));
+            emit(Piece::Literal(&value[at..start]));
         }
         let body_start = start + OPEN.len();
         let (part, end) = Scanner { value, origin: start, pos: body_start, mode: Mode::Template }.reference()?;
         if value.get(end) != Some(&b'}') {
             return Err(error(value, start, ErrorKind::Unterminated));
         }
-        parts.push(part);
+        emit(Piece::Part(part));
         at = end + 1;
     }
     if at < value.len() {
-        parts.push(Part::Literal(value[at..].to_vec()));
+        emit(Piece::Literal(&value[at..]));
     }
-    Ok(Template { parts })
+    Ok(())
 }
 
-fn parse_whole(value: &[u8]) -> Result<Part, ParseError> {
+fn scan_whole(value: &[u8]) -> Result<Scanned<'_>, ParseError> {
     let (part, end) = Scanner { value, origin: 0, pos: 0, mode: Mode::Whole }.reference()?;
     debug_assert_eq!(end, value.len(), "a whole reference extends to the end of the value");
     Ok(part)
@@ -393,7 +482,7 @@ struct Scanner<'a> {
     mode: Mode,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn fail(&self, kind: ErrorKind) -> ParseError {
         error(self.value, self.origin, kind)
     }
@@ -406,8 +495,9 @@ impl Scanner<'_> {
     }
 
     /// Scans a reference or a ciphertext; returns it and the offset just past it.
-    fn reference(mut self) -> Result<(Part, usize), ParseError> {
-        let rest = &self.value[self.pos..];
+    fn reference(mut self) -> Result<(Scanned<'a>, usize), ParseError> {
+        let value = self.value;
+        let rest = &value[self.pos..];
         if let Some(len) = transit_len(rest, self.mode) {
             let text = std::str::from_utf8(&rest[..len]).map_err(|_| self.fail(ErrorKind::NotUtf8("ciphertext")))?;
             if text.chars().any(char::is_control) {
@@ -417,7 +507,7 @@ impl Scanner<'_> {
             if text.split_once(':').and_then(|(_, r)| r.split_once(':')).is_some_and(|(_, data)| data.is_empty()) {
                 return Err(self.fail(ErrorKind::EmptyCiphertext));
             }
-            return Ok((Part::Transit(text.to_owned()), self.pos + len));
+            return Ok((Scanned::Transit(text), self.pos + len));
         }
         let write = rest.starts_with(b">>");
         let rest = if write { &rest[2..] } else { rest };
@@ -434,26 +524,41 @@ impl Scanner<'_> {
         self.pos += 1; // the '#' that ended the path
         let key = self.key()?;
         let operation = if self.at_end() {
-            if write { Operation::Write { body: "{}".to_owned() } } else { Operation::Read { version: None } }
+            if write { ScannedOperation::Write { body: "{}" } } else { ScannedOperation::Read { version: None } }
         } else {
             self.pos += 1; // the '#' that ended the key
             if write {
-                Operation::Write { body: self.body()? }
+                ScannedOperation::Write { body: self.body()? }
             } else {
-                Operation::Read { version: Some(self.version()?) }
+                ScannedOperation::Read { version: Some(self.version()?) }
             }
         };
-        let request = Request { path, operation };
-        Ok((Part::Ref(SecretRef { prefix, request, key }), self.pos))
+        Ok((Scanned::Ref { prefix, path, key, operation }, self.pos))
     }
 
-    fn path(&mut self) -> Result<String, ParseError> {
+    fn path(&mut self) -> Result<&'a [u8], ParseError> {
         let begin = self.pos;
-        while !self.at_end() && self.value[self.pos] != b'#' {
-            self.pos += 1;
+        let value = self.value;
+        let template = self.mode == Mode::Template;
+        // Up to the end, the `#` or, inside `${ }`, the closing brace (`at_end`).
+        let len = value[begin..].iter().position(|&b| b == b'#' || (template && b == b'}'));
+        self.pos = len.map_or(value.len(), |len| begin + len);
+        // A path of printable ASCII whose segments are all allowed, the common case, needs
+        // no conversion: the checks below would pass it unchanged.
+        let raw = &value[begin..self.pos];
+        let stripped = raw.strip_prefix(b"/").unwrap_or(raw);
+        if !stripped.is_empty()
+            && stripped.len() <= MAX_PATH_LEN
+            && stripped.split(|&b| b == b'/').all(|segment| {
+                !segment.is_empty()
+                    && segment != b"."
+                    && segment != b".."
+                    && segment.iter().all(|&b| PATH_BYTES[usize::from(b)])
+            })
+        {
+            return Ok(stripped);
         }
-        let raw =
-            std::str::from_utf8(&self.value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("path")))?;
+        let raw = std::str::from_utf8(&value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("path")))?;
         let path = raw.strip_prefix('/').unwrap_or(raw);
         if path.is_empty() {
             return Err(self.fail(ErrorKind::EmptyPath));
@@ -469,11 +574,23 @@ impl Scanner<'_> {
                 return Err(self.fail(ErrorKind::BadChar(c, "path")));
             }
         }
-        Ok(path.to_owned())
+        Ok(path.as_bytes())
     }
 
-    fn key(&mut self) -> Result<Key, ParseError> {
+    fn key(&mut self) -> Result<ScannedKey<'a>, ParseError> {
         let begin = self.pos;
+        let value = self.value;
+        // A field of printable ASCII without `$` (so without a template action), the common
+        // case, ends at the first `#` (or, inside `${ }`, `}`) and needs no further check.
+        let template = self.mode == Mode::Template;
+        let end = value[begin..]
+            .iter()
+            .position(|&b| b == b'#' || (template && b == b'}') || !(0x20..0x7f).contains(&b) || b == b'$');
+        let end = end.map_or(value.len(), |len| begin + len);
+        if end > begin && value.get(end).is_none_or(|&b| b == b'#' || b == b'}') {
+            self.pos = end;
+            return Ok(ScannedKey::Field(&value[begin..end]));
+        }
         while !self.at_end() && self.value[self.pos] != b'#' {
             if self.value[self.pos..].starts_with(OPEN) {
                 // A template action is one unit: a `}` or `#` inside it does not end the key.
@@ -484,8 +601,7 @@ impl Scanner<'_> {
                 self.pos += 1;
             }
         }
-        let key =
-            std::str::from_utf8(&self.value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("key")))?;
+        let key = std::str::from_utf8(&value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("key")))?;
         if key.is_empty() {
             return Err(self.fail(ErrorKind::EmptyKey));
         }
@@ -493,9 +609,11 @@ impl Scanner<'_> {
             return Err(self.fail(ErrorKind::BadChar(c, "key")));
         }
         if key::is_template(key) {
-            return key::parse(key).map(Key::Template).map_err(|reason| self.fail(ErrorKind::BadTemplate(reason)));
+            return key::parse(key)
+                .map(ScannedKey::Template)
+                .map_err(|reason| self.fail(ErrorKind::BadTemplate(reason)));
         }
-        Ok(Key::Field(key.to_owned()))
+        Ok(ScannedKey::Field(key.as_bytes()))
     }
 
     fn version(&mut self) -> Result<u64, ParseError> {
@@ -511,17 +629,17 @@ impl Scanner<'_> {
             .ok_or_else(|| self.fail(ErrorKind::BadVersion))
     }
 
-    fn body(&mut self) -> Result<String, ParseError> {
+    fn body(&mut self) -> Result<&'a str, ParseError> {
         let begin = self.pos;
         self.pos = match self.mode {
             Mode::Whole => self.value.len(),
             Mode::Template => json_object_end(self.value, begin).ok_or_else(|| self.fail(ErrorKind::Unterminated))?,
         };
-        let text =
-            std::str::from_utf8(&self.value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("body")))?;
+        let value = self.value;
+        let text = std::str::from_utf8(&value[begin..self.pos]).map_err(|_| self.fail(ErrorKind::NotUtf8("body")))?;
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
             .map_err(|e| self.fail(ErrorKind::BadBody(e.to_string())))?;
-        Ok(text.to_owned())
+        Ok(text)
     }
 }
 
@@ -538,6 +656,18 @@ fn transit_len(rest: &[u8], mode: Mode) -> Option<usize> {
         Mode::Template => rest.iter().position(|&b| b == b'}').unwrap_or(rest.len()),
     })
 }
+
+/// [`is_path_char`] of each ASCII byte; false for the others (they are checked as text).
+const PATH_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        // Controls (whitespace below 0x20 included), space, DEL and the forbidden characters.
+        table[b] = b > 0x20 && b != 0x7f && !matches!(b as u8, b'/' | b'#' | b'?' | b'%' | b'\\' | b'{' | b'}');
+        b += 1;
+    }
+    table
+};
 
 fn is_path_char(c: char) -> bool {
     !(c.is_control() || c.is_whitespace() || matches!(c, '/' | '#' | '?' | '%' | '\\' | '{' | '}'))

@@ -297,7 +297,13 @@ impl Settings {
     /// The shim's configuration variables these settings produce, in the contract's order.
     /// `VAULT_CACERT` (from [`Settings::tls_secret`]) is added by the mutation, which knows the mount.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        contract::SETTINGS.iter().filter_map(|s| self.shim.get(s.env).map(|v| (s.env, v.clone()))).collect()
+        self.env_refs().map(|(name, value)| (name, value.to_owned())).collect()
+    }
+
+    /// [`Settings::env`], borrowed.
+    pub fn env_refs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let settings = if self.shim.is_empty() { &[][..] } else { contract::SETTINGS };
+        settings.iter().filter_map(|s| self.shim.get(s.env).map(|v| (s.env, v.as_str())))
     }
 }
 

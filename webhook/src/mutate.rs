@@ -17,9 +17,8 @@ use hush_contract::env as vars;
 use hush_contract::reference;
 use hush_contract::settings as contract;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container as NewContainer, EmptyDirVolumeSource, EnvVar as NewEnvVar, KeyToPath,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume as NewVolume,
-    VolumeMount as NewVolumeMount,
+    Capabilities, Container as NewContainer, EmptyDirVolumeSource, KeyToPath, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Volume as NewVolume, VolumeMount as NewVolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -116,9 +115,11 @@ pub enum MutateError {
 
 /// Where a container's original command comes from.
 #[derive(Clone, Debug)]
-enum Original {
-    /// The container's own `command` or the `hush.dev/command` override: used as is.
-    Command(Vec<String>),
+enum Original<'a> {
+    /// The container's own `command`: used as is.
+    Command(&'a [String]),
+    /// The `hush.dev/command` override for the container: used as is.
+    Override,
     /// The image's ENTRYPOINT (and CMD when the container has no `args`).
     Image(ImageKey),
 }
@@ -129,7 +130,7 @@ struct Target<'a> {
     index: usize,
     container: &'a Container,
     /// `None` when the command is already rewritten.
-    original: Option<Original>,
+    original: Option<Original<'a>>,
 }
 
 /// What [`plan`] decided.
@@ -137,7 +138,8 @@ struct Target<'a> {
 pub struct Plan<'a> {
     spec: Option<&'a Spec>,
     config: &'a MutationConfig,
-    annotations: Annotations,
+    /// The stacked layers; borrowed from the config when the Pod and its namespace add none.
+    annotations: Cow<'a, Annotations>,
     targets: Vec<Target<'a>>,
     /// Path of the shim in injected containers.
     shim: String,
@@ -168,7 +170,7 @@ pub fn plan_with<'a>(
     if own.inject != Some(false) && !own.refused.is_empty() {
         return Err(MutateError::Unsupported(own.refused));
     }
-    let annotations = own.over(&namespace_defaults.over(&config.defaults));
+    let annotations = stack(own, namespace_defaults, &config.defaults);
     let shim = config.shim_path();
     let mut plan = Plan { spec: pod.spec.as_ref(), config, annotations, targets: Vec::new(), shim };
     let Some(spec) = plan.spec else { return Ok(plan) };
@@ -208,6 +210,18 @@ pub fn plan_with<'a>(
     Ok(plan)
 }
 
+/// The Pod's layer over the namespace's over the webhook's flags. A Pod without Hush
+/// annotations in a namespace without defaults (the common case) gets the flags' layer
+/// itself, not a copy: stacking empty layers changes nothing but the refusals and warnings,
+/// which are the top layer's (empty here).
+fn stack<'a>(own: Annotations, namespace: &Annotations, flags: &'a Annotations) -> Cow<'a, Annotations> {
+    let empty = Annotations::default();
+    if own == empty && *namespace == empty && flags.refused.is_empty() && flags.warnings.is_empty() {
+        return Cow::Borrowed(flags);
+    }
+    Cow::Owned(own.over(&namespace.over(flags)))
+}
+
 /// Whether any literal env value may hold a reference; fails on one that does not parse.
 /// The shim's own settings (`VAULT_ADDR`, `VAULT_PATH`, …) are never references: the shim
 /// reads them as configuration and resolves nothing in them, and this webhook writes them
@@ -219,14 +233,12 @@ fn literal_references(container: &Container) -> Result<bool, MutateError> {
             continue;
         }
         let Some(value) = &var.value else { continue };
-        if reference::may_hold_reference(value.as_bytes()) {
-            reference::parse(value.as_bytes()).map_err(|source| MutateError::BadReference {
-                container: container.name.clone(),
-                variable: var.name.clone(),
-                source,
-            })?;
-            found = true;
-        }
+        // `check` gives `parse`'s answer without building the template.
+        found |= reference::check(value.as_bytes()).map_err(|source| MutateError::BadReference {
+            container: container.name.clone(),
+            variable: var.name.clone(),
+            source,
+        })?;
     }
     Ok(found)
 }
@@ -236,17 +248,29 @@ fn is_wrapped(container: &Container, shim: &str) -> bool {
 }
 
 /// `$` doubled, so that the kubelet's `$(VAR)` expansion gives back the text unchanged.
-fn escape_expansion(text: &str) -> String {
-    text.replace('$', "$$")
+fn escape_expansion(text: &str) -> Cow<'_, str> {
+    if text.contains('$') { Cow::Owned(text.replace('$', "$$")) } else { Cow::Borrowed(text) }
+}
+
+/// A mount of the volume `name` at `path`, read-only, as JSON text (k8s-openapi's
+/// `VolumeMount` field order).
+fn mount_json(name: &str, path: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + name.len() + path.len());
+    out.extend_from_slice(br#"{"mountPath":"#);
+    patch::write_string(&mut out, path);
+    out.extend_from_slice(br#","name":"#);
+    patch::write_string(&mut out, name);
+    out.extend_from_slice(br#","readOnly":true}"#);
+    out
 }
 
 impl<'a> Plan<'a> {
-    fn original(&self, container: &Container) -> Result<Original, MutateError> {
-        if let Some(command) = container.command.as_ref().filter(|c| !c.is_empty()) {
-            return Ok(Original::Command(command.clone()));
+    fn original(&self, container: &'a Container) -> Result<Original<'a>, MutateError> {
+        if let Some(command) = container.command.as_deref().filter(|c| !c.is_empty()) {
+            return Ok(Original::Command(command));
         }
-        if let Some(command) = self.annotations.command.get(&container.name) {
-            return Ok(Original::Command(command.clone()));
+        if self.annotations.command.contains_key(&container.name) {
+            return Ok(Original::Override);
         }
         let image = container.image.clone().ok_or_else(|| MutateError::NoImage(container.name.clone()))?;
         let platform = self.annotations.platform.clone().unwrap_or_else(|| self.config.default_platform.clone());
@@ -339,16 +363,15 @@ impl<'a> Plan<'a> {
                 Cow::Owned(patch::item(&shim_volume(config, &volume_name)))
             });
         }
-        let mut mounts = vec![NewVolumeMount {
-            name: volume_name.clone(),
-            mount_path: config.dir.clone(),
-            read_only: Some(true),
-            ..NewVolumeMount::default()
-        }];
-        let mut env = settings.env();
+        // Each mount as JSON text (k8s-openapi's field order: mountPath, name, readOnly).
+        let mut mounts: Vec<(&str, &str, Vec<u8>)> =
+            vec![(&volume_name, &config.dir, mount_json(&volume_name, &config.dir))];
+        // Borrowed: the settings' values are written straight into the patch.
+        let mut env: Vec<(&str, Cow<'_, str>)> =
+            settings.env_refs().map(|(name, value)| (name, Cow::Borrowed(value))).collect();
         if let Some(role) = self.default_role() {
             let at = env.iter().position(|(name, _)| *name != vars::VAULT_ADDR).unwrap_or(env.len());
-            env.insert(at, (vars::VAULT_ROLE, role));
+            env.insert(at, (vars::VAULT_ROLE, Cow::Borrowed(role)));
         }
         if let Some(secret) = &settings.tls_secret {
             // Only the CA certificate is projected: the Secret a Vault operator made (Bank-Vaults'
@@ -371,74 +394,88 @@ impl<'a> Plan<'a> {
                     ..NewVolume::default()
                 }))),
             }
-            mounts.push(NewVolumeMount {
-                name: TLS_VOLUME_NAME.into(),
-                mount_path: config.tls_dir.clone(),
-                read_only: Some(true),
-                ..NewVolumeMount::default()
-            });
-            env.push((vars::VAULT_CACERT, format!("{}/{TLS_CA_KEY}", config.tls_dir.trim_end_matches('/'))));
+            mounts.push((TLS_VOLUME_NAME, &config.tls_dir, mount_json(TLS_VOLUME_NAME, &config.tls_dir)));
+            env.push((
+                vars::VAULT_CACERT,
+                Cow::Owned(format!("{}/{TLS_CA_KEY}", config.tls_dir.trim_end_matches('/'))),
+            ));
         }
 
-        // Serialized once, written into each injected container that lacks them.
-        let env: Vec<(&str, Vec<u8>)> = env
+        // Serialized once, as k8s-openapi's `EnvVar` writes them (name, value), into one
+        // buffer, and written into each injected container that lacks them.
+        let mut env_text = Vec::with_capacity(64 * env.len());
+        let env: Vec<(&str, std::ops::Range<usize>)> = env
             .iter()
             .map(|(name, value)| {
-                let var = NewEnvVar {
-                    name: (*name).to_owned(),
-                    value: Some(escape_expansion(value)),
-                    ..NewEnvVar::default()
-                };
-                (*name, patch::item(&var))
+                let start = env_text.len();
+                env_text.extend_from_slice(br#"{"name":"#);
+                patch::write_string(&mut env_text, name);
+                env_text.extend_from_slice(br#","value":"#);
+                patch::write_string(&mut env_text, &escape_expansion(value));
+                env_text.push(b'}');
+                (*name, start..env_text.len())
             })
             .collect();
-        let mounts: Vec<(&NewVolumeMount, Vec<u8>)> = mounts.iter().map(|m| (m, patch::item(m))).collect();
+        let mut items: Vec<&[u8]> = Vec::with_capacity(env.len().max(mounts.len()));
         for target in &self.targets {
             let c = target.container;
             if let Some(original) = &target.original {
-                let mut command = vec![self.shim.clone(), "--".to_owned()];
+                let shim = [self.shim.as_str(), "--"];
                 match original {
-                    Original::Command(argv) => command.extend(argv.iter().cloned()),
+                    Original::Command(argv) => {
+                        out.set_command(
+                            target.list,
+                            target.index,
+                            shim.into_iter().chain(argv.iter().map(String::as_str)),
+                        );
+                    }
+                    Original::Override => {
+                        let argv = self.annotations.command.get(&c.name).map(Vec::as_slice).unwrap_or_default();
+                        out.set_command(
+                            target.list,
+                            target.index,
+                            shim.into_iter().chain(argv.iter().map(String::as_str)),
+                        );
+                    }
                     Original::Image(key) => {
                         let image = images.get(key).ok_or_else(|| MutateError::ImageNotResolved(key.image.clone()))?;
-                        let mut argv = image.entrypoint.clone();
-                        if c.args.as_ref().is_none_or(Vec::is_empty) {
-                            argv.extend(image.cmd.iter().cloned());
-                        }
-                        if argv.is_empty() {
+                        let cmd: &[String] = if c.args.as_ref().is_none_or(Vec::is_empty) { &image.cmd } else { &[] };
+                        if image.entrypoint.is_empty() && cmd.is_empty() {
                             return Err(MutateError::ImageHasNoCommand {
                                 container: c.name.clone(),
                                 image: key.image.clone(),
                             });
                         }
-                        command.extend(argv.iter().map(|a| escape_expansion(a)));
+                        let argv: Vec<Cow<'_, str>> =
+                            image.entrypoint.iter().chain(cmd).map(|a| escape_expansion(a)).collect();
+                        out.set_command(
+                            target.list,
+                            target.index,
+                            shim.into_iter().chain(argv.iter().map(|a| a.as_ref())),
+                        );
                     }
                 }
-                out.set_command(target.list, target.index, &command);
             }
             let existing = c.env.as_deref().unwrap_or_default();
-            let add_env: Vec<&[u8]> = env
-                .iter()
-                .filter(|(name, _)| !existing.iter().any(|v| v.name == *name))
-                .map(|(_, json)| json.as_slice())
-                .collect();
-            out.append_to_container(target.list, target.index, "env", c.env.is_some(), &add_env);
+            items.clear();
+            items.extend(
+                env.iter()
+                    .filter(|(name, _)| !existing.iter().any(|v| v.name == *name))
+                    .map(|(_, at)| &env_text[at.clone()]),
+            );
+            out.append_to_container(target.list, target.index, "env", c.env.is_some(), &items);
             let existing = c.volume_mounts.as_deref().unwrap_or_default();
-            let mut add_mounts: Vec<&[u8]> = Vec::new();
-            for (mount, json) in &mounts {
-                if existing.iter().any(|m| m.name == mount.name) {
+            items.clear();
+            for (name, path, json) in &mounts {
+                if existing.iter().any(|m| m.name == *name) {
                     continue;
                 }
-                if existing.iter().any(|m| m.mount_path.trim_end_matches('/') == mount.mount_path.trim_end_matches('/'))
-                {
-                    return Err(MutateError::MountPathTaken {
-                        container: c.name.clone(),
-                        path: mount.mount_path.clone(),
-                    });
+                if existing.iter().any(|m| m.mount_path.trim_end_matches('/') == path.trim_end_matches('/')) {
+                    return Err(MutateError::MountPathTaken { container: c.name.clone(), path: (*path).to_owned() });
                 }
-                add_mounts.push(json);
+                items.push(json);
             }
-            out.append_to_container(target.list, target.index, "volumeMounts", c.volume_mounts.is_some(), &add_mounts);
+            out.append_to_container(target.list, target.index, "volumeMounts", c.volume_mounts.is_some(), &items);
         }
         if ours.is_none() {
             // The init container's mount over the token directory (see NO_TOKEN_VOLUME_NAME).
@@ -468,11 +505,11 @@ impl<'a> Plan<'a> {
     }
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     /// Bank-Vaults' role default, the Pod's ServiceAccount name (vault-secrets-webhook
     /// pkg/webhook/config.go: `vaultConfig.Role = p.Spec.ServiceAccountName`), for the login
     /// methods that take a role, when no layer names one.
-    fn default_role(&self) -> Option<String> {
+    fn default_role(&self) -> Option<&'a str> {
         let settings = &self.annotations.settings;
         if settings.get(vars::VAULT_ROLE).is_some()
             || !matches!(settings.get(vars::VAULT_AUTH_METHOD), None | Some("kubernetes" | "jwt"))
@@ -480,7 +517,7 @@ impl Plan<'_> {
             return None;
         }
         let name = self.spec.and_then(|s| s.service_account_name.as_deref()).filter(|n| !n.is_empty());
-        Some(name.unwrap_or("default").to_owned())
+        Some(name.unwrap_or("default"))
     }
 }
 

@@ -144,6 +144,12 @@ fn json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("Kubernetes types serialize to JSON")
 }
 
+/// `text` as a JSON string, as serde_json writes it.
+pub fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Invariant: writing a string into a Vec cannot fail.
+    serde_json::to_writer(out, text).expect("a string serializes");
+}
+
 /// An item of an array, serialized once and written into as many operations as need it.
 pub fn item<T: Serialize>(value: &T) -> Vec<u8> {
     json(value)
@@ -153,6 +159,13 @@ impl Builder {
     /// One `add` operation. The path is written straight into the patch (no `String` per
     /// path); it holds fixed names and indices only, so there is nothing to escape.
     fn add(&mut self, path: Pointer, suffix: &[u8], value: &[u8]) {
+        self.begin(path, suffix);
+        self.text.extend_from_slice(value);
+        self.text.push(b'}');
+    }
+
+    /// An `add` operation up to its value, which the caller writes, then `}`.
+    fn begin(&mut self, path: Pointer, suffix: &[u8]) {
         if self.operations > 0 {
             self.text.push(b',');
         }
@@ -161,8 +174,6 @@ impl Builder {
         path.write(&mut self.text, suffix);
         debug_assert!(self.text[at..].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-'));
         self.text.extend_from_slice(br#"","value":"#);
-        self.text.extend_from_slice(value);
-        self.text.push(b'}');
         self.operations += 1;
     }
 
@@ -189,9 +200,17 @@ impl Builder {
         }
     }
 
-    /// Sets the container's `command`.
-    pub fn set_command(&mut self, list: List, index: usize, command: &[String]) {
-        self.add(Pointer::Container(list, index, "command"), b"", &json(command));
+    /// Sets the container's `command`, written straight into the patch as a JSON array.
+    pub fn set_command<'s>(&mut self, list: List, index: usize, command: impl IntoIterator<Item = &'s str>) {
+        self.begin(Pointer::Container(list, index, "command"), b"");
+        self.text.push(b'[');
+        for (i, arg) in command.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push(b',');
+            }
+            write_string(&mut self.text, arg);
+        }
+        self.text.extend_from_slice(b"]}");
     }
 
     /// Appends to a container's array field (`env`, `volumeMounts`), creating it when absent;
@@ -250,7 +269,7 @@ mod tests {
     fn operations_are_json_patch_and_the_insertion_comes_last() {
         let mut b = Builder::default();
         b.prepend_init_container(true, br#"{"name":"init"}"#);
-        b.set_command(List::Init, 0, &["/a".to_owned(), "\"q\"".to_owned()]);
+        b.set_command(List::Init, 0, ["/a", "\"q\""]);
         b.append_to_container(List::App, 1, "env", false, &[&item(&json!({"name": "A", "value": "1"}))]);
         b.append_volumes(true, &[json!({"name": "v1"}), json!({"name": "v2"})]);
         let patch = b.finish();

@@ -236,6 +236,12 @@ impl Registry {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key, Instant::now())
     }
 
+    /// Caches `config` as an image anyone may use, as if looked up anonymously (tests and the
+    /// bench's answer harness, which have no registry).
+    pub fn preload(&self, image: ImageKey, config: &ImageConfig) {
+        self.remember(&CacheKey { image, credential: None }, config);
+    }
+
     /// Caches `config` for `key`: a day for a digest, the TTL for a tag.
     fn remember(&self, key: &CacheKey, config: &ImageConfig) {
         let ttl = if key.image.image.contains('@') { self.cache_limits.digest_ttl } else { self.config.ttl };

@@ -1,12 +1,14 @@
-//! The reference parser never panics, and whatever it accepts round-trips through its
-//! canonical text. The key-template parser and the `VAULT_ENV_FROM_PATH` list parser never
-//! panic either, and report offsets inside their input.
+//! The reference parser never panics, whatever it accepts round-trips through its canonical
+//! text, and `check` agrees with it. The key-template parser and the `VAULT_ENV_FROM_PATH`
+//! list parser never panic either, and report offsets inside their input.
 #![no_main]
 
-use hush_contract::reference::{key, may_hold_reference, parse, parse_from_path};
+use hush_contract::reference::{check, key, may_hold_reference, parse, parse_from_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|value: &[u8]| {
+    // The webhook's allocation-free check gives parse's answer and error.
+    assert_eq!(check(value), parse(value).as_ref().map(Option::is_some).map_err(Clone::clone));
     match parse(value) {
         Ok(None) => assert!(!may_hold_reference(value)),
         Ok(Some(template)) => {

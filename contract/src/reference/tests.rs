@@ -378,6 +378,13 @@ fn template() -> impl Strategy<Value = Template> {
     })
 }
 
+#[test]
+fn the_path_byte_table_is_is_path_char() {
+    for b in 0..=255u8 {
+        assert_eq!(PATH_BYTES[usize::from(b)], b.is_ascii() && is_path_char(char::from(b)), "{b:#x}");
+    }
+}
+
 proptest! {
     #[test]
     fn canonical_text_round_trips(template in template()) {
@@ -398,6 +405,18 @@ proptest! {
         if let Ok(Some(template)) = parse(value.as_bytes()) {
             prop_assert_eq!(parse(&template.to_bytes()), Ok(Some(template)));
         }
+    }
+
+    #[test]
+    fn check_agrees_with_parse(value in prop::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert_eq!(check(&value), parse(&value).map(|t| t.is_some()));
+    }
+
+    #[test]
+    fn check_agrees_with_parse_near_the_grammar(
+        value in "(\\$\\{|>>|vault:|bao:|vault:v1:|#|\\}|\\{|\"|`|\\||\\.|\\(|\\)|/| |é|\t|\u{85}|[a-z0-9]){0,24}"
+    ) {
+        prop_assert_eq!(check(value.as_bytes()), parse(value.as_bytes()).map(|t| t.is_some()));
     }
 
     #[test]
