@@ -424,7 +424,7 @@ fn remove_previous_run(cluster: &Cluster) -> Result<()> {
     )
 }
 
-fn random_hex(bytes: usize) -> Result<String> {
+pub(super) fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
@@ -847,17 +847,55 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
     ensure!(!line.to_string().contains(password), "the audit line holds the secret");
     // Both sides are the app's container (`kubectl exec` joins it): the line must name its Pod
     // (issue 12: null in about a third of the lines before the guard read /proc/<tgid>/cgroup).
+    // The container id is the one the kubelet reports for the app's container.
+    let status = kubectl_json(cluster, &["-n", APP_NS, "get", "pod", &app.name])?;
+    let container_id = status["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "app")
+        .and_then(|c| c["containerID"].as_str())
+        .and_then(|id| id.split_once("://"))
+        .map(|(_, id)| id.to_owned())
+        .context("the app Pod's status has no containerID for container app")?;
     for side in ["reader", "target"] {
         let uid = line[side]["pod_uid"].as_str().unwrap_or("null");
         ensure!(uid == app.uid, "the audit line's {side} names Pod {uid}, not the app's {}", app.uid);
-        ensure!(line[side]["container_id"].is_string(), "the audit line's {side} names no container");
+        ensure!(
+            line[side]["container_id"] == container_id.as_str(),
+            "the audit line's {side} names container id {}, not the app container's {container_id}",
+            line[side]["container_id"]
+        );
+        // Issue 12.4: the names come from the guard's watch of its node's Pods (kube crate,
+        // guard.podNames); the cgroup path holds only the ids above.
+        let names = [&line[side]["namespace"], &line[side]["pod"], &line[side]["container"]];
+        ensure!(
+            names == [APP_NS, app.name.as_str(), "app"],
+            "the audit line's {side} is named namespace={} pod={} container={}, not {APP_NS}/{}/app \
+             (the guard's Pod watch: {})",
+            names[0],
+            names[1],
+            names[2],
+            app.name,
+            pod_watch_lines(&guard_log)
+        );
     }
+    // The guard said it watches its node's Pods, last (a warning before it, e.g. a first list
+    // refused while the chart's ClusterRoleBinding was not yet in force, must have passed).
+    let watch = pod_watch_lines(&guard_log);
+    let last = guard_log.lines().rev().find(|l| l.starts_with("guard:") && l.contains("the Pods of node"));
+    ensure!(
+        last.is_some_and(|l| l.starts_with("guard: watching the Pods of node")),
+        "the guard's last line about its Pod watch is not that it watches them: {watch}"
+    );
+    t.say(&format!("the guard's Pod watch (kubectl logs, stderr): {watch}"));
 
     let audit = format!(
-        "{} {} ({}), naming the app's Pod",
+        "{} {} ({}), naming the app's Pod ({APP_NS}/{}, container app)",
         line["attempt"].as_str().unwrap_or("?"),
         line["action"].as_str().unwrap_or("?"),
-        line["hook"].as_str().unwrap_or("?")
+        line["hook"].as_str().unwrap_or("?"),
+        app.name
     );
 
     // The guard's own attackers, from inside the app's container: io_uring (which Debian's
@@ -943,17 +981,30 @@ fn event_counts(log: &str) -> String {
     if counts.is_empty() { "no JSON line".to_owned() } else { counts.join(", ") }
 }
 
+/// The guard's lines (stderr, in `kubectl logs` with its JSON) about its watch of the Pods.
+fn pod_watch_lines(log: &str) -> String {
+    let lines: Vec<&str> =
+        log.lines().filter(|l| l.starts_with("guard:") && (l.contains("Pods") || l.contains("pod-names"))).collect();
+    if lines.is_empty() { "none".to_owned() } else { lines.join(" | ") }
+}
+
 /// A guard audit line in a few words: what was tried, what the guard did, by whom, on what.
 fn audit_summary(line: &Value) -> String {
+    let names = |side: &str| {
+        let s = |f: &str| line[side][f].as_str().unwrap_or("?").to_owned();
+        format!("{}/{} container {}", s("namespace"), s("pod"), s("container"))
+    };
     format!(
-        "event={} action={} attempt=\"{}\" hook={} reader={} (uid {}) target={} (pod {})",
+        "event={} action={} attempt=\"{}\" hook={} reader={} (uid {}, {}) target={} ({}, pod uid {})",
         line["event"].as_str().unwrap_or("?"),
         line["action"].as_str().unwrap_or("?"),
         line["attempt"].as_str().unwrap_or("?"),
         line["hook"].as_str().unwrap_or("?"),
         line["reader"]["comm"].as_str().unwrap_or("?"),
         line["reader"]["uid"],
+        names("reader"),
         line["target"]["comm"].as_str().unwrap_or("?"),
+        names("target"),
         line["target"]["pod_uid"].as_str().unwrap_or("?"),
     )
 }
