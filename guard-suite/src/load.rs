@@ -68,7 +68,7 @@ impl GuardProc {
         Tally::of(&self.lines_since(from), stream, mine)
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }

@@ -47,6 +47,10 @@ enum Cmd {
     /// Only the capacity check (`--max-protected`; fail-closed registration), e.g. on a host
     /// where another guard attached host-wide spoils the attack checks' one-line counts.
     Capacity(RunArgs),
+    /// Only the x32 checks (x32 on, its attacks on the protected app and the control), with the
+    /// guard as asked and then with `--allow-32bit`: the tracepoint pass of a VM whose whole
+    /// suite ran in another mode.
+    X32(RunArgs),
     /// One attack on PID; prints what it read.
     Attack { kind: SelfAttack, pid: i32 },
     /// Nanoseconds per open()+close() and per getpid with the guard off and in each mode, side by side.
@@ -146,6 +150,10 @@ struct RunArgs {
     /// exact, not lower bounds.
     #[arg(long)]
     isolated: bool,
+    /// This kernel must have x32 on (booted with `syscall.x32=y`): an x32 call failing with ENOSYS
+    /// fails the run instead of closing the class, so the x32 attacks cannot be skipped unseen.
+    #[arg(long)]
+    expect_x32: bool,
 }
 
 #[derive(clap::Args)]
@@ -160,10 +168,17 @@ struct BenchArgs {
     /// open()+close() pairs per measurement.
     #[arg(long, default_value_t = 200_000)]
     iters: u32,
-    /// Interleaved rounds (off, mode1, mode2, ..., each round starting one later); the median
-    /// round is reported.
+    /// Interleaved rounds (off, off-again, mode1, mode2, ..., each round starting one later);
+    /// medians over rounds are reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Modes also measured with their guard's daemon stopped (SIGSTOP) in the same slot: what the
+    /// daemon's own wake-ups cost, apart from the attached programs.
+    #[arg(long, value_delimiter = ',')]
+    paused: Vec<String>,
+    /// Also print each round's ratios.
+    #[arg(long)]
+    per_round: bool,
     #[arg(long, default_value = "/sys/fs/bpf/hush-bench")]
     pin_root: PathBuf,
 }
@@ -172,6 +187,8 @@ struct BenchArgs {
 enum SelfAttack {
     /// openat(open("/proc/PID"), "environ")
     OpenatDirfd,
+    /// openat2(AT_FDCWD, "/proc/PID/environ")
+    Openat2,
     /// environ through a second procfs mounted in a private mount namespace
     ProcfsMount,
     /// pread of /proc/PID/mem at the environment
@@ -207,6 +224,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Run(a) => run(&a),
         Cmd::Capacity(a) => capacity_only(&a),
+        Cmd::X32(a) => x32_only(&a),
         Cmd::Attack { kind, pid } => attack(kind, pid),
         Cmd::Bench(b) => bench(&b),
         Cmd::FloodOpen { pid, n } => load::flood_open(pid, n),
@@ -242,6 +260,7 @@ fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
             let fd = sys::openat(dir.as_fd(), "environ")?;
             read_all(std::fs::File::from(fd))?
         }
+        SelfAttack::Openat2 => read_all(std::fs::File::from(sys::openat2(&format!("/proc/{pid}/environ"))?))?,
         SelfAttack::ProcfsMount => {
             let dir = std::env::temp_dir().join(format!("hush-procfs-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
@@ -354,6 +373,29 @@ impl Drop for Reaped {
     }
 }
 
+/// One column of the benchmark: the guard off (the baseline, and the same again as an A/A
+/// control), a mode, or a mode's guard with its daemon stopped (SIGSTOP: programs attached, the
+/// daemon's own wake-ups gone), measured in the same guard's lifetime as the mode.
+struct BenchVariant {
+    label: String,
+    mode: Option<String>,
+    paused: bool,
+}
+
+/// Per-round figures of one variant: open+close of a file, of /proc/P/status, getpid (ns).
+#[derive(Clone, Copy, Default)]
+struct RoundFigures {
+    file: f64,
+    proc: f64,
+    getpid: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn bench(b: &BenchArgs) -> Result<()> {
     // An ordinary file, and a /proc file of another (unprotected) process: the path every
     // monitoring agent takes, through the guard's whole classification.
@@ -381,84 +423,125 @@ fn bench(b: &BenchArgs) -> Result<()> {
         flood_procs: 0,
         pid_max: None,
         isolated: false,
+        expect_x32: false,
     };
     // A mode this kernel cannot run (e.g. lsm where BPF LSM refuses programs) is reported, not timed.
-    let mut modes = Vec::new();
+    let mut variants = vec![
+        BenchVariant { label: "off".into(), mode: None, paused: false },
+        BenchVariant { label: "off-again".into(), mode: None, paused: false },
+    ];
     for m in &b.modes {
         let _ = std::fs::remove_dir_all(&b.pin_root);
         match GuardProc::start(&runs(m)) {
             Ok(g) => {
                 g.stop()?;
-                modes.push(m.as_str());
+                variants.push(BenchVariant { label: m.clone(), mode: Some(m.clone()), paused: false });
+                if b.paused.contains(m) {
+                    variants.push(BenchVariant { label: format!("{m}-paused"), mode: Some(m.clone()), paused: true });
+                }
             }
             Err(e) => println!("{m}: not measured, the guard cannot run it here ({e:#})"),
         }
     }
     let _ = std::fs::remove_dir_all(&b.pin_root);
-    let variants: Vec<Option<&str>> = std::iter::once(None).chain(modes.into_iter().map(Some)).collect();
-    let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); variants.len()];
-    let mut getpid: Vec<Vec<f64>> = vec![vec![]; variants.len()];
-    ns_per_open(&file, b.iters)?; // warm up caches
+    let measure = || -> Result<RoundFigures> {
+        Ok(RoundFigures {
+            file: ns_per_open(&file, b.iters)?,
+            proc: ns_per_open(&proc_file, b.iters / 4)?,
+            getpid: ns_per_getpid(b.iters * 4),
+        })
+    };
+    // Slots of a round: the guard off, its A/A twin, and one per mode (a paused variant is
+    // measured in its mode's slot, under the same guard, before or after it by turns).
+    let slots: Vec<usize> = (0..variants.len()).filter(|&i| !variants[i].paused).collect();
+    let mut rounds: Vec<Vec<RoundFigures>> = Vec::with_capacity(b.rounds);
+    measure()?; // warm up caches
     for round in 0..b.rounds {
-        // Each round starts one variant later, so no mode always follows the same one.
-        for k in 0..variants.len() {
-            let i = (k + round) % variants.len();
-            let v = &variants[i];
-            let guard = match v {
-                None => None,
-                Some(mode) => {
-                    let _ = std::fs::remove_dir_all(&b.pin_root);
-                    Some(GuardProc::start(&runs(mode))?)
-                }
+        let mut figures = vec![RoundFigures::default(); variants.len()];
+        // Each round starts one slot later, so no mode always follows the same one.
+        for k in 0..slots.len() {
+            let i = slots[(k + round) % slots.len()];
+            let Some(mode) = &variants[i].mode else {
+                figures[i] = measure()?;
+                continue;
             };
-            results[i].0.push(ns_per_open(&file, b.iters)?);
-            results[i].1.push(ns_per_open(&proc_file, b.iters / 4)?);
-            getpid[i].push(ns_per_getpid(b.iters * 4));
-            if let Some(g) = guard {
-                g.stop()?;
-                let _ = std::fs::remove_dir_all(&b.pin_root);
+            let paused = variants.iter().position(|v| v.paused && v.mode.as_ref() == Some(mode));
+            let _ = std::fs::remove_dir_all(&b.pin_root);
+            let g = GuardProc::start(&runs(mode))?;
+            let pause_first = round % 2 == 1;
+            for pause in [pause_first, !pause_first] {
+                match (pause, paused) {
+                    (false, _) => figures[i] = measure()?,
+                    (true, Some(p)) => {
+                        sys::kill(g.pid(), libc::SIGSTOP)?;
+                        let f = measure();
+                        sys::kill(g.pid(), libc::SIGCONT)?;
+                        figures[p] = f?;
+                    }
+                    (true, None) => {}
+                }
             }
+            g.stop()?;
+            let _ = std::fs::remove_dir_all(&b.pin_root);
         }
+        rounds.push(figures);
     }
     drop(other);
     let _ = std::fs::remove_file(&file);
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    // Per variant and figure: the median over rounds of the ns, and of the ratio to the guard
+    // off *in the same round* (pairs share the round's conditions: host load drifts between
+    // rounds more than within one), with the lowest and highest of those per-round ratios.
+    let fig = |f: &RoundFigures, k: usize| [f.file, f.proc, f.getpid][k];
+    let stats = |i: usize, k: usize| {
+        let ns: Vec<f64> = rounds.iter().map(|r| fig(&r[i], k)).collect();
+        let ratios: Vec<f64> = rounds.iter().map(|r| fig(&r[i], k) / fig(&r[0], k)).collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        (median(&ns), median(&ratios), lo, hi)
     };
-    let meds: Vec<(f64, f64)> = results.iter_mut().map(|(a, p)| (median(a), median(p))).collect();
-    let gp: Vec<f64> = getpid.iter_mut().map(median).collect();
     println!(
-        "guard overhead, median of {} interleaved rounds; per round and figure the fastest of {BATCHES} batches \
-         ({} open+close pairs of a file, {} of /proc/P/status, {} getpid calls per batch):",
+        "guard overhead over {} interleaved rounds; per round and figure the fastest of {BATCHES} batches \
+         ({} open+close pairs of a file, {} of /proc/P/status, {} getpid calls per batch); ns: median over rounds; \
+         ratio: median over rounds of this ÷ guard off in the same round [lowest-highest round]; off-again is \
+         the guard off measured twice (A/A: the resolution); MODE-paused is MODE's guard with its daemon \
+         stopped (its own wake-ups gone):",
         b.rounds,
         b.iters / BATCHES,
         b.iters / 4 / BATCHES,
         b.iters * 4 / BATCHES
     );
     println!(
-        "{:<24} {:>22} {:>8} {:>26} {:>8} {:>12} {:>8}",
-        "guard", "open+close file (ns)", "ratio", "open+close /proc/P/status", "ratio", "getpid (ns)", "ratio"
+        "{:<28} {:>10} {:>22} {:>10} {:>22} {:>10} {:>22}",
+        "guard", "file ns", "ratio", "/proc ns", "ratio", "getpid ns", "ratio"
     );
-    for (i, (v, (f, p))) in variants.iter().zip(&meds).enumerate() {
-        println!(
-            "{:<24} {:>22.0} {:>8.3} {:>26.0} {:>8.3} {:>12.1} {:>8.3}",
-            v.unwrap_or("off"),
-            f,
-            f / meds[0].0,
-            p,
-            p / meds[0].1,
-            gp[i],
-            gp[i] / gp[0]
-        );
+    let mut json_modes = Vec::new();
+    for (i, v) in variants.iter().enumerate() {
+        let cols: Vec<(f64, f64, f64, f64)> = (0..3).map(|k| stats(i, k)).collect();
+        let mut line = format!("{:<28}", v.label);
+        for (ns, r, lo, hi) in &cols {
+            line.push_str(&format!(" {ns:>10.1} {:>22}", format!("{r:.3} [{lo:.3}-{hi:.3}]")));
+        }
+        println!("{line}");
+        for (r, round) in rounds.iter().enumerate() {
+            if i > 0 && b.per_round {
+                println!(
+                    "  round {r}: {:.3} {:.3} {:.3}",
+                    round[i].file / round[0].file,
+                    round[i].proc / round[0].proc,
+                    round[i].getpid / round[0].getpid
+                );
+            }
+        }
+        let [file, proc, getpid] = [cols[0], cols[1], cols[2]];
+        json_modes.push(json!({
+            "mode": v.label,
+            "file_ns": file.0, "proc_ns": proc.0, "getpid_ns": getpid.0,
+            "file_ratio": file.1, "proc_ratio": proc.1, "getpid_ratio": getpid.1,
+            "file_range": [file.2, file.3], "proc_range": [proc.2, proc.3], "getpid_range": [getpid.2, getpid.3],
+        }));
     }
     // One machine-readable line for `cargo xtask bench`'s table (it reads the VM's console too).
-    let modes: Vec<_> = variants
-        .iter()
-        .zip(meds.iter().zip(&gp))
-        .map(|(v, ((f, p), g))| json!({"mode": v.unwrap_or("off"), "file_ns": f, "proc_ns": p, "getpid_ns": g}))
-        .collect();
-    println!("bench-json: {}", json!({"rounds": b.rounds, "iters": b.iters, "modes": modes}));
+    println!("bench-json: {}", json!({"rounds": b.rounds, "iters": b.iters, "modes": json_modes}));
     Ok(())
 }
 
@@ -688,6 +771,8 @@ const ATTACKS: &[Attack] = &[
             "perf_event_open",
         )
     },
+    // Last, so the indices above (ATTACKS[0], [8], [9], [10]) stay.
+    Attack::new("openat2", &["{self}", "attack", "openat2", "{pid}"], "open environ"),
 ];
 
 fn have(prog: &str) -> bool {
@@ -794,11 +879,13 @@ impl Suite<'_> {
                 && l["target"]["tgid"] == target
                 && l["mode"] == self.a.expect.as_str()
                 && l["attempt"] == att.attempt
+                && names_reader(l)
         });
         self.check(
             ok && n == 1,
             format!(
-                "{name}: exactly one audit line, action {want_action}, attempt {} (got {n}: {line:?})",
+                "{name}: exactly one audit line, action {want_action}, attempt {}, naming the reader \
+                 (got {n}: {line:?})",
                 att.attempt
             ),
         );
@@ -820,7 +907,10 @@ impl Suite<'_> {
         std::thread::sleep(Duration::from_millis(300));
         let n = g.count(is_mine);
         let ok = line.as_ref().is_some_and(|l| {
-            l["action"] == "killed" && l["attempt"] == COMPAT_ATTEMPT && l["hook"] == "raw_tp/sys_enter"
+            l["action"] == "killed"
+                && l["attempt"] == COMPAT_ATTEMPT
+                && l["hook"] == "raw_tp/sys_enter"
+                && names_reader(l)
         });
         self.check(
             ok && n == 1,
@@ -850,6 +940,16 @@ impl Suite<'_> {
         self.check(n == 0, format!("{name}: no audit line (got {n})"));
         Ok(())
     }
+}
+
+/// An attempt line names its reader (issue 13, identity): pid, comm, uid and cgroup path (the
+/// Pod UID and container id are parsed from that path; none here, outside Kubernetes).
+fn names_reader(l: &Value) -> bool {
+    let r = &l["reader"];
+    r["pid"].as_u64().is_some_and(|p| p > 0)
+        && r["comm"].as_str().is_some_and(|c| !c.is_empty())
+        && r["uid"].is_u64()
+        && r["cgroup"].as_str().is_some_and(|c| c.starts_with('/'))
 }
 
 fn random_secret() -> Result<String> {
@@ -893,6 +993,47 @@ fn capacity_only(a: &RunArgs) -> Result<()> {
     GuardProc::start(a)?.stop()?;
     let g = s.capacity(&injector, real_shim)?;
     g.stop()?;
+    let status = Command::new(&a.guard).arg("unload").arg("--pin-root").arg(&a.pin_root).status()?;
+    s.check(status.success() && !a.pin_root.exists(), "guard unload removed the pin root".into());
+    ensure!(s.failures.is_empty(), "{} of {} checks failed", s.failures.len(), s.failures.len() + s.passes);
+    println!("suite: success ({} checks)", s.passes);
+    Ok(())
+}
+
+fn x32_only(a: &RunArgs) -> Result<()> {
+    let _ = std::fs::remove_dir_all(&a.pin_root);
+    let _ = std::fs::remove_dir_all(&a.workdir);
+    std::fs::create_dir_all(&a.workdir)?;
+    let (src, real_shim) = match &a.injector {
+        Some(p) => (p.clone(), true),
+        None => (std::env::current_exe()?, false),
+    };
+    let injector = a.workdir.join("injector");
+    let launcher = a.workdir.join("launcher");
+    std::fs::copy(&src, &injector)?;
+    std::fs::copy(&src, &launcher)?;
+    println!("suite: x32 only, mode {} (expect {})", a.mode, a.expect);
+    let mut s = Suite { a, secret: random_secret()?, failures: vec![], passes: 0 };
+    let on = s.x32_kernel()?;
+    ensure!(on, "x32 is off on this kernel: nothing to attack with");
+    let mut g = GuardProc::start(a)?;
+    let prot = start_app(&injector, real_shim, &s.secret)?;
+    let ctrl = start_app(&launcher, real_shim, &s.secret)?;
+    let registered = g.wait_for(s.patience(), |v| v["event"] == "protect" && v["target"]["tgid"] == prot.pid);
+    s.check(registered.is_some(), format!("exec of injector registered pid {} (protect line)", prot.pid));
+    println!("suite: x32 attacks, guard --mode {}", a.mode);
+    s.x32_attacks(&g, prot.pid, ctrl.pid)?;
+    if g.compat_refused {
+        // Tracepoint mode refused them at entry (above); --allow-32bit judges them in full, as
+        // native calls (the restarted guard takes over the pinned map: the app stays protected).
+        g.stop()?;
+        g = GuardProc::start(&RunArgs { guard_args: vec!["--allow-32bit".to_owned()], ..a.clone() })?;
+        s.check(!g.compat_refused, "guard --allow-32bit does not refuse 32-bit syscalls (start line)".into());
+        println!("suite: x32 attacks, guard --mode {} --allow-32bit", a.mode);
+        s.x32_attacks(&g, prot.pid, ctrl.pid)?;
+    }
+    g.stop()?;
+    drop((prot, ctrl));
     let status = Command::new(&a.guard).arg("unload").arg("--pin-root").arg(&a.pin_root).status()?;
     s.check(status.success() && !a.pin_root.exists(), "guard unload removed the pin root".into());
     ensure!(s.failures.is_empty(), "{} of {} checks failed", s.failures.len(), s.failures.len() + s.passes);

@@ -85,6 +85,29 @@ pub fn openat(dirfd: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, SyscallError
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `openat2(AT_FDCWD, path, {O_RDONLY|O_CLOEXEC})`: the opening path with its own system call
+/// (and its own tracepoint, `sys_exit_openat2`).
+pub fn openat2(path: &str) -> Result<OwnedFd, SyscallError> {
+    let c = CString::new(path).map_err(|e| SyscallError { call: "openat2", io_error: io::Error::other(e) })?;
+    // Safety: a zeroed open_how is valid (all-integer struct); flags set below.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    // Safety: `c` is NUL-terminated and `how` a valid open_how, both alive for the call; the size
+    // passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            size_of::<libc::open_how>(),
+        )
+    };
+    let fd = check("openat2", r)? as RawFd;
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Enters a new mount namespace (so a second procfs mount stays private) and mounts procfs at
 /// `dir`.
 pub fn mount_private_procfs(dir: &Path) -> Result<(), SyscallError> {

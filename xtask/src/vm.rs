@@ -1,10 +1,11 @@
-//! A throwaway qemu VM for kernel-level tests (aya's `xtask integration-test vm` model): Debian's
-//! cloud kernel, an initramfs written here (newc cpio, no external tool) holding a static
+//! A throwaway qemu VM for kernel-level tests (aya's `xtask integration-test vm` model): a Debian
+//! kernel, an initramfs written here (newc cpio, no external tool) holding a static
 //! busybox, the test binaries and a `/init` script, and one `init: success|failure` line on the
 //! serial console that decides the outcome.
 
 use crate::{cmd, tools};
 use anyhow::{Context, Result};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,15 +15,23 @@ use std::time::{Duration, Instant};
 /// Debian packages the VM needs on the host. The kernel itself is downloaded, not installed.
 pub const APT: &[&str] = &["qemu-system-x86", "busybox-static"];
 
-/// The Debian 12 cloud kernel: resolves the `linux-image-cloud-amd64` metapackage to its
-/// versioned image, downloads that .deb into `dir` and extracts `vmlinuz`. Returns its path.
-pub fn cloud_kernel(dir: &Path) -> Result<PathBuf> {
-    let deps = cmd::stdout(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]))?;
+/// The Debian 12 generic kernel (`linux-image-amd64`): the one Debian kernel with x32 built
+/// (`CONFIG_X86_X32_ABI=y`, off unless booted with `syscall.x32=y`), and otherwise the cloud
+/// kernel's BPF, BTF, LSM and ftrace configuration. Its drivers are modules, which the VM loads
+/// none of: the serial console, devtmpfs, tmpfs, bpffs, tracefs and cgroup2 are built in.
+pub const GENERIC_KERNEL: &str = "linux-image-amd64";
+
+/// Resolves the Debian metapackage `meta` to its versioned image (pinned by name, e.g.
+/// `linux-image-6.1.0-57-amd64`; apt checks the download against the signed archive), downloads
+/// that .deb into `dir` and extracts only `vmlinuz` from it, cached by that name: later runs
+/// download nothing until Debian moves the metapackage on. Returns its path.
+pub fn debian_kernel(dir: &Path, meta: &str) -> Result<PathBuf> {
+    let deps = cmd::stdout(Command::new("apt-cache").args(["depends", meta]))?;
     let image = deps
         .lines()
         .find_map(|l| l.trim().strip_prefix("Depends: "))
         .filter(|p| p.starts_with("linux-image-"))
-        .context("apt-cache depends linux-image-cloud-amd64 names no linux-image package")?
+        .with_context(|| format!("apt-cache depends {meta} names no linux-image package"))?
         .to_owned();
     let version = image.trim_start_matches("linux-image-");
     let vmlinuz = dir.join(format!("vmlinuz-{version}"));
@@ -36,11 +45,19 @@ pub fn cloud_kernel(dir: &Path) -> Result<PathBuf> {
         .map(|e| e.path())
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{image}_"))))
         .with_context(|| format!("apt-get download {image} left no .deb in {}", dir.display()))?;
+    // Only boot/vmlinuz-*: the generic image's modules unpack to hundreds of MB the VM never loads.
     let x = dir.join("extract");
-    cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
-    std::fs::copy(x.join(format!("boot/vmlinuz-{version}")), &vmlinuz)
-        .with_context(|| format!("no boot/vmlinuz-{version} in {}", deb.display()))?;
+    std::fs::create_dir_all(&x)?;
+    let member = format!("./boot/vmlinuz-{version}");
+    cmd::run(Command::new("sh").arg("-c").arg(r#"dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" "$3""#).args([
+        OsStr::new("sh"),
+        deb.as_os_str(),
+        x.as_os_str(),
+        OsStr::new(&member),
+    ]))?;
+    std::fs::rename(x.join(&member), &vmlinuz).with_context(|| format!("no {member} in {}", deb.display()))?;
     std::fs::remove_dir_all(&x)?;
+    std::fs::remove_file(&deb)?;
     Ok(vmlinuz)
 }
 
@@ -139,6 +156,7 @@ pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: 
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());
     eprintln!("xtask: $ {}", cmd::describe(&qemu));
+    let started = Instant::now();
     let mut child = qemu.spawn().context("starting qemu-system-x86_64")?;
     let stdout = child.stdout.take().context("qemu stdout")?;
     let (tx, rx) = mpsc::channel();
@@ -192,6 +210,7 @@ pub fn boot(kernel: &Path, initrd: &Path, append: &str, timeout: Duration, tag: 
         let _ = child.kill();
         let _ = child.wait();
     }
+    eprintln!("xtask: {tag}: {} s from boot to verdict", started.elapsed().as_secs());
     verdict.map(|()| console)
 }
 
