@@ -946,6 +946,110 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
             others.join(", ")
         ),
     );
+    guard_without_the_api(cluster, app, password, &container_id, t)
+}
+
+/// The guard that cannot read Pods (its ClusterRoleBinding deleted, the Pod restarted: every
+/// list is refused with 403) starts, warns once, and still kills the reader; its line carries
+/// the cgroup-derived Pod UID and container id, and null names. The binding is restored after.
+fn guard_without_the_api(
+    cluster: &Cluster,
+    app: &AppPod,
+    password: &str,
+    container_id: &str,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    let guard = "app.kubernetes.io/component=guard";
+    let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", guard])?;
+    let mut saved = Vec::new();
+    for b in bindings["items"].as_array().into_iter().flatten() {
+        let mut b = b.clone();
+        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+            b["metadata"].as_object_mut().context("metadata")?.remove(field);
+        }
+        kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
+        saved.push(b);
+    }
+    ensure!(saved.len() == 1, "the guard has {} ClusterRoleBindings, want its one (guard.podNames)", saved.len());
+    let result = guard_without_the_api_checks(cluster, app, password, container_id, t);
+    for b in &saved {
+        apply(cluster, b)?;
+    }
+    result?;
+    // It keeps retrying (kube's backoff, at most 30 s apart): once it may read Pods again it
+    // lists them and says so.
+    let mut last = String::new();
+    cluster::wait_for("the guard's Pod watch after its ClusterRoleBinding is back", Duration::from_secs(90), || {
+        let log = cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", guard, "--tail=-1"]))?;
+        last = log
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("guard:") && l.contains("the Pods of node"))
+            .unwrap_or("")
+            .to_owned();
+        Ok(last.starts_with("guard: watching the Pods of node"))
+    })
+    .with_context(|| format!("the guard's last line about its Pod watch: {last}"))?;
+    t.say(&format!("the binding restored: {last}"));
+    Ok(())
+}
+
+fn guard_without_the_api_checks(
+    cluster: &Cluster,
+    app: &AppPod,
+    password: &str,
+    container_id: &str,
+    t: &mut dyn Teller,
+) -> Result<()> {
+    let guard = "app.kubernetes.io/component=guard";
+    kubectl_ok(cluster, &["-n", GUARD_NS, "delete", "pod", "-l", guard, "--wait=true", "--timeout=60s"])?;
+    kubectl_ok(cluster, &["-n", GUARD_NS, "rollout", "status", "daemonset/hush-guard", "--timeout=120s"])?;
+    let logs = || cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", guard, "--tail=-1"]));
+    let mut log = String::new();
+    cluster::wait_for("the restarted guard's warning about its Pod watch", Duration::from_secs(60), || {
+        log = logs().unwrap_or_default();
+        Ok(log.lines().any(|l| l.starts_with("guard: warning: watching the Pods of node")))
+    })?;
+    let out = cluster
+        .kubectl()
+        .args(["-n", APP_NS, "exec", &app.name, "-c", "app", "--", "cat", "/proc/1/environ"])
+        .output()?;
+    ensure!(!String::from_utf8_lossy(&out.stdout).contains(password), "kubectl exec read the app's secret");
+    ensure!(!out.status.success(), "kubectl exec's cat succeeded while the guard could not read Pods");
+    let mut found = None;
+    cluster::wait_for("the restarted guard's audit line", Duration::from_secs(30), || {
+        log = logs()?;
+        found = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["event"] == "attempt" && v["reader"]["comm"] == "cat");
+        Ok(found.is_some())
+    })?;
+    let line = found.expect("found by the wait");
+    ensure!(
+        ["killed", "denied"].contains(&line["action"].as_str().unwrap_or("")),
+        "without the API the guard's action was {} (want killed or denied)",
+        line["action"]
+    );
+    for side in ["reader", "target"] {
+        ensure!(
+            line[side]["pod_uid"] == app.uid.as_str() && line[side]["container_id"] == container_id,
+            "without the API the line's {side} lost its cgroup-derived ids: {}",
+            line[side]
+        );
+        for field in ["namespace", "pod", "container"] {
+            ensure!(line[side][field].is_null(), "without the API the line's {side}.{field} is {}", line[side][field]);
+        }
+    }
+    let warnings: Vec<&str> =
+        log.lines().filter(|l| l.starts_with("guard: warning: watching the Pods of node")).collect();
+    ensure!(warnings.len() == 1, "the guard warned {} times about its Pod watch, want once", warnings.len());
+    t.say(&format!(
+        "the guard restarted without its ClusterRoleBinding: {}; `kubectl exec ... cat /proc/1/environ`: {}; its \
+         line: pod_uid and container_id from the cgroup, namespace/pod/container null",
+        warnings[0].chars().take(160).collect::<String>(),
+        short_status(&out.status)
+    ));
     Ok(())
 }
 
