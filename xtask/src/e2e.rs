@@ -960,22 +960,10 @@ fn guard_without_the_api(
     t: &mut dyn Teller,
 ) -> Result<()> {
     let guard = "app.kubernetes.io/component=guard";
-    let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", guard])?;
-    let mut saved = Vec::new();
-    for b in bindings["items"].as_array().into_iter().flatten() {
-        let mut b = b.clone();
-        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
-            b["metadata"].as_object_mut().context("metadata")?.remove(field);
-        }
-        kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
-        saved.push(b);
-    }
-    ensure!(saved.len() == 1, "the guard has {} ClusterRoleBindings, want its one (guard.podNames)", saved.len());
-    let result = guard_without_the_api_checks(cluster, app, password, container_id, t);
-    for b in &saved {
-        apply(cluster, b)?;
-    }
-    result?;
+    with_bindings_removed(cluster, "guard", |removed| {
+        ensure!(removed == 1, "the guard has {removed} ClusterRoleBindings, want its one (guard.podNames)");
+        guard_without_the_api_checks(cluster, app, password, container_id, t)
+    })?;
     // It keeps retrying (kube's backoff, at most 30 s apart): once it may read Pods again it
     // lists them and says so.
     let mut last = String::new();
@@ -1389,7 +1377,18 @@ impl Drop for PrivateRegistry {
 /// up to 30 s until `refused` holds (the API server's 403 has reached the webhook), and puts the
 /// bindings back whatever happened.
 fn without_webhook_bindings(cluster: &Cluster, refused: impl FnMut() -> Result<bool>) -> Result<()> {
-    let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", "app.kubernetes.io/component=webhook"])?;
+    with_bindings_removed(cluster, "webhook", |removed| {
+        ensure!(removed > 0, "no ClusterRoleBinding lets the webhook read Secrets");
+        cluster::wait_for("a 403 from the API server", Duration::from_secs(30), refused)
+    })
+}
+
+/// Deletes every ClusterRoleBinding of the chart's `component` (its
+/// `app.kubernetes.io/component` label), runs `body` with how many there were, and applies
+/// them again whatever `body` returned.
+fn with_bindings_removed<T>(cluster: &Cluster, component: &str, body: impl FnOnce(usize) -> Result<T>) -> Result<T> {
+    let selector = format!("app.kubernetes.io/component={component}");
+    let bindings = kubectl_json(cluster, &["get", "clusterrolebindings", "-l", &selector])?;
     let mut saved = Vec::new();
     for b in bindings["items"].as_array().into_iter().flatten() {
         let mut b = b.clone();
@@ -1399,8 +1398,7 @@ fn without_webhook_bindings(cluster: &Cluster, refused: impl FnMut() -> Result<b
         kubectl_ok(cluster, &["delete", "clusterrolebinding", b["metadata"]["name"].as_str().context("name")?])?;
         saved.push(b);
     }
-    ensure!(!saved.is_empty(), "no ClusterRoleBinding lets the webhook read Secrets");
-    let result = cluster::wait_for("a 403 from the API server", Duration::from_secs(30), refused);
+    let result = body(saved.len());
     for b in &saved {
         apply(cluster, b)?;
     }
