@@ -565,3 +565,129 @@ impl Suite<'_> {
         );
     }
 }
+
+/// What an attack that reads from a forked child prints on stderr before the child's pid (in
+/// the root namespace): the reader the audit line must name.
+pub(super) const READER_PREFIX: &str = "hush-suite-reader: ";
+
+/// `unshare -p -f`: the command after `--` runs as pid 1 of a new pid namespace; exits as it did.
+pub(super) fn pidns_exec(cmd: Vec<String>) -> Result<()> {
+    sys::unshare_pid()?;
+    let st = Command::new(&cmd[0]).args(&cmd[1..]).status()?;
+    sys::exit_now(st.code().unwrap_or(1));
+}
+
+/// `attack pidns-inner PID`: enter PID's pid namespace (setns), and from a child forked there
+/// read environ by PID's inner pid through that namespace's own procfs (the second-procfs
+/// attack run inside). The child's root-namespace pid goes to stderr (READER_PREFIX); this
+/// process ends as the child did (SIGKILL included).
+pub(super) fn pidns_inner(pid: i32) -> Result<()> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:")).context("no NSpid in status")?;
+    let levels: Vec<&str> = nspid.split_whitespace().collect();
+    ensure!(levels.len() >= 2, "pid {pid} is not in a nested pid namespace (NSpid: {nspid})");
+    let inner = levels[levels.len() - 1];
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/pid"))?;
+    sys::setns_pid(ns.as_fd())?;
+    let me = std::env::current_exe()?;
+    let mut child = Command::new(me).args(["attack", "procfs-mount", inner]).spawn()?;
+    eprintln!("{READER_PREFIX}{}", child.id());
+    let st = child.wait()?;
+    if st.signal() == Some(libc::SIGKILL) {
+        sys::kill(std::process::id() as i32, libc::SIGKILL)?;
+    }
+    sys::exit_now(st.code().unwrap_or(1));
+}
+
+/// `bin` (injector or launcher) started as pid 1 of a new pid namespace: the sh it execs and
+/// that sh's `sleep`, by their root-namespace pids.
+fn start_app_in_pidns(bin: &Path, real_shim: bool, secret: &str) -> Result<App> {
+    let script = "sleep 1000 & wait";
+    let me = std::env::current_exe()?;
+    let mut c = Command::new(me);
+    c.args(["pidns-exec", "--"]).arg(bin);
+    if !real_shim {
+        c.arg("exec-env");
+    }
+    let child = c
+        .args(["--", "/bin/sh", "-c", script])
+        .env("HUSH_SUITE_SECRET", secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} in a new pid namespace", bin.display()))?;
+    let outer = child.id() as i32;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(&pid) = children_of(outer).first()
+            && std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() == "sh"
+            && let Some(&kid) = children_of(pid).first()
+            && std::fs::read_to_string(format!("/proc/{kid}/comm")).unwrap_or_default().trim() == "sleep"
+        {
+            return Ok(App { child, pid, kid });
+        }
+        ensure!(Instant::now() < until, "{} did not come up as sh + sleep in a pid namespace", bin.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Suite<'_> {
+    /// open_by_handle_at: procfs exports no file handles, so name_to_handle_at of
+    /// `/proc/P/environ` fails with EOPNOTSUPP on the protected app and the control alike: the
+    /// kernel closes the path. A kernel that exports them fails this check (then the attack reads
+    /// through open_by_handle_at and must be judged as an open).
+    pub(super) fn open_by_handle_closed(&mut self, prot: i32, ctrl: i32) -> Result<()> {
+        let me = std::env::current_exe()?;
+        for (pid, label) in [(prot, "protected app"), (ctrl, "control app")] {
+            let o = Command::new(&me).args(["attack", "open-by-handle", &pid.to_string()]).output()?;
+            let err = String::from_utf8_lossy(&o.stderr);
+            self.check(
+                !o.status.success()
+                    && o.status.signal().is_none()
+                    && err.contains("name_to_handle_at")
+                    && err.contains("os error 95")
+                    && !contains(&o.stdout, &self.secret),
+                format!(
+                    "open_by_handle_at on {label} {pid}: procfs exports no file handles, name_to_handle_at \
+                     fails with EOPNOTSUPP ({}: {})",
+                    o.status,
+                    err.trim()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A protected app (and its control twin) started as pid 1 of a nested pid namespace:
+    /// registered by its root-namespace pid; read from the root namespace by that pid, and from
+    /// inside its own namespace by its inner pid: refused/killed with one line, control read.
+    pub(super) fn nested_pidns(
+        &mut self,
+        g: &GuardProc,
+        injector: &Path,
+        launcher: &Path,
+        real_shim: bool,
+    ) -> Result<()> {
+        let prot = start_app_in_pidns(injector, real_shim, &self.secret)?;
+        let ctrl = start_app_in_pidns(launcher, real_shim, &self.secret)?;
+        for (app, label) in [(&prot, "protected"), (&ctrl, "control")] {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid)).unwrap_or_default();
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap_or_default().trim().to_owned();
+            let levels: Vec<&str> = nspid.split_whitespace().collect();
+            self.check(
+                levels.len() == 2 && levels[1] == "1",
+                format!("the {label} app {} runs as pid 1 of a nested pid namespace (NSpid: {nspid})", app.pid),
+            );
+        }
+        let registered = g.wait_for(self.patience(), |v| v["event"] == "protect" && v["target"]["tgid"] == prot.pid);
+        self.check(
+            registered.is_some(),
+            format!("exec of injector in a nested pid namespace registered pid {}", prot.pid),
+        );
+        self.blocked(g, &ATTACKS[0], prot.pid, "protected app in a nested pid namespace, root-ns pid")?;
+        self.allowed(g, &ATTACKS[0], ctrl.pid, "control app in a nested pid namespace, root-ns pid")?;
+        self.blocked(g, &PIDNS_INNER, prot.pid, "protected app in a nested pid namespace")?;
+        self.allowed(g, &PIDNS_INNER, ctrl.pid, "control app in a nested pid namespace")?;
+        Ok(())
+    }
+}

@@ -82,6 +82,11 @@ enum Cmd {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Run the command after `--` as pid 1 of a new pid namespace (`unshare -p -f`) and wait.
+    PidnsExec {
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Exec the command after `--` (a stand-in shim).
     ExecEnv {
         #[arg(last = true, required = true)]
@@ -189,6 +194,13 @@ enum SelfAttack {
     OpenatDirfd,
     /// openat2(AT_FDCWD, "/proc/PID/environ")
     Openat2,
+    /// creat("/proc/PID/environ") (O_CREAT|O_WRONLY|O_TRUNC), then a read of the fd
+    Creat,
+    /// name_to_handle_at + open_by_handle_at of /proc/PID/environ
+    OpenByHandle,
+    /// From inside PID's pid namespace (setns, then a forked child): environ through that
+    /// namespace's procfs, by PID's inner pid
+    PidnsInner,
     /// environ through a second procfs mounted in a private mount namespace
     ProcfsMount,
     /// pread of /proc/PID/mem at the environment
@@ -232,6 +244,7 @@ fn main() {
         Cmd::ForkRace { secs, ptrace } => classes::fork_race(secs, ptrace),
         Cmd::TracedExec { cmd } => classes::traced_exec(cmd),
         Cmd::PerfExec { cmd } => classes::perf_exec(cmd),
+        Cmd::PidnsExec { cmd } => classes::pidns_exec(cmd),
         Cmd::ExecEnv { cmd } => Err(anyhow!(Command::new(&cmd[0]).args(&cmd[1..]).exec())),
     };
     if let Err(e) = r {
@@ -261,6 +274,19 @@ fn attack(kind: SelfAttack, pid: i32) -> Result<()> {
             read_all(std::fs::File::from(fd))?
         }
         SelfAttack::Openat2 => read_all(std::fs::File::from(sys::openat2(&format!("/proc/{pid}/environ"))?))?,
+        SelfAttack::Creat => {
+            // Write-only: the read fails (EBADF) even where the open succeeds; what counts is
+            // that the open is judged.
+            let mut f = std::fs::File::from(sys::creat(&format!("/proc/{pid}/environ"))?);
+            let mut v = Vec::new();
+            let _ = f.read_to_end(&mut v);
+            v
+        }
+        SelfAttack::OpenByHandle => {
+            let proc = std::fs::File::open("/proc")?;
+            read_all(std::fs::File::from(sys::open_by_handle(&format!("/proc/{pid}/environ"), proc.as_fd())?))?
+        }
+        SelfAttack::PidnsInner => return classes::pidns_inner(pid),
         SelfAttack::ProcfsMount => {
             let dir = std::env::temp_dir().join(format!("hush-procfs-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
@@ -773,7 +799,13 @@ const ATTACKS: &[Attack] = &[
     },
     // Last, so the indices above (ATTACKS[0], [8], [9], [10]) stay.
     Attack::new("openat2", &["{self}", "attack", "openat2", "{pid}"], "open environ"),
+    // creat opens write-only: the control's open succeeds but reads nothing.
+    Attack { control_reads: false, ..Attack::new("creat", &["{self}", "attack", "creat", "{pid}"], "open environ") },
 ];
+
+/// The attack from inside a nested pid namespace (`classes::pidns_inner`).
+const PIDNS_INNER: Attack =
+    Attack::new("environ from inside its pid namespace", &["{self}", "attack", "pidns-inner", "{pid}"], "open environ");
 
 fn have(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
@@ -793,12 +825,16 @@ fn spawn_attack(argv: &[&str], pid: i32) -> Result<Outcome> {
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {argv:?}"))?;
     let cpid = child.id();
     let out = child.wait_with_output()?;
-    Ok(Outcome { status: out.status, stdout: out.stdout, pid: cpid })
+    // An attack that reads from a forked child (pidns-inner) names it: the audit line's reader.
+    let reader = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix(classes::READER_PREFIX)?.trim().parse::<u32>().ok());
+    Ok(Outcome { status: out.status, stdout: out.stdout, pid: reader.unwrap_or(cpid) })
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
@@ -1132,6 +1168,8 @@ fn run_suite(a: &RunArgs) -> Result<()> {
     if x32 {
         s.x32_attacks(&g, prot.pid, ctrl.pid)?;
     }
+    s.open_by_handle_closed(prot.pid, ctrl.pid)?;
+    s.nested_pidns(&g, &injector, &launcher, real_shim)?;
     s.traced_exec(&g, &injector, &launcher, real_shim)?;
     for ptrace in [false, true] {
         s.fork_window(&g, &injector, &launcher, real_shim, ptrace)?;

@@ -598,3 +598,55 @@ pub fn drop_perf_capabilities() -> Result<(), SyscallError> {
     // Safety: as above; capset only reads them.
     check("capset", unsafe { libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) }).map(drop)
 }
+
+/// `creat(path, 0600)`: `open(path, O_CREAT|O_WRONLY|O_TRUNC)` through its own system call (and
+/// its own tracepoint, `sys_exit_creat`). On `/proc/P/environ` root's creat opens the file
+/// write-only (procfs ignores the truncation): an open the guard judges, never a read.
+pub fn creat(path: &str) -> Result<OwnedFd, SyscallError> {
+    let c = CString::new(path).map_err(|e| SyscallError { call: "creat", io_error: io::Error::other(e) })?;
+    // Safety: `c` is a NUL-terminated string alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_creat, c.as_ptr(), 0o600 as libc::c_uint) };
+    let fd = check("creat", r)? as RawFd;
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `name_to_handle_at(AT_FDCWD, path)`, then `open_by_handle_at(mount_fd, handle, O_RDONLY)`:
+/// the opening path by file handle. procfs exports no file handles, so the first call fails
+/// with EOPNOTSUPP and the kernel closes the path.
+pub fn open_by_handle(path: &str, mount_fd: BorrowedFd) -> Result<OwnedFd, SyscallError> {
+    let c =
+        CString::new(path).map_err(|e| SyscallError { call: "name_to_handle_at", io_error: io::Error::other(e) })?;
+    // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[]; }, 128 bytes of
+    // handle (MAX_HANDLE_SZ), u32-aligned.
+    let mut h = [0u32; 2 + 32];
+    h[0] = 128;
+    let mut mount_id: libc::c_int = 0;
+    // Safety: `c` is NUL-terminated, `h` a file_handle with room for handle_bytes, `mount_id`
+    // an int, all alive for the call.
+    let r = unsafe {
+        libc::syscall(libc::SYS_name_to_handle_at, libc::AT_FDCWD, c.as_ptr(), h.as_mut_ptr(), &mut mount_id, 0)
+    };
+    check("name_to_handle_at", r)?;
+    // Safety: `h` holds the handle the kernel filled in; `mount_fd` is open.
+    let r = unsafe {
+        libc::syscall(libc::SYS_open_by_handle_at, mount_fd.as_raw_fd(), h.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
+    };
+    let fd = check("open_by_handle_at", r)? as RawFd;
+    // Safety: a new fd the kernel installed for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `unshare(CLONE_NEWPID)`: this process's next children start in a new pid namespace.
+pub fn unshare_pid() -> Result<(), SyscallError> {
+    // Safety: integer flag argument only.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWPID) };
+    check("unshare(CLONE_NEWPID)", r.into()).map(drop)
+}
+
+/// `setns(fd, CLONE_NEWPID)`: this process's next children start in the pid namespace of `fd`.
+pub fn setns_pid(fd: BorrowedFd) -> Result<(), SyscallError> {
+    // Safety: `fd` is an open namespace file; integer flag.
+    let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) };
+    check("setns(CLONE_NEWPID)", r.into()).map(drop)
+}
