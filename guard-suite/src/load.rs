@@ -477,6 +477,7 @@ impl Suite<'_> {
             if !churned.contains(&pid) {
                 continue;
             }
+            exec_finished(pid);
             self.check(
                 pinned.protected.get(&pid, 0).is_err(),
                 format!("an unprotected process got recycled churn pid {pid} and is not in the protected map"),
@@ -494,6 +495,24 @@ impl Suite<'_> {
 }
 
 /// The protected set's size as the programs count it (the pinned `hush_count`).
+/// Waits (up to 2 s) until `pid`'s exec has laid out its environment. `spawn` returns once the
+/// child's exec passed the point of no return, but the kernel sets the new `env_start`/`env_end`
+/// later (`create_elf_tables`); a read of `/proc/<pid>/environ` in between succeeds with 0 bytes
+/// (seen once in the TCG VM: "cat environ ... reads the secret (exit status: 0)" failed).
+/// `env_end` is field 51 of `/proc/<pid>/stat` (shown to root).
+fn exec_finished(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the `)` that closes comm start at field 3.
+        let env_end = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(51 - 3));
+        if env_end.is_some_and(|e| e != "0") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn protected_count(root: &Path) -> Result<i64> {
     let map = aya::maps::MapData::from_pin(root.join("hush_count"))
         .map_err(|e| anyhow!("opening the pinned hush_count map: {e}"))?;
