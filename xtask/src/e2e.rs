@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 const RELEASE: &str = "hush";
 const HUSH_NS: &str = "hush-system";
 const GUARD_NS: &str = "hush-guard";
+/// The label selector of the guard DaemonSet's Pods.
+const GUARD_PODS: &str = "app.kubernetes.io/component=guard";
 const APP_NS: &str = "shop";
 const EXAMPLE: &str = "examples/deployment.yaml";
 const VAULT_PORT: u16 = 8200;
@@ -820,14 +822,7 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
     let mut found = None;
     let mut guard_log = String::new();
     cluster::wait_for("the guard's audit line", Duration::from_secs(30), || {
-        let logs = cmd::stdout(cluster.kubectl().args([
-            "-n",
-            GUARD_NS,
-            "logs",
-            "-l",
-            "app.kubernetes.io/component=guard",
-            "--tail=-1",
-        ]))?;
+        let logs = cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", GUARD_PODS, "--tail=-1"]))?;
         found = logs
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -917,14 +912,7 @@ fn attack(cluster: &Cluster, app: &AppPod, password: &str, t: &mut dyn Teller) -
         ensure!(!out.status.success(), "the {kind} attack succeeded");
         others.push(format!("{kind}: {} bytes read", out.stdout.len()));
     }
-    let logs = cmd::stdout(cluster.kubectl().args([
-        "-n",
-        GUARD_NS,
-        "logs",
-        "-l",
-        "app.kubernetes.io/component=guard",
-        "--tail=-1",
-    ]))?;
+    let logs = cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", GUARD_PODS, "--tail=-1"]))?;
     let lines: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -959,7 +947,6 @@ fn guard_without_the_api(
     container_id: &str,
     t: &mut dyn Teller,
 ) -> Result<()> {
-    let guard = "app.kubernetes.io/component=guard";
     with_bindings_removed(cluster, "guard", |removed| {
         ensure!(removed == 1, "the guard has {removed} ClusterRoleBindings, want its one (guard.podNames)");
         guard_without_the_api_checks(cluster, app, password, container_id, t)
@@ -968,7 +955,7 @@ fn guard_without_the_api(
     // lists them and says so.
     let mut last = String::new();
     cluster::wait_for("the guard's Pod watch after its ClusterRoleBinding is back", Duration::from_secs(90), || {
-        let log = cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", guard, "--tail=-1"]))?;
+        let log = cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", GUARD_PODS, "--tail=-1"]))?;
         last = log
             .lines()
             .rev()
@@ -989,10 +976,9 @@ fn guard_without_the_api_checks(
     container_id: &str,
     t: &mut dyn Teller,
 ) -> Result<()> {
-    let guard = "app.kubernetes.io/component=guard";
-    kubectl_ok(cluster, &["-n", GUARD_NS, "delete", "pod", "-l", guard, "--wait=true", "--timeout=60s"])?;
+    kubectl_ok(cluster, &["-n", GUARD_NS, "delete", "pod", "-l", GUARD_PODS, "--wait=true", "--timeout=60s"])?;
     kubectl_ok(cluster, &["-n", GUARD_NS, "rollout", "status", "daemonset/hush-guard", "--timeout=120s"])?;
-    let logs = || cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", guard, "--tail=-1"]));
+    let logs = || cmd::stdout(cluster.kubectl().args(["-n", GUARD_NS, "logs", "-l", GUARD_PODS, "--tail=-1"]));
     let mut log = String::new();
     cluster::wait_for("the restarted guard's warning about its Pod watch", Duration::from_secs(60), || {
         log = logs().unwrap_or_default();
